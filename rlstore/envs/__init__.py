@@ -1,0 +1,41 @@
+"""Environments for rlstore, built from one spec-string format (see `rlstore.envs.spec`).
+
+Every env is a dm_env.Environment so data collection and evaluation need one code path,
+whether the task is a built-in bsuite-style one or a gymnasium env. Nothing here imports
+TensorFlow.
+"""
+from __future__ import annotations
+
+import dm_env
+import gymnasium as gym
+
+from rlstore.envs.catch import Catch
+from rlstore.envs.deep_sea import DeepSea
+from rlstore.envs.experts import Policy, make_expert, make_policy
+from rlstore.envs.gym_adapter import GymAdapter
+from rlstore.envs.spec import EnvSpec, EnvSpecError, parse_spec
+from rlstore.envs.tmaze import TMaze
+
+__all__ = [
+    "EnvSpec",
+    "EnvSpecError",
+    "Policy",
+    "make_environment",
+    "make_expert",
+    "make_policy",
+    "parse_spec",
+]
+
+_BUILTIN = {"catch": Catch, "deep_sea": DeepSea, "tmaze": TMaze}
+
+
+def make_environment(spec: str, seed: int | None = None) -> dm_env.Environment:
+    """Builds the env named by `spec`; the same spec and seed give the same trajectories."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "gym":
+        try:
+            env = gym.make(parsed.gym_id, max_episode_steps=parsed.params.get("max_steps"))
+        except gym.error.Error as error:
+            raise EnvSpecError(spec, f"gymnasium cannot make {parsed.gym_id!r}: {error}") from error
+        return GymAdapter(env, seed=seed)
+    return _BUILTIN[parsed.kind](seed=seed, **parsed.params)

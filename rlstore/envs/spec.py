@@ -1,0 +1,109 @@
+"""Parsing of environment spec strings, the single format behind every `--env` flag.
+
+One string names an environment and all of its parameters, so a dataset's provenance
+can be recorded (and the environment rebuilt) from that string alone. Valid forms:
+
+    catch                          Catch, 10 rows x 5 columns
+    catch:rows=R,columns=C         Catch with a custom board (either key may be omitted)
+    deep_sea:size=N                Deep Sea on an N x N grid
+    tmaze:length=N                 T-maze with a corridor of N cells
+    gym:<id>                       any registered gymnasium env, its default time limit
+    gym:<id>?max_steps=N           ... with the time limit set to N steps
+
+Parameters are explicit where they define the task's difficulty (deep_sea size, tmaze
+length) so two datasets can never silently disagree about it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping
+
+VALID_FORMS = (
+    "catch",
+    "catch:rows=R,columns=C",
+    "deep_sea:size=N",
+    "tmaze:length=N",
+    "gym:<id>",
+    "gym:<id>?max_steps=N",
+)
+
+# For each built-in task: parameter name -> default (None means the key is required).
+_BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
+    "catch": {"rows": 10, "columns": 5},
+    "deep_sea": {"size": None},
+    "tmaze": {"length": None},
+}
+
+
+class EnvSpecError(ValueError):
+    """A spec string that does not name a known environment, or an env that cannot be built."""
+
+    def __init__(self, spec: str, problem: str):
+        forms = "\n".join(f"  {form}" for form in VALID_FORMS)
+        super().__init__(f"bad environment spec {spec!r}: {problem}\nvalid forms:\n{forms}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    """A parsed spec: `kind` is a built-in task name or "gym"; `params` has defaults filled."""
+
+    kind: str
+    params: Mapping[str, int]
+    gym_id: str | None = None
+
+
+def parse_spec(spec: str) -> EnvSpec:
+    """Parses a spec string, raising EnvSpecError with the valid forms on any mistake."""
+    text = spec.strip()
+    kind, sep, rest = text.partition(":")
+    if kind == "gym":
+        return _parse_gym(spec, rest)
+    if kind not in _BUILTIN_PARAMS:
+        raise EnvSpecError(spec, f"unknown environment {kind!r}")
+    if sep and not rest:
+        raise EnvSpecError(spec, "empty parameter list after ':'")
+    given = _parse_params(spec, rest.split(",") if rest else [])
+    schema = _BUILTIN_PARAMS[kind]
+    unknown = sorted(set(given) - set(schema))
+    if unknown:
+        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for {kind}; expected {sorted(schema)}")
+    params = {}
+    for name, default in schema.items():
+        value = given.get(name, default)
+        if value is None:
+            raise EnvSpecError(spec, f"{kind} requires {name}=N")
+        params[name] = value
+    return EnvSpec(kind=kind, params=params)
+
+
+def _parse_gym(spec: str, rest: str) -> EnvSpec:
+    gym_id, sep, query = rest.partition("?")
+    if not gym_id:
+        raise EnvSpecError(spec, "missing gymnasium id after 'gym:'")
+    if sep and not query:
+        raise EnvSpecError(spec, "empty parameter list after '?'")
+    params = _parse_params(spec, query.split("&") if query else [])
+    unknown = sorted(set(params) - {"max_steps"})
+    if unknown:
+        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for gym; expected ['max_steps']")
+    return EnvSpec(kind="gym", params=params, gym_id=gym_id)
+
+
+def _parse_params(spec: str, items: list[str]) -> dict[str, int]:
+    """Parses `key=N` items; every parameter is a positive integer."""
+    params: dict[str, int] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise EnvSpecError(spec, f"expected key=value, got {item!r}")
+        if key in params:
+            raise EnvSpecError(spec, f"parameter {key!r} given twice")
+        try:
+            number = int(value)
+        except ValueError:
+            raise EnvSpecError(spec, f"{key} must be an integer, got {value!r}") from None
+        if number < 1:
+            raise EnvSpecError(spec, f"{key} must be >= 1, got {number}")
+        params[key] = number
+    return params

@@ -1,0 +1,202 @@
+"""The feature schema of a dataset, derived from its data.
+
+A schema names every step field and episode-metadata field with its dtype, per-step shape and
+on-disk encoding. It has three jobs:
+- check each incoming episode (dtype, shape, missing or extra fields, non-finite values);
+- encode an episode as the tf.train.Example TFDS expects for `{'steps': Dataset(...), ...}`,
+  without importing TensorFlow (Beam workers do this);
+- build the equivalent `tfds.features.FeaturesDict`, whose `features.json` lets stock TFDS read
+  the segment.
+"""
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from rlstore import tfrecord
+from rlstore.episode import Episode, check_alignment, episode_length
+from rlstore.errors import BadInputError, Location
+from rlstore.nest import flatten, unflatten
+
+_ENCODINGS = ("none", "png", "zlib")
+_FLOAT_STEP_FIELDS = ("reward", "discount")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One leaf field: numpy dtype name ('str' for text), shape of one step, encoding."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    encoding: str = "none"
+
+    @classmethod
+    def of(cls, value: np.ndarray, field: str, where: Location) -> "FieldSpec":
+        """The spec of one value (a single step's, or an episode-metadata value)."""
+        value = np.asarray(value)
+        kind = value.dtype.kind
+        if kind == "O":
+            raise BadInputError("object arrays are not supported: store numbers, booleans or text", where.at(field=field))
+        if kind in "US":
+            return cls("str", value.shape)
+        if kind not in "biuf":
+            raise BadInputError(f"unsupported dtype {value.dtype}", where.at(field=field))
+        is_image = value.dtype == np.uint8 and value.ndim == 3 and value.shape[-1] in (1, 3, 4) and min(value.shape[:2]) > 1
+        return cls(value.dtype.name, tuple(int(d) for d in value.shape), "png" if is_image else "none")
+
+    def describe(self) -> str:
+        shape = "x".join(map(str, self.shape)) or "scalar"
+        suffix = "" if self.encoding == "none" else f", {self.encoding}"
+        return f"{self.dtype}[{shape}{suffix}]"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Flat field specs for steps (`observation/pos`, `action`, ...) and episode metadata."""
+
+    steps: dict[str, FieldSpec]
+    episode: dict[str, FieldSpec]
+
+    @classmethod
+    def derive(cls, episode: Episode, where: Location = Location()) -> "Schema":
+        """Derives the schema from one episode (checked for RLDS alignment first)."""
+        check_alignment(episode, where)
+        steps = {key: FieldSpec.of(np.asarray(value)[0], key, where) for key, value in flatten(episode["steps"]).items()}
+        meta = {key: FieldSpec.of(value, key, where) for key, value in flatten(_metadata(episode)).items()}
+        for name in ("action", *_FLOAT_STEP_FIELDS):
+            for key, spec in steps.items():
+                if (key == name or key.startswith(name + "/")) and spec.dtype in ("str", "bool"):
+                    raise BadInputError(f"{name} must be numeric, got {spec.dtype}", where.at(field=key))
+        return cls(steps, meta)
+
+    # ---- serialisation of the schema itself -------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {"steps": {k: asdict(v) for k, v in self.steps.items()},
+                "episode": {k: asdict(v) for k, v in self.episode.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Schema":
+        def specs(part):
+            return {k: FieldSpec(v["dtype"], tuple(v["shape"]), v.get("encoding", "none")) for k, v in part.items()}
+
+        return cls(specs(data["steps"]), specs(data["episode"]))
+
+    def describe(self) -> dict[str, str]:
+        described = {f"steps/{k}": v.describe() for k, v in self.steps.items()}
+        described.update({k: v.describe() for k, v in self.episode.items()})
+        return described
+
+    def difference(self, other: "Schema") -> str | None:
+        """A sentence naming the first field where two schemas disagree, or None."""
+        for part, mine, theirs in (("steps/", self.steps, other.steps), ("", self.episode, other.episode)):
+            for key in sorted(set(mine) | set(theirs)):
+                a, b = mine.get(key), theirs.get(key)
+                if a != b:
+                    return (f"field '{part}{key}' is {b.describe() if b else 'absent'} here "
+                            f"but {a.describe() if a else 'absent'} in the dataset")
+        return None
+
+    # ---- per-episode checks ---------------------------------------------------------------
+
+    def check(self, episode: Episode, where: Location = Location()) -> int:
+        """Raises BadInputError unless `episode` matches this schema; returns its length."""
+        check_alignment(episode, where)
+        steps = flatten(episode["steps"])
+        length = episode_length(episode["steps"], where)
+        _check_fields(self.steps, steps, where, per_step=True)
+        _check_fields(self.episode, flatten(_metadata(episode)), where, per_step=False)
+        for key, spec in self.steps.items():
+            if spec.dtype.startswith("float"):
+                values = np.asarray(steps[key])
+                finite = np.isfinite(values).reshape(length, -1).all(axis=1)
+                if not finite.all():
+                    step = int(np.flatnonzero(~finite)[0])
+                    kind = "NaN" if np.isnan(values[step]).any() else "infinite"
+                    raise BadInputError(f"{kind} value", where.at(step=step, field=key))
+        return length
+
+    # ---- encoding ---------------------------------------------------------------------------
+
+    def encode(self, episode: Episode) -> bytes:
+        """The serialised tf.train.Example for a checked episode, as TFDS would write it."""
+        features = {}
+        for key, spec in self.steps.items():
+            features[f"steps/{key}"] = _encode(spec, np.asarray(flatten(episode["steps"])[key]), per_step=True)
+        meta = flatten(_metadata(episode))
+        for key, spec in self.episode.items():
+            features[key] = _encode(spec, np.asarray(meta[key]), per_step=False)
+        return tfrecord.example(features)
+
+    def tfds_features(self):
+        """The `tfds.features.FeaturesDict` matching `encode` (imports TFDS)."""
+        import tensorflow_datasets as tfds
+
+        steps = unflatten({k: _tfds_feature(v) for k, v in self.steps.items()})
+        meta = unflatten({k: _tfds_feature(v) for k, v in self.episode.items()})
+        return tfds.features.FeaturesDict({"steps": tfds.features.Dataset(_dicts(steps)), **_dicts(meta)})
+
+
+def _metadata(episode: Episode) -> dict[str, Any]:
+    return {k: v for k, v in episode.items() if k != "steps"}
+
+
+def _check_fields(specs: Mapping[str, FieldSpec], values: Mapping[str, Any], where: Location, per_step: bool) -> None:
+    prefix = "steps/" if per_step else ""
+    missing = sorted(set(specs) - set(values))
+    if missing:
+        raise BadInputError("field is missing", where.at(field=prefix + missing[0]))
+    extra = sorted(set(values) - set(specs))
+    if extra:
+        raise BadInputError("field is not in the dataset's schema", where.at(field=prefix + extra[0]))
+    for key, spec in specs.items():
+        value = np.asarray(values[key])
+        actual = FieldSpec.of(value[0] if per_step else value, prefix + key, where)
+        if (actual.dtype, actual.shape) != (spec.dtype, spec.shape):
+            raise BadInputError(f"expected {spec.describe()}, got {actual.describe()}", where.at(field=prefix + key))
+
+
+def _encode(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
+    if spec.encoding == "png":
+        images = value if per_step else value[None]
+        return tfrecord.bytes_feature(_png(image) for image in images)
+    if spec.encoding == "zlib":
+        items = value if per_step else value[None]
+        return tfrecord.bytes_feature(zlib.compress(np.ascontiguousarray(item).tobytes()) for item in items)
+    if spec.dtype == "str":
+        return tfrecord.bytes_feature(str(v).encode() if not isinstance(v, bytes) else v for v in value.reshape(-1).tolist())
+    if spec.dtype.startswith("float"):
+        return tfrecord.float_feature(value.reshape(-1))
+    return tfrecord.int64_feature(value.reshape(-1))
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    pixels = image[..., 0] if image.shape[-1] == 1 else image
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _tfds_feature(spec: FieldSpec):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    if spec.encoding == "png":
+        return tfds.features.Image(shape=spec.shape, dtype=np.uint8, encoding_format="png")
+    dtype = tf.string if spec.dtype == "str" else np.dtype(spec.dtype)
+    encoding = "zlib" if spec.encoding == "zlib" else None
+    if not spec.shape and encoding is None:
+        return tfds.features.Scalar(dtype=dtype)
+    return tfds.features.Tensor(shape=spec.shape, dtype=dtype, encoding=encoding or tfds.features.Encoding.NONE)
+
+
+def _dicts(tree: Mapping[str, Any]):
+    import tensorflow_datasets as tfds
+
+    return {k: tfds.features.FeaturesDict(_dicts(v)) if isinstance(v, dict) else v for k, v in tree.items()}

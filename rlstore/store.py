@@ -1,0 +1,283 @@
+"""The dataset store: immutable numbered versions made of TFDS segment directories.
+
+Layout under the root:
+
+    <dataset>/versions/<N>.json     manifest of version N, created once, never rewritten
+    <dataset>/segments/<id>/        a complete TFDS dataset directory (RLDS episodes)
+    <dataset>/staging/<token>/      one writer's work in progress; never read by readers
+
+Publishing moves finished segment directories into `segments/` with a rename and then claims
+version N+1 by hard-linking a fully written manifest to `versions/<N+1>.json`; the link fails
+if another writer claimed N+1 first, and the loser rebases onto the winner's version and tries
+N+2. So concurrent writers never share a number and never drop each other's segments.
+
+A writer holds an exclusive `flock` on its staging directory for as long as it lives. The lock
+dies with the process, even under `kill -9`, which is how the next writer (or `gc`) tells
+abandoned staging from work in progress. Locks and hard links need a local or POSIX file
+system; object-store roots are not supported yet.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from rlstore import __version__
+from rlstore.errors import StoreError
+from rlstore.manifest import MANIFEST_FORMAT, Manifest, utc_now, writer_identity
+from rlstore.names import DatasetRef, parse_ref, validate_name
+from rlstore.schema import Schema
+from rlstore.stats import EpisodeStats
+
+DEFAULT_ROOT = "~/.rlstore"
+ROOT_ENV = "RLSTORE_ROOT"
+_LOCK = ".owner.lock"
+_PENDING = "pending.json"
+
+
+def default_root() -> str:
+    """`$RLSTORE_ROOT`, else `~/.rlstore`."""
+    return os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Staging:
+    """A writer's private staging directory, locked for the writer's lifetime.
+
+    Use as a context manager: on exit everything left in it (segments not published because of
+    an error) is deleted, so a failed ingest leaves nothing behind.
+    """
+
+    def __init__(self, dataset_dir: Path):
+        self.path = dataset_dir / "staging" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        self.path.mkdir(parents=True)
+        self._lock = open(self.path / _LOCK, "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def new_segment_dir(self) -> Path:
+        """A fresh directory to build one segment in; its name becomes the segment id."""
+        segment = self.path / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+        segment.mkdir()
+        return segment
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._lock.close()
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Store:
+    """A directory of datasets. Everything the CLI does to a store goes through here."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(os.path.expanduser(str(root or default_root()))).resolve()
+
+    # ---- naming and lookup ------------------------------------------------------------------
+
+    def dataset_dir(self, name: str) -> Path:
+        path = (self.root / validate_name(name)).resolve()
+        if path.parent != self.root:
+            raise StoreError(f"dataset {name!r} would escape the store root {self.root}")
+        return path
+
+    def datasets(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "versions").is_dir() and self.versions(p.name))
+
+    def versions(self, name: str) -> list[int]:
+        directory = self.dataset_dir(name) / "versions"
+        if not directory.is_dir():
+            return []
+        return sorted(int(p.stem) for p in directory.glob("*.json") if p.stem.isdigit())
+
+    def resolve(self, ref: str | DatasetRef) -> DatasetRef:
+        """Turns `NAME` or `NAME@N` into a concrete, existing version."""
+        ref = parse_ref(ref) if isinstance(ref, str) else ref
+        versions = self.versions(ref.name)
+        if not versions:
+            known = ", ".join(self.datasets()) or "none"
+            raise StoreError(f"no dataset named {ref.name!r} in store {self.root} (datasets: {known})")
+        if ref.version is None:
+            return DatasetRef(ref.name, versions[-1])
+        if ref.version not in versions:
+            raise StoreError(f"{ref.name} has no version {ref.version} (versions: {versions[0]}..{versions[-1]})")
+        return ref
+
+    def manifest(self, ref: str | DatasetRef) -> Manifest:
+        ref = self.resolve(ref)
+        path = self.dataset_dir(ref.name) / "versions" / f"{ref.version}.json"
+        return Manifest(json.loads(path.read_text()))
+
+    def segment_dirs(self, ref: str | DatasetRef) -> list[Path]:
+        """Absolute paths of a version's TFDS segment directories."""
+        manifest = self.manifest(ref)
+        base = self.dataset_dir(manifest.name)
+        return [base / segment["path"] for segment in manifest.segments]
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def builder(self, ref: str | DatasetRef):
+        """A stock TFDS builder over every segment of the version."""
+        import rlstore.quiet  # noqa: F401  (before TF)
+        import tensorflow_datasets as tfds
+
+        return tfds.builder_from_directories([str(p) for p in self.segment_dirs(ref)])
+
+    def load(self, ref: str | DatasetRef, shuffle_files: bool = False):
+        """A tf.data.Dataset of RLDS episodes (`{'steps': Dataset, ...}`) of one version."""
+        return self.builder(ref).as_dataset(split="train", shuffle_files=shuffle_files)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def staging(self, name: str) -> Staging:
+        """A locked staging area for a new writer, after removing what dead writers left."""
+        self.collect_garbage(name)
+        return Staging(self.dataset_dir(name))
+
+    def publish(
+        self,
+        name: str,
+        staging: Staging,
+        segments: Sequence[Mapping[str, Any]],
+        schema: Schema,
+        lineage: Mapping[str, Any],
+    ) -> Manifest:
+        """Moves staged segments into the dataset and publishes them as a new version.
+
+        `segments` are records built by the segment writer, whose `path` is still inside
+        `staging`. Appending never copies existing data: the new version lists the parent's
+        segments plus these.
+        """
+        if not segments:
+            raise StoreError("nothing to publish: no segments were written")
+        dataset_dir = self.dataset_dir(name)
+        (dataset_dir / "segments").mkdir(parents=True, exist_ok=True)
+        (dataset_dir / "versions").mkdir(parents=True, exist_ok=True)
+        moved = []
+        (staging.path / _PENDING).write_text(json.dumps([Path(s["path"]).name for s in segments]))
+        for record in segments:
+            source = Path(record["path"])
+            target = dataset_dir / "segments" / source.name
+            os.rename(source, target)
+            moved.append({**record, "path": f"segments/{source.name}"})
+        while True:
+            versions = self.versions(name)
+            parent = self.manifest(DatasetRef(name, versions[-1])) if versions else None
+            if parent is not None and (problem := parent.schema.difference(schema)):
+                raise StoreError(f"cannot append to {name}: {problem}")
+            number = (parent.version if parent else 0) + 1
+            manifest = _manifest_document(name, number, parent, moved, schema, lineage)
+            if self._claim(dataset_dir, number, manifest, staging):
+                (staging.path / _PENDING).unlink()
+                return Manifest(manifest)
+
+    def _claim(self, dataset_dir: Path, number: int, manifest: Mapping[str, Any], staging: Staging) -> bool:
+        temporary = staging.path / f"version-{number}.json"
+        temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        with open(temporary, "rb") as stream:
+            os.fsync(stream.fileno())
+        try:
+            os.link(temporary, dataset_dir / "versions" / f"{number}.json")
+        except FileExistsError:
+            return False
+        finally:
+            temporary.unlink()
+        return True
+
+    # ---- housekeeping -----------------------------------------------------------------------
+
+    def collect_garbage(self, name: str | None = None) -> list[Path]:
+        """Removes staging left by dead writers and the unpublished segments they moved.
+
+        A staging directory whose lock can be taken belongs to no living process. Its
+        `pending.json` names segments that were moved into `segments/` but never made it into
+        a version; those are deleted unless some version references them.
+        """
+        names = [name] if name else [p.name for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
+        removed: list[Path] = []
+        for dataset in names:
+            dataset_dir = self.dataset_dir(dataset)
+            staging_root = dataset_dir / "staging"
+            if not staging_root.is_dir():
+                continue
+            for area in staging_root.iterdir():
+                if not _abandoned(area):
+                    continue
+                pending = area / _PENDING
+                if pending.exists():
+                    referenced = self._referenced_segments(dataset)
+                    for segment_id in json.loads(pending.read_text()):
+                        segment = dataset_dir / "segments" / segment_id
+                        if segment_id not in referenced and segment.exists():
+                            shutil.rmtree(segment)
+                            removed.append(segment)
+                shutil.rmtree(area, ignore_errors=True)
+                removed.append(area)
+        return removed
+
+    def _referenced_segments(self, name: str) -> set[str]:
+        referenced: set[str] = set()
+        for version in self.versions(name):
+            referenced.update(Path(s["path"]).name for s in self.manifest(DatasetRef(name, version)).segments)
+        return referenced
+
+
+def _abandoned(area: Path) -> bool:
+    lock_path = area / _LOCK
+    if not lock_path.exists():
+        return True
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+def _manifest_document(
+    name: str,
+    number: int,
+    parent: Manifest | None,
+    new_segments: Iterable[Mapping[str, Any]],
+    schema: Schema,
+    lineage: Mapping[str, Any],
+) -> dict[str, Any]:
+    added = [{**segment, "added_in": number} for segment in new_segments]
+    segments = (parent.segments if parent else []) + added
+    stats = EpisodeStats.empty()
+    for segment in segments:
+        stats = stats.merge(EpisodeStats.from_json(segment["stats"]))
+    return {
+        "format": MANIFEST_FORMAT,
+        "dataset": name,
+        "version": number,
+        "created": utc_now(),
+        "rlstore_version": __version__,
+        "writer": writer_identity(),
+        "lineage": {**lineage, "parent_version": parent.version if parent else None},
+        "schema": schema.to_json(),
+        "segments": segments,
+        "num_episodes": sum(s["num_episodes"] for s in segments),
+        "num_steps": sum(s["num_steps"] for s in segments),
+        "stats": stats.to_json(),
+    }

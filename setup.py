@@ -1,0 +1,39 @@
+"""rlstore: an offline RL data platform (store, Beam ingest, tf.data/Reverb serving, agents)."""
+from setuptools import find_packages, setup
+
+# Pinned to the stack verified on Python 3.11 / linux x86_64 (see constraints.txt for the
+# full freeze). TF is fixed by dm-reverb 0.14 (~=2.15.0); protobuf<5 and numpy<2 follow.
+INSTALL_REQUIRES = [
+    "tensorflow-cpu==2.15.1",
+    "dm-reverb==0.14.0",
+    "tensorflow-datasets==4.9.10",
+    "tensorflow-metadata==1.16.1",
+    "protobuf==4.25.9",
+    "rlds==0.1.8",
+    "dm-sonnet==2.0.2",
+    "apache-beam[dask]==2.77.0",
+    "dm-env==1.6",
+    "numpy==1.26.4",
+    "importlib_resources==7.1.0",
+    "gymnasium[classic-control]==1.4.0",
+    "h5py==3.16.0",
+    "pyarrow==25.0.1",
+    "tqdm==4.70.1",
+    "matplotlib==3.10.7",
+    "psutil==7.2.2",
+    "google-crc32c==1.9.0",
+]
+
+setup(
+    name="rlstore",
+    version="0.1.0",
+    description="Offline RL data platform: versioned RLDS store, Beam ingest, tf.data and Reverb serving.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["rlstore*", "pipelines*", "agents*", "datasets*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "envlogger": ["envlogger==1.2"],
+        "test": ["pytest==8.4.2", "pytest-xdist==3.8.0"],
+    },
+    entry_points={"console_scripts": ["rlstore=rlstore.cli:main"]},
+)
