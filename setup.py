@@ -35,5 +35,5 @@ setup(
         "envlogger": ["envlogger==1.2"],
         "test": ["pytest==8.4.2", "pytest-xdist==3.8.0"],
     },
-    entry_points={"console_scripts": ["rlstore=rlstore.cli:main"]},
+    entry_points={"console_scripts": ["rlstore=rlstore.cli:entry_point"]},
 )

@@ -39,19 +39,24 @@ def make_episode(
     steps: dict[str, Any] = {"observation": observation, "action": action, "reward": reward, "discount": discount}
     steps.update(step_metadata or {})
     length = episode_length(steps)
-    for name in _ZERO_FILLED:
-        steps[name] = _zero_last(steps[name])
+    steps = zero_fill_last_step(steps)
     steps["is_first"] = np.arange(length) == 0
     steps["is_last"] = np.arange(length) == length - 1
     steps["is_terminal"] = steps["is_last"] & bool(is_terminal)
     return {"steps": steps, **(episode_metadata or {})}
 
 
+def zero_fill_last_step(steps: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `steps` whose last action, reward and discount are 0: they follow no action."""
+    return {key: _zero_last(value) if key in _ZERO_FILLED else value for key, value in steps.items()}
+
+
 def _zero_last(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _zero_last(v) for k, v in value.items()}
     value = np.array(value, copy=True)
-    value[-1] = 0
+    if len(value):
+        value[-1] = 0
     return value
 
 

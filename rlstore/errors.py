@@ -14,6 +14,10 @@ from dataclasses import asdict, dataclass
 class RlstoreError(Exception):
     """Base class for errors whose message is meant for the user, not a traceback."""
 
+    def readable(self) -> str:
+        """The one line the CLI prints."""
+        return str(self)
+
 
 class StoreError(RlstoreError):
     """The store was asked for something it does not hold or cannot do."""
@@ -69,9 +73,6 @@ class BadInputError(RlstoreError):
     def readable(self) -> str:
         where = self.location.describe()
         return f"{where}: {self.reason}" if where else self.reason
-
-    def __str__(self) -> str:  # what the user sees
-        return self.readable()
 
     @classmethod
     def from_exception(cls, error: BaseException) -> "BadInputError | None":

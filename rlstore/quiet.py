@@ -15,8 +15,16 @@ warnings.filterwarnings("ignore", category=UserWarning, module="apache_beam")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+class _DropNoise(logging.Filter):
+    """Drops Beam's import-time warning about optional Google Cloud clients we never use."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def silence_loggers() -> None:
     """Turns down the Python loggers of our dependencies (safe to call repeatedly)."""
+    logging.getLogger().addFilter(_DropNoise())
     for name in ("absl", "apache_beam", "tensorflow", "tensorflow_datasets", "distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:

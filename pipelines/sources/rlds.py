@@ -1,0 +1,134 @@
+"""Existing RLDS datasets in TFDS's directory format, from TFDS, envlogger or another rlstore.
+
+The TFDS metadata is the authority on shard names (`filepathTemplate` covers files with or
+without the `-of-NNNNN` suffix) and on encodings (PNG images, zlib tensors), so shards are
+listed and decoded through TFDS's own feature connectors. Every split is read; each shard file
+is one work item. Steps are decoded as whole tensors per episode, not one by one.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
+from rlstore.episode import RLDS_STEP_FIELDS, Episode, zero_fill_last_step
+from rlstore.errors import BadInputError, Location
+
+_INFO = "dataset_info.json"
+
+
+class RldsFormat:
+    name = "rlds"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir() and bool(_dataset_dirs(path))
+
+    def work_items(self, paths: Sequence[Path]) -> list[WorkItem]:
+        items: list[WorkItem] = []
+        for path in paths:
+            if not path.is_dir():
+                raise BadInputError("an RLDS dataset is a directory, got a file", Location(file=str(path)))
+            files_in(path)
+            directories = _dataset_dirs(path)
+            if not directories:
+                raise BadInputError("not an RLDS dataset directory: no dataset_info.json found", Location(file=str(path)))
+            for directory in directories:
+                items.extend(_shards(directory))
+        return items
+
+    def read(self, item: WorkItem) -> Iterator[tuple[Location, Episode]]:
+        import tensorflow as tf
+
+        shard = item["path"]
+        features = _features(item["dataset_dir"])
+        records = tf.data.TFRecordDataset(shard).map(lambda record: _decode(features, record))
+        iterator = records.as_numpy_iterator()
+        index = 0
+        while True:
+            where = Location(file=shard, episode=index)
+            try:
+                episode = next(iterator)
+            except StopIteration:
+                return
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+                raise BadInputError(f"corrupt shard: {error.message.splitlines()[0]}", where) from None
+            yield where, _normalise(episode)
+            index += 1
+
+    def source_files(self, item: WorkItem) -> list[SourceFile]:
+        return [hash_file(item["path"])]
+
+
+def _dataset_dirs(path: Path, depth: int = 3) -> list[Path]:
+    """Directories at or below `path` holding TFDS metadata (e.g. `name/1.0.0/`)."""
+    if (path / _INFO).is_file():
+        return [path]
+    if depth == 0:
+        return []
+    found: list[Path] = []
+    for child in sorted(p for p in path.iterdir() if p.is_dir()):
+        found.extend(_dataset_dirs(child, depth - 1))
+    return found
+
+
+def _shards(directory: Path) -> list[WorkItem]:
+    import rlstore.quiet  # noqa: F401
+    import tensorflow_datasets as tfds
+
+    where = Location(file=str(directory))
+    try:
+        builder = tfds.builder_from_directory(str(directory))
+    except Exception as error:
+        raise BadInputError(f"unreadable TFDS metadata ({type(error).__name__}: {error})", where) from None
+    features = builder.info.features
+    steps = features["steps"] if "steps" in features else None
+    if not isinstance(steps, tfds.features.Dataset):
+        raise BadInputError("not an RLDS dataset: features have no 'steps' Dataset", where.at(field="steps"))
+    missing = [name for name in RLDS_STEP_FIELDS if name not in steps.feature]
+    if missing:
+        raise BadInputError("not an RLDS dataset: step field is missing", where.at(field=f"steps/{missing[0]}"))
+    if builder.info.file_format and builder.info.file_format.value != "tfrecord":
+        raise BadInputError(f"unsupported TFDS file format {builder.info.file_format.value}", where)
+    items = []
+    for split_name, split in sorted(builder.info.splits.items()):
+        for shard in split.filepaths:
+            if not Path(shard).is_file():
+                raise BadInputError(f"shard listed for split '{split_name}' is missing", Location(file=str(shard)))
+            items.append({"path": str(shard), "dataset_dir": str(directory), "split": split_name})
+    if not items:
+        raise BadInputError("the RLDS dataset has no shards", where)
+    return items
+
+
+@lru_cache(maxsize=8)
+def _features(dataset_dir: str):
+    import rlstore.quiet  # noqa: F401
+    import tensorflow_datasets as tfds
+
+    return tfds.builder_from_directory(dataset_dir).info.features
+
+
+def _decode(features, record):
+    import tensorflow as tf
+
+    episode = dict(features.deserialize_example(record))
+    episode["steps"] = tf.data.experimental.get_single_element(episode["steps"].batch(1 << 30))
+    return episode
+
+
+def _normalise(episode: dict[str, Any]) -> Episode:
+    """Zero-fills the last step as RLDS prescribes; TF strings (object arrays) become bytes arrays."""
+    episode = _bytes_arrays(episode)
+    return {**episode, "steps": zero_fill_last_step(episode["steps"])}
+
+
+def _bytes_arrays(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _bytes_arrays(v) for k, v in tree.items()}
+    if isinstance(tree, bytes) or (isinstance(tree, np.ndarray) and tree.dtype == object):
+        return np.asarray(np.asarray(tree).tolist(), dtype=np.bytes_)
+    return tree

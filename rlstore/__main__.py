@@ -1,0 +1,3 @@
+from rlstore.cli import entry_point
+
+entry_point()

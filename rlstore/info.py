@@ -1,0 +1,37 @@
+"""What a version holds, as one JSON-able dict (behind `rlstore info` and `rlstore list`)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rlstore.names import DatasetRef
+from rlstore.store import Store
+
+
+def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
+    manifest = store.manifest(ref)
+    lineage = dict(manifest.lineage)
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "versions": store.versions(manifest.name),
+        "created": manifest.data["created"],
+        "num_episodes": manifest.num_episodes,
+        "num_steps": manifest.num_steps,
+        "segments": [str(p) for p in store.segment_dirs(DatasetRef(manifest.name, manifest.version))],
+        "sources": lineage.get("sources", []),
+        "features": manifest.schema.describe(),
+        "stats": manifest.stats.summary(),
+        "lineage": lineage,
+        "writer": manifest.data["writer"],
+        "rlstore_version": manifest.data["rlstore_version"],
+    }
+
+
+def listing(store: Store) -> list[dict[str, Any]]:
+    """One row per dataset: its latest version and size."""
+    rows = []
+    for name in store.datasets():
+        manifest = store.manifest(name)
+        rows.append({"name": name, "latest": manifest.version, "episodes": manifest.num_episodes,
+                     "steps": manifest.num_steps, "created": manifest.data["created"]})
+    return rows

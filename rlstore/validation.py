@@ -1,0 +1,80 @@
+"""Checking a published version against its manifest: bytes, schema and RLDS rules.
+
+Every shard and metadata file is re-hashed against the sha256 recorded at publish time; the
+TFDS features of each segment must match the manifest's schema; and every episode is decoded
+and checked against the schema and RLDS's alignment rules.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlstore.errors import BadInputError, Location
+from rlstore.names import DatasetRef
+from rlstore.store import Store, sha256_file
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.reason}"
+
+
+def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -> list[Problem]:
+    """Every problem found in one version; an empty list means the version is intact."""
+    manifest = store.manifest(ref)
+    schema = manifest.schema
+    expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
+    problems: list[Problem] = []
+    for segment, directory in zip(manifest.segments, store.segment_dirs(ref)):
+        files = [*segment["shards"], *segment["metadata_files"]]
+        damaged = [problem for entry in files if (problem := _check_file(directory / entry["file"], entry))]
+        problems.extend(damaged)
+        if damaged:
+            continue
+        if _features_json(directory) != expected_features:
+            problems.append(Problem(str(directory / "features.json"), "features differ from the version's schema"))
+            continue
+        if check_episodes:
+            problems.extend(_check_episodes(directory, segment, schema))
+    return problems
+
+
+def _features_json(directory: Path) -> dict:
+    """The segment's features as TFDS itself reads them from features.json."""
+    import tensorflow_datasets as tfds
+
+    return json.loads(json.dumps(tfds.features.FeatureConnector.from_config(str(directory)).to_json()))
+
+
+def _check_file(path: Path, entry) -> Problem | None:
+    if not path.is_file():
+        return Problem(str(path), "file is missing")
+    if path.stat().st_size != entry["bytes"]:
+        return Problem(str(path), f"size is {path.stat().st_size} bytes, manifest says {entry['bytes']}")
+    if sha256_file(path) != entry["sha256"]:
+        return Problem(str(path), "sha256 differs from the manifest")
+    return None
+
+
+def _check_episodes(directory: Path, segment, schema) -> list[Problem]:
+    from rlstore.tfds_episodes import episodes_in_shard
+
+    problems = []
+    for shard in segment["shards"]:
+        path = str(directory / shard["file"])
+        count = 0
+        try:
+            for index, episode in enumerate(episodes_in_shard(str(directory), path)):
+                schema.check(episode, Location(file=path, episode=index))
+                count += 1
+        except BadInputError as error:
+            problems.append(Problem(path, error.readable()))
+            continue
+        if count != shard["num_episodes"]:
+            problems.append(Problem(path, f"holds {count} episodes, manifest says {shard['num_episodes']}"))
+    return problems
