@@ -65,12 +65,12 @@ def episode_length(steps: Mapping[str, Any], where: Location = Location()) -> in
     lengths = {key: np.shape(value)[0] if np.ndim(value) else None for key, value in flatten(steps).items()}
     scalar = [key for key, n in lengths.items() if n is None]
     if scalar:
-        raise BadInputError("a step field must have one row per step, got a scalar", where.at(field=scalar[0]))
+        raise BadInputError("a step field must have one row per step, got a scalar", where.at(field=f"steps/{scalar[0]}"))
     distinct = sorted(set(lengths.values()))
     if len(distinct) > 1:
         detail = ", ".join(f"{key}={n}" for key, n in sorted(lengths.items()))
         longest = max(lengths, key=lengths.get)
-        raise BadInputError(f"step arrays have unequal lengths ({detail})", where.at(field=longest))
+        raise BadInputError(f"step arrays have unequal lengths ({detail})", where.at(field=f"steps/{longest}"))
     if not distinct or distinct[0] == 0:
         raise BadInputError("episode has no steps", where)
     return distinct[0]
@@ -83,7 +83,7 @@ def check_alignment(episode: Episode, where: Location = Location()) -> None:
         raise BadInputError("episode has no 'steps'", where)
     for name in RLDS_STEP_FIELDS:
         if name not in steps:
-            raise BadInputError("required RLDS step field is missing", where.at(field=name))
+            raise BadInputError("required RLDS step field is missing", where.at(field=f"steps/{name}"))
     length = episode_length(steps, where)
     is_first = np.asarray(steps["is_first"], dtype=bool)
     is_last = np.asarray(steps["is_last"], dtype=bool)
@@ -94,26 +94,26 @@ def check_alignment(episode: Episode, where: Location = Location()) -> None:
         bad = np.flatnonzero(actual != expected)
         if bad.size:
             raise BadInputError(f"{name} must be True on exactly the {'first' if name == 'is_first' else 'last'} step",
-                                where.at(step=int(bad[0]), field=name))
+                                where.at(step=int(bad[0]), field=f"steps/{name}"))
     early_terminal = np.flatnonzero(is_terminal[:-1])
     if early_terminal.size:
-        raise BadInputError("is_terminal may only be True on the last step", where.at(step=int(early_terminal[0]), field="is_terminal"))
+        raise BadInputError("is_terminal may only be True on the last step", where.at(step=int(early_terminal[0]), field="steps/is_terminal"))
     discount = np.asarray(steps["discount"])
     if discount.dtype.kind not in "fiu":
-        raise BadInputError(f"discount must be numeric, got {discount.dtype}", where.at(field="discount"))
+        raise BadInputError(f"discount must be numeric, got {discount.dtype}", where.at(field="steps/discount"))
     transitions = discount[:-1]
     out_of_range = np.flatnonzero((transitions < 0) | (transitions > 1))
     if out_of_range.size:
-        raise BadInputError("discount must lie in [0, 1]", where.at(step=int(out_of_range[0]), field="discount"))
+        raise BadInputError("discount must lie in [0, 1]", where.at(step=int(out_of_range[0]), field="steps/discount"))
     zero = np.flatnonzero(transitions == 0)
     if zero.size and zero[0] < length - 2:
         raise BadInputError("discount is 0 before the final transition: an episode ends at its first zero discount",
-                            where.at(step=int(zero[0]), field="discount"))
+                            where.at(step=int(zero[0]), field="steps/discount"))
     if length >= 2:
         if is_terminal[-1] and transitions[-1] != 0:
             raise BadInputError("is_terminal is True but the final transition's discount is not 0",
-                                where.at(step=length - 2, field="discount"))
+                                where.at(step=length - 2, field="steps/discount"))
         if not is_terminal[-1] and transitions[-1] == 0:
             raise BadInputError("the final transition's discount is 0 but is_terminal is False "
-                                "(a time-limit cut must keep a non-zero discount)", where.at(step=length - 2, field="discount"))
+                                "(a time-limit cut must keep a non-zero discount)", where.at(step=length - 2, field="steps/discount"))
 

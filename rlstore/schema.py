@@ -70,7 +70,7 @@ class Schema:
         for name in ("action", *_FLOAT_STEP_FIELDS):
             for key, spec in steps.items():
                 if (key == name or key.startswith(name + "/")) and spec.dtype in ("str", "bool"):
-                    raise BadInputError(f"{name} must be numeric, got {spec.dtype}", where.at(field=key))
+                    raise BadInputError(f"{name} must be numeric, got {spec.dtype}", where.at(field=f"steps/{key}"))
         return cls(steps, meta)
 
     # ---- serialisation of the schema itself -------------------------------------------------
@@ -117,7 +117,7 @@ class Schema:
                 if not finite.all():
                     step = int(np.flatnonzero(~finite)[0])
                     kind = "NaN" if np.isnan(values[step]).any() else "infinite"
-                    raise BadInputError(f"{kind} value", where.at(step=step, field=key))
+                    raise BadInputError(f"{kind} value", where.at(step=step, field=f"steps/{key}"))
         return length
 
     # ---- encoding ---------------------------------------------------------------------------

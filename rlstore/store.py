@@ -37,7 +37,7 @@ from rlstore.stats import EpisodeStats
 
 DEFAULT_ROOT = "~/.rlstore"
 ROOT_ENV = "RLSTORE_ROOT"
-_LOCK = ".owner.lock"
+_LOCK_SUFFIX = ".lock"
 _PENDING = "pending.json"
 
 
@@ -57,15 +57,29 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 class Staging:
     """A writer's private staging directory, locked for the writer's lifetime.
 
+    The lock is `staging/<token>.lock`, taken before `staging/<token>/` exists. A collector
+    deletes a directory only while holding its lock and unlinks the lock file last, so a writer
+    re-checks after locking that its lock file is still the one on disk (else it lost a race
+    with a collector and starts over with a new token).
+
     Use as a context manager: on exit everything left in it (segments not published because of
     an error) is deleted, so a failed ingest leaves nothing behind.
     """
 
     def __init__(self, dataset_dir: Path):
-        self.path = dataset_dir / "staging" / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
-        self.path.mkdir(parents=True)
-        self._lock = open(self.path / _LOCK, "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        root = dataset_dir / "staging"
+        root.mkdir(parents=True, exist_ok=True)
+        while True:
+            token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+            lock_path = root / f"{token}{_LOCK_SUFFIX}"
+            self._lock = open(lock_path, "a")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            if lock_path.exists() and os.stat(lock_path).st_ino == os.fstat(self._lock.fileno()).st_ino:
+                break
+            self._lock.close()
+        self._lock_path = lock_path
+        self.path = root / token
+        self.path.mkdir()
 
     def new_segment_dir(self) -> Path:
         """A fresh directory to build one segment in; its name becomes the segment id."""
@@ -75,6 +89,7 @@ class Staging:
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        self._lock_path.unlink(missing_ok=True)
         self._lock.close()
 
     def __enter__(self) -> "Staging":
@@ -208,9 +223,9 @@ class Store:
     def collect_garbage(self, name: str | None = None) -> list[Path]:
         """Removes staging left by dead writers and the unpublished segments they moved.
 
-        A staging directory whose lock can be taken belongs to no living process. Its
-        `pending.json` names segments that were moved into `segments/` but never made it into
-        a version; those are deleted unless some version references them.
+        A staging lock that can be taken belongs to no living process. The directory's
+        `pending.json` names segments that were moved into `segments/` but never made it into a
+        version; those are deleted unless some version references them.
         """
         names = [name] if name else [p.name for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
         removed: list[Path] = []
@@ -219,19 +234,33 @@ class Store:
             staging_root = dataset_dir / "staging"
             if not staging_root.is_dir():
                 continue
+            for lock_path in staging_root.glob(f"*{_LOCK_SUFFIX}"):
+                with open(lock_path, "a") as lock:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    area = staging_root / lock_path.name[: -len(_LOCK_SUFFIX)]
+                    removed.extend(self._remove_abandoned(dataset, area))
+                    lock_path.unlink(missing_ok=True)
             for area in staging_root.iterdir():
-                if not _abandoned(area):
-                    continue
-                pending = area / _PENDING
-                if pending.exists():
-                    referenced = self._referenced_segments(dataset)
-                    for segment_id in json.loads(pending.read_text()):
-                        segment = dataset_dir / "segments" / segment_id
-                        if segment_id not in referenced and segment.exists():
-                            shutil.rmtree(segment)
-                            removed.append(segment)
-                shutil.rmtree(area, ignore_errors=True)
-                removed.append(area)
+                if area.is_dir() and not area.with_name(area.name + _LOCK_SUFFIX).exists():
+                    removed.extend(self._remove_abandoned(dataset, area))
+        return removed
+
+    def _remove_abandoned(self, dataset: str, area: Path) -> list[Path]:
+        removed = []
+        pending = area / _PENDING
+        if pending.exists():
+            referenced = self._referenced_segments(dataset)
+            for segment_id in json.loads(pending.read_text()):
+                segment = self.dataset_dir(dataset) / "segments" / segment_id
+                if segment_id not in referenced and segment.exists():
+                    shutil.rmtree(segment)
+                    removed.append(segment)
+        if area.exists():
+            shutil.rmtree(area, ignore_errors=True)
+            removed.append(area)
         return removed
 
     def _referenced_segments(self, name: str) -> set[str]:
@@ -239,19 +268,6 @@ class Store:
         for version in self.versions(name):
             referenced.update(Path(s["path"]).name for s in self.manifest(DatasetRef(name, version)).segments)
         return referenced
-
-
-def _abandoned(area: Path) -> bool:
-    lock_path = area / _LOCK
-    if not lock_path.exists():
-        return True
-    with open(lock_path, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return True
 
 
 def _manifest_document(
