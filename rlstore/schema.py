@@ -22,7 +22,6 @@ from rlstore.episode import Episode, check_alignment, episode_length
 from rlstore.errors import BadInputError, Location
 from rlstore.nest import flatten, unflatten
 
-_ENCODINGS = ("none", "png", "zlib")
 _FLOAT_STEP_FIELDS = ("reward", "discount")
 
 
@@ -46,7 +45,9 @@ class FieldSpec:
         if kind not in "biuf":
             raise BadInputError(f"unsupported dtype {value.dtype}", where.at(field=field))
         is_image = value.dtype == np.uint8 and value.ndim == 3 and value.shape[-1] in (1, 3, 4) and min(value.shape[:2]) > 1
-        return cls(value.dtype.name, tuple(int(d) for d in value.shape), "png" if is_image else "none")
+        # TFDS's float lists are float32; 64-bit floats keep every bit as raw bytes instead.
+        encoding = "png" if is_image else "bytes" if value.dtype == np.float64 else "none"
+        return cls(value.dtype.name, tuple(int(d) for d in value.shape), encoding)
 
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) or "scalar"
@@ -164,9 +165,10 @@ def _encode(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
     if spec.encoding == "png":
         images = value if per_step else value[None]
         return tfrecord.bytes_feature(_png(image) for image in images)
-    if spec.encoding == "zlib":
-        items = value if per_step else value[None]
-        return tfrecord.bytes_feature(zlib.compress(np.ascontiguousarray(item).tobytes()) for item in items)
+    if spec.encoding in ("zlib", "bytes"):
+        items = np.ascontiguousarray(value if per_step else value[None], dtype=spec.dtype)
+        pack = zlib.compress if spec.encoding == "zlib" else bytes
+        return tfrecord.bytes_feature(pack(item.tobytes()) for item in items)
     if spec.dtype == "str":
         return tfrecord.bytes_feature(str(v).encode() if not isinstance(v, bytes) else v for v in value.reshape(-1).tolist())
     if spec.dtype.startswith("float"):
@@ -190,10 +192,9 @@ def _tfds_feature(spec: FieldSpec):
     if spec.encoding == "png":
         return tfds.features.Image(shape=spec.shape, dtype=np.uint8, encoding_format="png")
     dtype = tf.string if spec.dtype == "str" else np.dtype(spec.dtype)
-    encoding = "zlib" if spec.encoding == "zlib" else None
-    if not spec.shape and encoding is None:
+    if not spec.shape and spec.encoding == "none":
         return tfds.features.Scalar(dtype=dtype)
-    return tfds.features.Tensor(shape=spec.shape, dtype=dtype, encoding=encoding or tfds.features.Encoding.NONE)
+    return tfds.features.Tensor(shape=spec.shape, dtype=dtype, encoding=tfds.features.Encoding(spec.encoding))
 
 
 def _dicts(tree: Mapping[str, Any]):

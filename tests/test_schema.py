@@ -15,7 +15,7 @@ def test_derives_nested_images_vectors_and_metadata():
     assert described["steps/observation/state/pos"] == "float32[2]"
     assert described["steps/observation/state/mode"] == "int32[scalar]"
     assert described["steps/action"] == "float32[2]"
-    assert described["steps/temperature"] == "float64[scalar]"
+    assert described["steps/temperature"] == "float64[scalar, bytes]"  # lossless, not via float32
     assert described["episode_id"] == "int64[scalar]"
     assert described["task"] == "str[scalar]"
     assert Schema.from_json(schema.to_json()) == schema

@@ -26,7 +26,7 @@ from rlstore.errors import BadInputError, Location
 from rlstore.nest import flatten, unflatten
 
 _NESTED = ("observation", "action")
-_STEP_PREFIX, _EPISODE_PREFIX = "metadata/", "episode/"
+_EPISODE_PREFIX = "episode/"
 _SINGLE = ("reward", "discount", "is_terminal")
 
 
@@ -96,6 +96,7 @@ def episode_from_arrays(arrays: Mapping[str, np.ndarray], where: Location = Loca
     for name in _NESTED:
         if "" in groups[name] and len(groups[name]) > 1:
             raise BadInputError(f"both '{name}' and '{name}/<key>' arrays are present", where.at(field=name))
+    _check_lengths(arrays, where)
     observation, action = (groups[n][""] if "" in groups[n] else unflatten(groups[n]) for n in _NESTED)
     reward, discount = singles["reward"], singles["discount"]
     for name, value in (("reward", reward), ("discount", discount)):
@@ -107,6 +108,22 @@ def episode_from_arrays(arrays: Mapping[str, np.ndarray], where: Location = Loca
     terminal = _is_terminal(singles.get("is_terminal"), discount, where)
     return make_episode(observation, action, reward, discount, terminal,
                         {k: v for k, v in groups["metadata"].items()}, unflatten(groups["episode"]))
+
+
+def _check_lengths(arrays: Mapping[str, np.ndarray], where: Location) -> None:
+    """Every per-step array has one row per step; names the odd one out by its npz key."""
+    per_step = {k: v for k, v in arrays.items() if not k.startswith(_EPISODE_PREFIX) and not (k == "is_terminal" and v.ndim == 0)}
+    for key, value in per_step.items():
+        if value.ndim == 0:
+            raise BadInputError("a per-step array must have one row per step, got a scalar", where.at(field=key))
+    lengths = {key: len(value) for key, value in per_step.items()}
+    expected = len(arrays["observation"]) if "observation" in arrays else max(lengths.values(), key=list(lengths.values()).count)
+    for key, length in sorted(lengths.items()):
+        if length != expected:
+            raise BadInputError(f"has {length} rows but the episode has {expected} steps (arrays of unequal length)",
+                                where.at(field=key))
+    if expected == 0:
+        raise BadInputError("episode has no steps", where)
 
 
 def _is_terminal(value: np.ndarray | None, discount: np.ndarray, where: Location) -> bool:
