@@ -1,47 +1,15 @@
-"""The `rlstore` command line: a thin layer over the Python API.
-
-Every subcommand maps to one function of the package; errors meant for the user print as one
-line (`error: ...`) with exit status 1, never as a traceback.
-"""
+"""Store commands: ingest, list, info, validate, gc."""
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
-import rlstore.quiet  # noqa: F401  (before anything imports TF)
-from rlstore.errors import RlstoreError
-from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
-
-_EPILOG = """\
-examples:
-  rlstore --store ./store ingest --dataset catch_logs --format rlds path/to/an/rlds_dir
-  rlstore --store ./store ingest --dataset catch_logs 'logs/*.npz'      # appends a new version
-  rlstore --store ./store ingest --dataset big logs/ -- --runner=DirectRunner --direct_num_workers=1
-  rlstore --store ./store list
-  rlstore --store ./store info catch_logs --json
-  rlstore --store ./store info catch_logs@1
-  rlstore --store ./store validate catch_logs
-  rlstore demo --out demo_run                                      # the main job, end to end
-
-A dataset reference is NAME (the latest version) or NAME@N (version N, the same bytes forever).
-"""
+from rlstore.cli.formatting import table, to_json
+from rlstore.store import Store
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rlstore",
-        description="A versioned store of RLDS datasets: ingest logs with Apache Beam, inspect and validate versions.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--store", default=None,
-                        help=f"store root directory (default: ${ROOT_ENV} if set, else {DEFAULT_ROOT})")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(commands) -> None:
     ingest = commands.add_parser(
         "ingest", help="ingest logs into a dataset as a new version",
         description="Runs the Beam ingest pipeline over PATHs and publishes a new version of DATASET "
@@ -74,16 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("dataset", nargs="?", help="only this dataset (default: all)")
     gc.set_defaults(run=_gc)
 
-    demo = commands.add_parser(
-        "demo", help="run the main job on the built-in default",
-        description="Records expert demonstrations of a built-in task as npz logs, ingests them with the "
-                    "Beam pipeline into a store under OUT, and prints the dataset's info.")
-    demo.add_argument("--out", default="demo_run", help="output directory (default: demo_run)")
-    demo.add_argument("--env", default="catch", help="environment spec (default: catch)")
-    demo.add_argument("--episodes", type=int, default=100, help="demonstration episodes to record (default: 100)")
-    demo.set_defaults(run=_demo)
-    return parser
-
 
 def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from pipelines.ingest import ingest
@@ -100,12 +58,12 @@ def _list(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
     rows = listing(store)
     if args.json:
-        print(json.dumps(rows, indent=1))
+        print(to_json(rows))
     elif not rows:
         print(f"no datasets in {store.root}")
     else:
-        print(_table(["name", "latest", "episodes", "steps", "created"],
-                     [[r["name"], r["latest"], r["episodes"], r["steps"], r["created"]] for r in rows]))
+        print(table(["name", "latest", "episodes", "steps", "created"],
+                    [[r["name"], r["latest"], r["episodes"], r["steps"], r["created"]] for r in rows]))
     return 0
 
 
@@ -114,7 +72,7 @@ def _info(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
     info = describe(store, args.ref)
     if args.json:
-        print(json.dumps(info, indent=1, default=_json_number))
+        print(to_json(info))
         return 0
     stats = info["stats"]
     print(f"{info['name']}@{info['version']}  (versions: {', '.join(map(str, info['versions']))})")
@@ -124,7 +82,7 @@ def _info(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
         s = stats[key]
         print(f"  {label:<9} mean {s['mean']:.4g}  std {s['std']:.4g}  min {s['min']:.4g}  max {s['max']:.4g}")
     print("  features")
-    print(_table(["field", "type"], [[k, v] for k, v in info["features"].items()], indent=4))
+    print(table(["field", "type"], [[k, v] for k, v in info["features"].items()], indent=4))
     lineage = info["lineage"]
     print(f"  lineage   {lineage.get('pipeline', '?')} ({lineage.get('format', '')}), "
           f"parent version {lineage.get('parent_version')}, {len(info['sources'])} source file(s)")
@@ -151,48 +109,3 @@ def _gc(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
         print(f"removed {path}")
     print(f"{len(removed)} path(s) removed")
     return 0
-
-
-def _demo(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    from rlstore.demo import run_main_job
-
-    run_main_job(args.out, env_spec=args.env, episodes=args.episodes, beam_args=beam_args)
-    return 0
-
-
-def _table(header: list[str], rows: list[list[Any]], indent: int = 0) -> str:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(" " * indent + line for line in lines)
-
-
-def _json_number(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    beam_args: list[str] = []
-    if "--" in argv:
-        split = argv.index("--")
-        argv, beam_args = argv[:split], argv[split + 1:]
-    args = build_parser().parse_args(argv)
-    store = Store(args.store)
-    try:
-        return args.run(store, args, beam_args)
-    except RlstoreError as error:
-        print(f"error: {error.readable()}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-def entry_point() -> None:
-    """Console-script entry: exits without running TF's noisy interpreter-shutdown hooks."""
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)

@@ -1,0 +1,75 @@
+"""The `rlstore` command line: a thin layer over the Python API.
+
+Each module in COMMAND_MODULES adds its subcommands with `register(commands)`; a subcommand's
+handler has the signature `run(store, args, beam_args) -> exit status`. Errors meant for the
+user print as one line (`error: ...`) with exit status 1, never as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+import rlstore.quiet  # noqa: F401  (before anything imports TF)
+from rlstore.errors import RlstoreError
+from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
+
+COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.demo_command")
+
+_EPILOG = """\
+examples:
+  rlstore --store ./store ingest --dataset catch_logs --format rlds path/to/an/rlds_dir
+  rlstore --store ./store ingest --dataset catch_logs 'logs/*.npz'      # appends a new version
+  rlstore --store ./store ingest --dataset big logs/ -- --direct_num_workers=1
+  rlstore --store ./store list
+  rlstore --store ./store info catch_logs --json
+  rlstore --store ./store info catch_logs@1
+  rlstore --store ./store validate catch_logs
+  rlstore demo --out demo_run                                      # the main job, end to end
+
+A dataset reference is NAME (the latest version) or NAME@N (version N, the same bytes forever).
+Arguments after '--' go to Apache Beam unchanged (pipeline options such as --runner).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlstore",
+        description="A versioned store of RLDS datasets: ingest logs with Apache Beam, inspect and validate versions.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--store", default=None,
+                        help=f"store root directory (default: ${ROOT_ENV} if set, else {DEFAULT_ROOT})")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, beam_args = argv[:split], argv[split + 1:]
+    args = build_parser().parse_args(argv)
+    store = Store(args.store)
+    try:
+        return args.run(store, args, beam_args)
+    except RlstoreError as error:
+        print(f"error: {error.readable()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    """Console-script entry: exits without running TF's noisy interpreter-shutdown hooks."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

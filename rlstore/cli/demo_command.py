@@ -1,0 +1,25 @@
+"""`rlstore demo`: the main job on the built-in default."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from rlstore.store import Store
+
+
+def register(commands) -> None:
+    demo = commands.add_parser(
+        "demo", help="run the main job on the built-in default",
+        description="Records expert demonstrations of a built-in task as npz logs, ingests them with the "
+                    "Beam pipeline into a store under OUT, and prints the dataset's info.")
+    demo.add_argument("--out", default="demo_run", help="output directory (default: demo_run)")
+    demo.add_argument("--env", default="catch", help="environment spec (default: catch)")
+    demo.add_argument("--episodes", type=int, default=100, help="demonstration episodes to record (default: 100)")
+    demo.set_defaults(run=_demo)
+
+
+def _demo(_: Store, args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from rlstore.demo import run_main_job
+
+    run_main_job(args.out, env_spec=args.env, episodes=args.episodes, beam_args=beam_args)
+    return 0
