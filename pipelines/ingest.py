@@ -18,7 +18,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from pipelines.sources import WorkItem, detect_format, expand_paths, get_format
 from pipelines.transforms import SOURCES_TAG, ReadEpisodes, WriteShards, write_result
@@ -43,13 +43,17 @@ def default_beam_args(beam_args: Sequence[str]) -> list[str]:
     return args
 
 
-def plan(paths: Sequence[str], format_name: str = "auto") -> tuple[Any, list[WorkItem]]:
-    """Resolves inputs into a source format and its work items (cheap; reads no episodes)."""
+def plan(paths: Sequence[str], format_name: str = "auto",
+         format_options: Mapping[str, Any] | None = None) -> tuple[Any, list[WorkItem], dict[str, Any]]:
+    """Resolves inputs into a source format, its work items and its run metadata (reads no episodes)."""
     resolved = expand_paths(paths)
-    source_format = detect_format(resolved) if format_name == "auto" else get_format(format_name)
+    if format_name == "auto":
+        source_format = detect_format(resolved, format_options)
+    else:
+        source_format = get_format(format_name, format_options)
     items = source_format.work_items(resolved)
     unique = list({json.dumps(item, sort_keys=True): item for item in items}.values())
-    return source_format, unique
+    return source_format, unique, source_format.run_metadata(resolved)
 
 
 def derive_schema(source_format, items: Sequence[WorkItem]) -> Schema:
@@ -68,10 +72,15 @@ def ingest(
     beam_args: Sequence[str] = (),
     progress: bool = False,
     max_shard_bytes: int = 256 << 20,
+    format_options: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest."""
+    """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest.
+
+    `format_options` are keyword arguments of the source format (see `pipelines.sources`).
+    """
     validate_name(dataset)
-    source_format, items = plan(paths, format)
+    format_options = dict(format_options or {})
+    source_format, items, run_metadata = plan(paths, format, format_options)
     schema = derive_schema(source_format, items)
     if store.versions(dataset):
         problem = store.manifest(dataset).schema.difference(schema)
@@ -83,7 +92,8 @@ def ingest(
         progress_dir = staging.path / "progress"
         progress_dir.mkdir()
         result_path = staging.path / "result.json"
-        pipeline = _build(source_format.name, items, schema, segment_dir, result_path, progress_dir, args, max_shard_bytes)
+        pipeline = _build(source_format.name, format_options, items, schema, segment_dir, result_path, progress_dir,
+                          args, max_shard_bytes)
         _run(pipeline, len(items), progress_dir if progress else None, staging.path / "beam.log")
         result = json.loads(result_path.read_text())
         if not result["shards"]:
@@ -91,14 +101,16 @@ def ingest(
         lineage = {
             "pipeline": PIPELINE_NAME,
             "format": source_format.name,
-            "options": {"inputs": [str(p) for p in paths], "beam_args": list(beam_args), "max_shard_bytes": max_shard_bytes},
+            "options": {"inputs": [str(p) for p in paths], "beam_args": list(beam_args),
+                        "max_shard_bytes": max_shard_bytes, "format_options": format_options},
             "sources": result["sources"],
+            "run_metadata": run_metadata,
         }
         record = finish_segment(segment_dir, dataset, schema, result["shards"], lineage)
         return store.publish(dataset, staging, [record], schema, lineage)
 
 
-def _build(format_name, items, schema, segment_dir, result_path, progress_dir, args, max_shard_bytes):
+def _build(format_name, format_options, items, schema, segment_dir, result_path, progress_dir, args, max_shard_bytes):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -107,7 +119,7 @@ def _build(format_name, items, schema, segment_dir, result_path, progress_dir, a
     read = (
         pipeline
         | "WorkItems" >> beam.Create(items)
-        | "ReadEpisodes" >> beam.ParDo(ReadEpisodes(format_name, schema.to_json(), str(progress_dir))).with_outputs(
+        | "ReadEpisodes" >> beam.ParDo(ReadEpisodes(format_name, format_options, schema.to_json(), str(progress_dir))).with_outputs(
             SOURCES_TAG, main="episodes")
     )
     shards = read.episodes | "WriteShards" >> beam.ParDo(WriteShards(str(segment_dir), max_shard_bytes))

@@ -26,15 +26,17 @@ SOURCES_TAG = "sources"
 class ReadEpisodes(beam.DoFn):
     """Reads one work item, checks each episode against the schema and encodes it."""
 
-    def __init__(self, format_name: str, schema: Mapping[str, Any], progress_dir: str | None):
+    def __init__(self, format_name: str, format_options: Mapping[str, Any], schema: Mapping[str, Any],
+                 progress_dir: str | None):
         self._format_name = format_name
+        self._format_options = dict(format_options)
         self._schema_json = dict(schema)
         self._progress_dir = progress_dir
 
     def setup(self) -> None:
         from pipelines.sources import get_format
 
-        self._format = get_format(self._format_name)
+        self._format = get_format(self._format_name, self._format_options)
         self._schema = Schema.from_json(self._schema_json)
 
     def process(self, item: Mapping[str, Any]) -> Iterator[Any]:

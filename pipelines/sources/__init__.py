@@ -2,27 +2,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths
 from pipelines.sources.npz import NpzFormat
 from pipelines.sources.rlds import RldsFormat
 from rlstore.errors import BadInputError, Location
 
-FORMATS: dict[str, SourceFormat] = {f.name: f for f in (RldsFormat(), NpzFormat())}
+FORMATS: dict[str, type] = {f.name: f for f in (RldsFormat, NpzFormat)}
 
 
-def get_format(name: str) -> SourceFormat:
+def get_format(name: str, options: Mapping[str, Any] | None = None) -> SourceFormat:
+    """An instance of format `name`; `options` are that format's keyword arguments (e.g. D4RL's
+    max_episode_steps). Options a format does not take are an error, not silently ignored."""
     if name not in FORMATS:
         raise BadInputError(f"unknown format {name!r} (known: auto, {', '.join(FORMATS)})")
-    return FORMATS[name]
+    try:
+        return FORMATS[name](**(options or {}))
+    except TypeError:
+        raise BadInputError(f"format {name!r} does not take options {sorted(options or {})}") from None
 
 
-def detect_format(paths: Sequence[Path]) -> SourceFormat:
-    """The one format every path looks like; ambiguous or unknown input is an error naming the path."""
-    chosen: SourceFormat | None = None
+def detect_format(paths: Sequence[Path], options: Mapping[str, Any] | None = None) -> SourceFormat:
+    """The one format every path looks like; ambiguous or unknown input is an error naming the path.
+
+    Formats are tried in FORMATS order, so a more specific format goes before a generic one.
+    """
+    chosen: type | None = None
     for path in paths:
-        matches = [f for f in FORMATS.values() if f.detect(path)]
+        matches = [f for f in FORMATS.values() if f().detect(path)]
         if not matches:
             problem = "directory is empty" if path.is_dir() and not any(path.iterdir()) else \
                 "cannot tell the format; pass --format (known: " + ", ".join(FORMATS) + ")"
@@ -31,7 +39,7 @@ def detect_format(paths: Sequence[Path]) -> SourceFormat:
             raise BadInputError(f"inputs mix formats ({chosen.name} and {matches[0].name}); ingest them separately",
                                 Location(file=str(path)))
         chosen = matches[0]
-    return chosen
+    return get_format(chosen.name, options)
 
 
 __all__ = ["FORMATS", "SourceFile", "SourceFormat", "WorkItem", "detect_format", "expand_paths", "get_format"]

@@ -46,6 +46,9 @@ class SourceFormat(Protocol):
     def source_files(self, item: WorkItem) -> list[SourceFile]:
         """The files behind a work item, hashed."""
 
+    def run_metadata(self, paths: Sequence[Path]) -> dict[str, Any]:
+        """Metadata about the whole input that belongs in the version's lineage (may be empty)."""
+
 
 def expand_paths(patterns: Sequence[str]) -> list[Path]:
     """Expands globs, checks existence and drops duplicates (the same file given twice is read once)."""

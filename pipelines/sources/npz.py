@@ -56,6 +56,9 @@ class NpzFormat:
     def source_files(self, item: WorkItem) -> list[SourceFile]:
         return [hash_file(item["path"])]
 
+    def run_metadata(self, paths: Sequence[Path]) -> dict[str, Any]:
+        return {}
+
 
 def _load(data: bytes, where: Location) -> dict[str, np.ndarray]:
     try:

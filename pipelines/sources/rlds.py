@@ -62,6 +62,9 @@ class RldsFormat:
     def source_files(self, item: WorkItem) -> list[SourceFile]:
         return [hash_file(item["path"])]
 
+    def run_metadata(self, paths: Sequence[Path]) -> dict[str, Any]:
+        return {}
+
 
 def _dataset_dirs(path: Path, depth: int = 3) -> list[Path]:
     """Directories at or below `path` holding TFDS metadata (e.g. `name/1.0.0/`)."""
