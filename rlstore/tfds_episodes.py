@@ -1,11 +1,12 @@
 """Decoding RLDS episodes from TFDS records, a whole episode at a time.
 
 TFDS decodes the `steps` of an episode into a nested tf.data.Dataset; batching that dataset
-into one element gives every step field as a single tensor, which is how both the `rlds`
-source reader and `validate` look at episodes.
+into one element of exactly the episode's length gives every step field as a single tensor.
+Both the `rlds` source reader and `validate` look at episodes this way.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any, Iterator
 
@@ -24,19 +25,39 @@ def features_of(dataset_dir: str):
 
 
 def episodes_in_shard(dataset_dir: str, shard: str) -> Iterator[Episode]:
-    """Numpy episodes of one TFRecord shard; TF's DataLossError surfaces for corrupt data."""
+    """Numpy episodes of one TFRecord shard, last step zero-filled as RLDS prescribes.
+
+    TF's DataLossError / InvalidArgumentError surface unchanged for corrupt data; callers turn
+    them into located errors (see `tf_error_reason`).
+    """
     import tensorflow as tf
 
     features = features_of(dataset_dir)
 
     def decode(record):
         episode = dict(features.deserialize_example(record))
-        episode["steps"] = tf.data.experimental.get_single_element(episode["steps"].batch(1 << 30))
+        steps = episode["steps"]
+        # One batch of exactly the episode's length: TFDS decodes steps with
+        # from_tensor_slices(...).map(...), so the cardinality is known. A huge constant batch
+        # size is allocated up front once TF fuses the batch into that map.
+        length = steps.cardinality()
+        episode["steps"] = tf.data.experimental.get_single_element(steps.batch(tf.where(length > 0, length, 1)))
         return episode
 
-    for episode in tf.data.TFRecordDataset(shard).map(decode).as_numpy_iterator():
+    options = tf.data.Options()
+    # The fusion rewrite would also refuse a batch sized by the steps' cardinality.
+    options.experimental_optimization.map_and_batch_fusion = False
+    records = tf.data.TFRecordDataset(shard).map(decode).with_options(options)
+    for episode in records.as_numpy_iterator():
         episode = _bytes_arrays(episode)
         yield {**episode, "steps": zero_fill_last_step(episode["steps"])}
+
+
+def tf_error_reason(error) -> str:
+    """TF's own sentence, e.g. 'corrupted record at 1326', without the op wrapper around it."""
+    line = error.message.splitlines()[0] if error.message else type(error).__name__
+    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", line).strip() or type(error).__name__
 
 
 def _bytes_arrays(tree: Any) -> Any:

@@ -7,16 +7,13 @@ is one work item. Steps are decoded as whole tensors per episode, not one by one
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
-
 from pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
-from rlstore.episode import RLDS_STEP_FIELDS, Episode, zero_fill_last_step
+from rlstore.episode import RLDS_STEP_FIELDS, Episode
 from rlstore.errors import BadInputError, Location
+from rlstore.tfds_episodes import episodes_in_shard, tf_error_reason
 
 _INFO = "dataset_info.json"
 
@@ -44,19 +41,17 @@ class RldsFormat:
         import tensorflow as tf
 
         shard = item["path"]
-        features = _features(item["dataset_dir"])
-        records = tf.data.TFRecordDataset(shard).map(lambda record: _decode(features, record))
-        iterator = records.as_numpy_iterator()
+        episodes = episodes_in_shard(item["dataset_dir"], shard)
         index = 0
         while True:
             where = Location(file=shard, episode=index)
             try:
-                episode = next(iterator)
+                episode = next(episodes)
             except StopIteration:
                 return
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-                raise BadInputError(f"corrupt shard: {error.message.splitlines()[0]}", where) from None
-            yield where, _normalise(episode)
+                raise BadInputError(f"corrupt shard: {tf_error_reason(error)}", where) from None
+            yield where, episode
             index += 1
 
     def source_files(self, item: WorkItem) -> list[SourceFile]:
@@ -105,33 +100,3 @@ def _shards(directory: Path) -> list[WorkItem]:
     if not items:
         raise BadInputError("the RLDS dataset has no shards", where)
     return items
-
-
-@lru_cache(maxsize=8)
-def _features(dataset_dir: str):
-    import rlstore.quiet  # noqa: F401
-    import tensorflow_datasets as tfds
-
-    return tfds.builder_from_directory(dataset_dir).info.features
-
-
-def _decode(features, record):
-    import tensorflow as tf
-
-    episode = dict(features.deserialize_example(record))
-    episode["steps"] = tf.data.experimental.get_single_element(episode["steps"].batch(1 << 30))
-    return episode
-
-
-def _normalise(episode: dict[str, Any]) -> Episode:
-    """Zero-fills the last step as RLDS prescribes; TF strings (object arrays) become bytes arrays."""
-    episode = _bytes_arrays(episode)
-    return {**episode, "steps": zero_fill_last_step(episode["steps"])}
-
-
-def _bytes_arrays(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _bytes_arrays(v) for k, v in tree.items()}
-    if isinstance(tree, bytes) or (isinstance(tree, np.ndarray) and tree.dtype == object):
-        return np.asarray(np.asarray(tree).tolist(), dtype=np.bytes_)
-    return tree
