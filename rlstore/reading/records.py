@@ -1,0 +1,50 @@
+"""The serialized episodes of a store version, as a shuffled, repeatable tf.data stream.
+
+Every reader starts here. Shuffling happens at two levels, as TFDS and tf.data recommend for
+sharded data: the order of shard files (re-drawn each epoch), and a buffer of whole episode
+records fed by reading several shards at once (interleave). Records are small compared with
+their decoded steps, so shuffling them is cheap. All randomness is seeded.
+"""
+from __future__ import annotations
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import tensorflow as tf
+
+from rlstore.names import DatasetRef
+from rlstore.store import Store
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def shard_files(store: Store, ref: str | DatasetRef) -> list[str]:
+    """Every TFRecord shard of a version, in manifest order (segments, then shards)."""
+    manifest = store.manifest(ref)
+    base = store.dataset_dir(manifest.name)
+    return [str(base / segment["path"] / shard["file"]) for segment in manifest.segments for shard in segment["shards"]]
+
+
+def episode_records(
+    files: list[str],
+    *,
+    shuffle: bool,
+    seed: int,
+    repeat: bool,
+    shuffle_buffer: int,
+    cycle_length: int = 8,
+) -> tf.data.Dataset:
+    """Serialized episodes of `files`. Without `shuffle`, in file order, one file after another.
+
+    With `shuffle`, files are visited in a seeded random order that changes every epoch,
+    `cycle_length` of them read round-robin, and records pass through a seeded shuffle buffer
+    of `shuffle_buffer` episodes. `repeat` comes after the buffer, so every epoch holds each
+    episode exactly once before the next epoch starts.
+    """
+    names = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        records = names.interleave(tf.data.TFRecordDataset, cycle_length=min(cycle_length, len(files)),
+                                   block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
+        records = records.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
+    else:
+        records = tf.data.TFRecordDataset(names)
+    return records.repeat() if repeat else records

@@ -1,0 +1,127 @@
+"""Pure functions from the steps of whole episodes to learner rows, in the style of RLDS's
+transformations, but vectorised over whole tensors instead of nested step datasets.
+
+Input everywhere is an RLDS step dict whose leaves have a leading time axis: `observation`
+(a tensor or a nested dict), `action`, `reward`, `discount`, `is_first`, `is_last`,
+`is_terminal` and any step metadata. It may hold ONE episode or SEVERAL WHOLE episodes laid end
+to end; episode boundaries are read from `is_first`/`is_last`, so nothing ever crosses from one
+episode into the next. The readers rely on that: they decode a chunk of episodes as one
+concatenation and turn it into rows with a single call.
+
+Alignment is RLDS's SAR: step t holds o_t, a_t and the r_t, d_t that follow a_t; the last step
+of an episode holds only the final observation (its action, reward and discount are zeros).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import tensorflow as tf
+
+Steps = dict[str, Any]
+
+
+def _bounds(steps: Steps) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """(episode index of every step, index of each episode's first step, ... of its last step)."""
+    is_first = tf.cast(steps["is_first"], tf.bool)
+    is_last = tf.cast(steps["is_last"], tf.bool)
+    index = tf.range(tf.shape(is_first, out_type=tf.int64)[0])
+    episode = tf.cumsum(tf.cast(is_first, tf.int64)) - 1
+    return episode, tf.boolean_mask(index, is_first), tf.boolean_mask(index, is_last)
+
+
+def _gather(tree: Any, indices: tf.Tensor) -> Any:
+    return tf.nest.map_structure(lambda leaf: tf.gather(leaf, indices), tree)
+
+
+def _as_rank(value: tf.Tensor, rank: int) -> tf.Tensor:
+    """Appends unit axes so `value` broadcasts against a tensor of rank `rank`."""
+    extra = rank - value.shape.rank
+    return tf.reshape(value, tf.concat([tf.shape(value), tf.ones([extra], tf.int32)], 0)) if extra > 0 else value
+
+
+def episode_transitions(steps: Steps, n_step: int = 1, gamma: float = 0.99) -> dict[str, Any]:
+    """n-step transitions, one per step that has an action (T-1 per episode of T steps).
+
+    For the transition from step t, let m = min(n_step, L - t) be the number of actions taken
+    before the window stops, where L is the episode's last step. Then:
+      reward           = sum_{k<m} (prod_{j<k} gamma * d_{t+j}) * r_{t+k}
+      discount         = prod_{k<m} gamma * d_{t+k}       (gamma^m IS included)
+      next_observation = o_{t+m}                          (o_{t+n}, clipped to the last step)
+    so the learner's target is `reward + discount * V(next_observation)`, with no further
+    multiplication by gamma. After a terminal step the stored d is 0, so `discount` is 0 and
+    nothing is bootstrapped; through a time-limit cut d stays non-zero and `discount` stays
+    gamma^m * prod(d): the learner bootstraps from the final observation, as it must.
+    Rewards and discounts are computed in the reward's float dtype (float32 for integer rewards).
+    """
+    if n_step < 1:
+        raise ValueError(f"n_step must be at least 1, got {n_step}")
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+    episode, _, lasts = _bounds(steps)
+    is_last = tf.cast(steps["is_last"], tf.bool)
+    start = tf.boolean_mask(tf.range(tf.size(is_last, out_type=tf.int64)), ~is_last)
+    end = tf.gather(lasts, tf.gather(episode, start))
+    reward = tf.convert_to_tensor(steps["reward"])
+    dtype = reward.dtype if reward.dtype.is_floating else tf.float32
+    reward = tf.cast(reward, dtype)
+    discount = tf.cast(steps["discount"], dtype)
+    gamma = tf.constant(gamma, dtype)
+    total = tf.zeros_like(tf.gather(reward, start))
+    scale = tf.ones_like(tf.gather(discount, start))
+    for k in range(n_step):
+        index = tf.minimum(start + k, end)
+        active = _as_rank(start + k < end, scale.shape.rank)  # step t+k still has an action
+        weight = tf.where(active, scale, tf.zeros_like(scale))
+        total += _as_rank(weight, reward.shape.rank) * tf.gather(reward, index)
+        scale = tf.where(active, scale * gamma * tf.gather(discount, index), scale)
+    return {
+        "observation": _gather(steps["observation"], start),
+        "action": _gather(steps["action"], start),
+        "reward": total,
+        "discount": scale,
+        "next_observation": _gather(steps["observation"], tf.minimum(start + n_step, end)),
+    }
+
+
+def episode_sequences(
+    steps: Steps, length: int, period: int, burn_in: int = 0, is_demo: bool = False
+) -> dict[str, Any]:
+    """Fixed-length, overlapping sequences of steps for recurrent learners (R2D2 / R2D3).
+
+    Every sequence spans `burn_in + length` steps: the first `burn_in` are for warming up the
+    recurrent state, the rest for learning. Sequences start at step 0 of each episode and then
+    every `period` steps, until one reaches the episode's last step (with `period < length`
+    consecutive sequences overlap by `burn_in + length - period` steps). A sequence running
+    past the end is zero-padded, never continued into the next episode.
+
+    Returns the step fields as [num_sequences, burn_in + length, ...] tensors, plus
+    `mask` (float32 [num_sequences, burn_in + length]: 1 on real steps, 0 on padding) and
+    `is_demo` (bool [num_sequences]: the marker a demonstration-mixing learner reads).
+    """
+    if length < 1 or period < 1 or burn_in < 0:
+        raise ValueError(f"need length >= 1, period >= 1, burn_in >= 0; got {length}, {period}, {burn_in}")
+    span = burn_in + length
+    _, firsts, lasts = _bounds(steps)
+    sizes = lasts - firsts + 1
+    counts = tf.minimum((tf.maximum(sizes - span, 0) + period - 1) // period + 1, (sizes + period - 1) // period)
+    starts = tf.repeat(firsts, counts) + period * tf.ragged.range(counts).flat_values
+    ends = tf.repeat(lasts, counts)[:, None]
+    index = starts[:, None] + tf.range(span, dtype=tf.int64)[None, :]
+    real = index <= ends
+
+    def pad(leaf: tf.Tensor) -> tf.Tensor:
+        value = tf.gather(leaf, tf.minimum(index, ends))
+        return tf.where(_as_rank(real, value.shape.rank), value, tf.zeros_like(value))
+
+    sequences = tf.nest.map_structure(pad, dict(steps))
+    sequences["mask"] = tf.cast(real, tf.float32)
+    sequences["is_demo"] = tf.fill(tf.shape(starts), is_demo)
+    return sequences
+
+
+def shuffle_rows(rows: Any, seed: tf.Tensor) -> Any:
+    """The same random permutation of the leading axis of every leaf (stateless: the seed,
+    shape [2], fully determines it, so parallel and repeated runs agree)."""
+    size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
+    return _gather(rows, tf.random.experimental.stateless_shuffle(tf.range(size), seed))
