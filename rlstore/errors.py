@@ -76,8 +76,12 @@ class BadInputError(RlstoreError):
 
     @classmethod
     def from_exception(cls, error: BaseException) -> "BadInputError | None":
-        """Recover a BadInputError from an exception Beam raised on the driver."""
-        if isinstance(error, cls):
+        """Recover a BadInputError from an exception Beam raised on the driver.
+
+        Runners differ: some re-raise our own type (possibly rebuilt without its location),
+        others wrap it in their own; the location travels in the message either way.
+        """
+        if isinstance(error, cls) and error.location != Location():
             return error
         match = _WIRE.search(repr(error.args) + str(error))
         if not match:

@@ -5,11 +5,17 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths
+from pipelines.sources.d4rl import D4rlFormat
+from pipelines.sources.envlogger import EnvloggerFormat
+from pipelines.sources.imitation import ImitationFormat
+from pipelines.sources.minari import MinariFormat
 from pipelines.sources.npz import NpzFormat
 from pipelines.sources.rlds import RldsFormat
 from rlstore.errors import BadInputError, Location
 
-FORMATS: dict[str, type] = {f.name: f for f in (RldsFormat, NpzFormat)}
+# Detection order: specific layouts first; npz (any .npz file) last, after imitation's flat npz.
+FORMATS: dict[str, type] = {f.name: f for f in (EnvloggerFormat, MinariFormat, RldsFormat, D4rlFormat,
+                                                ImitationFormat, NpzFormat)}
 
 
 def get_format(name: str, options: Mapping[str, Any] | None = None) -> SourceFormat:
