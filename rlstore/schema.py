@@ -126,8 +126,9 @@ class Schema:
     def encode(self, episode: Episode) -> bytes:
         """The serialised tf.train.Example for a checked episode, as TFDS would write it."""
         features = {}
+        steps = flatten(episode["steps"])
         for key, spec in self.steps.items():
-            features[f"steps/{key}"] = _encode(spec, np.asarray(flatten(episode["steps"])[key]), per_step=True)
+            features[f"steps/{key}"] = _encode(spec, np.asarray(steps[key]), per_step=True)
         meta = flatten(_metadata(episode))
         for key, spec in self.episode.items():
             features[key] = _encode(spec, np.asarray(meta[key]), per_step=False)
