@@ -1,0 +1,1 @@
+"""Behaviour cloning: supervised learning of the logged actions from the logged observations."""

@@ -1,0 +1,66 @@
+"""Exporting a trained policy as a SavedModel that needs TensorFlow only.
+
+    policy = tf.saved_model.load(OUT)
+    actions = policy(observations)                        # batched, nested like the dataset's
+    actions = policy.signatures["serving_default"](**flat)["action"]   # TF Serving style
+
+The module saves the policy's variables and one traced `__call__` with the dataset's batched
+observation specs; no Python class of rlstore (or Sonnet) is needed to load or run it.
+`policy.json` beside it describes the inputs and outputs for people and other tools.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from agents.runs import TrainedAgent
+from agents.specs import SINGLE, flat_observation
+from rlstore.nest import unflatten
+
+
+class _ExportedPolicy(tf.Module):
+    """Holds the policy (and so its variables) and the traced batched call."""
+
+    def __init__(self, policy: tf.Module):
+        super().__init__(name="exported_policy")
+        self.policy = policy
+
+    @tf.function
+    def __call__(self, observation: Any) -> tf.Tensor:
+        return self.policy(observation)
+
+
+def export_saved_model(agent: TrainedAgent, out: str | Path) -> Path:
+    """Writes the agent's policy to `out` as a SavedModel (plus `policy.json`); returns `out`."""
+    out = Path(out).expanduser().resolve()
+    specs = agent.specs.observation_tensor_specs(batched=True)
+    module = _ExportedPolicy(agent.policy)
+    module.__call__.get_concrete_function(specs)  # the one traced signature the SavedModel keeps
+    flat_specs = flat_observation(specs)
+    names = {key: _signature_name(key) for key in flat_specs}
+
+    @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=names[k]) for k, s in sorted(flat_specs.items())])
+    def serving(*tensors):
+        flat = dict(zip(sorted(flat_specs), tensors))
+        observation = flat[SINGLE] if SINGLE in flat else unflatten(flat)
+        return {"action": module.__call__(observation)}
+
+    tf.saved_model.save(module, str(out), signatures={"serving_default": serving})
+    description = {
+        "agent": agent.manifest["agent"], "step": agent.step, "dataset": agent.manifest["dataset"]["ref"],
+        "observation": {key or "observation": {"shape": [None, *spec.shape], "dtype": spec.dtype,
+                                               "serving_input": names[key]}
+                        for key, spec in sorted(agent.specs.observation.items())},
+        "action": {"shape": [None, *agent.specs.action.shape], "dtype": agent.specs.action.dtype,
+                   "num_values": agent.specs.action.num_values},
+        "usage": "policy = tf.saved_model.load(DIR); action = policy(observation_batch)",
+    }
+    (out / "policy.json").write_text(json.dumps(description, indent=1))
+    return out
+
+
+def _signature_name(key: str) -> str:
+    return "observation" if key == SINGLE else "observation__" + key.replace("/", "__")

@@ -1,0 +1,112 @@
+"""Networks shared by the agents, in Sonnet 2, built from a dataset's specs.
+
+A dataset's observation can be one array or a dict of them (images, vectors, integers), so
+observations go through an `ObservationEncoder` that encodes each key on its own (a small
+conv torso for images, a flatten for everything else) and concatenates the results; an MLP
+torso and a head follow. Encoders take observations in their stored dtype (uint8 images,
+integer fields) and cast inside the graph, so an exported policy takes raw observations.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from agents.specs import ActionSpec, ArraySpec, flat_observation
+
+LOG_STD_RANGE = (-5.0, 2.0)
+NORMALIZED_CLIP = 10.0
+MIN_STD = 1e-6
+
+
+class ConvTorso(snt.Module):
+    """A small conv stack for HxWxC images (uint8 scaled to [0, 1]): two strided 3x3 convs."""
+
+    def __init__(self, channels: Sequence[int] = (32, 64), name: str = "conv_torso"):
+        super().__init__(name=name)
+        self._convs = [snt.Conv2D(c, kernel_shape=3, stride=2, name=f"conv_{i}") for i, c in enumerate(channels)]
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        x = tf.cast(images, tf.float32)
+        if images.dtype == tf.uint8:
+            x = x / 255.0
+        for conv in self._convs:
+            x = tf.nn.relu(conv(x))
+        return snt.Flatten()(x)
+
+
+class ObservationEncoder(snt.Module):
+    """Encodes each observation key separately (images by a conv torso) and concatenates.
+
+    With `normalize`, every non-image key is standardised, `(x - mean) / std` clipped to
+    +-NORMALIZED_CLIP, with per-feature statistics held in non-trainable variables: they start
+    as 0 and 1, are set once from the dataset (`set_statistics`), and travel with checkpoints
+    and exported SavedModels.
+    """
+
+    def __init__(self, observation_specs: Mapping[str, ArraySpec], normalize: bool = False,
+                 name: str = "observation_encoder"):
+        super().__init__(name=name)
+        self._keys = sorted(observation_specs)
+        # Lists (not dicts keyed by path) so checkpoint names never contain '/'.
+        self._torsos = [ConvTorso(name=f"conv_torso_{i}") if observation_specs[key].image else None
+                        for i, key in enumerate(self._keys)]
+        self._means, self._stds = [], []
+        for i, key in enumerate(self._keys):
+            shape = observation_specs[key].shape
+            use = normalize and not observation_specs[key].image
+            self._means.append(tf.Variable(tf.zeros(shape), trainable=False, name=f"mean_{i}") if use else None)
+            self._stds.append(tf.Variable(tf.ones(shape), trainable=False, name=f"std_{i}") if use else None)
+
+    def set_statistics(self, mean: Mapping[str, np.ndarray], std: Mapping[str, np.ndarray]) -> None:
+        """Sets the standardisation of each normalised key; features with (almost) no spread keep std 1."""
+        for key, mean_var, std_var in zip(self._keys, self._means, self._stds):
+            if mean_var is not None:
+                mean_var.assign(np.asarray(mean[key], np.float32))
+                std_var.assign(np.where(np.asarray(std[key]) > MIN_STD, std[key], 1.0).astype(np.float32))
+
+    def __call__(self, observation: Any) -> tf.Tensor:
+        flat = flat_observation(observation)
+        parts = []
+        for key, torso, mean, std in zip(self._keys, self._torsos, self._means, self._stds):
+            value = flat[key]
+            if torso is not None:
+                parts.append(torso(value))
+                continue
+            value = tf.cast(value, tf.float32)
+            if mean is not None:
+                value = tf.clip_by_value((value - mean) / std, -NORMALIZED_CLIP, NORMALIZED_CLIP)
+            parts.append(snt.Flatten()(value))
+        return tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+
+class PolicyNetwork(snt.Module):
+    """Encoder → MLP torso → action head.
+
+    Discrete actions get `{"logits": [B, num_values]}`. Continuous actions get
+    `{"mean": [B, *shape]}`, plus `"log_std"` (clipped to LOG_STD_RANGE) when `gaussian`.
+    """
+
+    def __init__(self, observation_specs: Mapping[str, ArraySpec], action_spec: ActionSpec,
+                 hidden_sizes: Sequence[int], gaussian: bool = False, normalize: bool = False,
+                 name: str = "policy_network"):
+        super().__init__(name=name)
+        self._action_spec = action_spec
+        self._gaussian = gaussian and not action_spec.discrete
+        self.encoder = ObservationEncoder(observation_specs, normalize)
+        self._torso = snt.nets.MLP(list(hidden_sizes), activate_final=True, name="torso")
+        outputs = action_spec.num_values if action_spec.discrete else action_spec.size
+        self._head = snt.Linear(outputs, name="head")
+        self._log_std = snt.Linear(action_spec.size, name="log_std") if self._gaussian else None
+
+    def __call__(self, observation: Any) -> dict[str, tf.Tensor]:
+        features = self._torso(self.encoder(observation))
+        if self._action_spec.discrete:
+            return {"logits": self._head(features)}
+        shape = (-1, *self._action_spec.shape)
+        outputs = {"mean": tf.reshape(self._head(features), shape)}
+        if self._log_std is not None:
+            outputs["log_std"] = tf.reshape(tf.clip_by_value(self._log_std(features), *LOG_STD_RANGE), shape)
+        return outputs
