@@ -1,27 +1,37 @@
 """The ingest pipeline: logged episodes in any supported format → a new version of a dataset.
 
     read sources → parse into episodes → check schema and RLDS rules → encode → write shards
-    → (driver) TFDS metadata → publish
+    → quality report (Beam combiner) → (driver) TFDS metadata → publish
 
 The driver derives the schema from the first episode (and checks it against the dataset's
-latest version before any work starts), runs the Beam pipeline, then names the shards, writes
-the TFDS metadata and publishes from the staging area. Nothing is visible until the publish;
-any failure removes the staging area.
+latest version before any work starts), runs the Beam pipeline (pipelines/transforms.py),
+then names the shards, writes the TFDS metadata and publishes from the staging area with the
+quality report in the manifest. Nothing is visible until the publish; any failure removes the
+staging area.
+
+Bad input: with on_error="fail" (the default) the first bad episode stops the ingest with its
+file/episode/step/field and nothing is published. With on_error="skip" bad episodes (and input
+files a reader cannot even list) become lines of `rejects.jsonl` in the new segment's
+directory, recorded in the report with its sha256, and the rest is published.
 
 Runner choice is Beam's: arguments after `--` on the command line are handed to
 `PipelineOptions` unchanged. Without a `--runner`, the DirectRunner runs in multi-processing
-mode on every core.
+mode on every core. On the DaskRunner each batch is its own Dask task unless
+`--dask_npartitions`/`--dask_partition_size` say otherwise.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from pipelines.notes import pop_notes
+from pipelines.quality import add_rejects
 from pipelines.sources import WorkItem, detect_format, expand_paths, get_format
-from pipelines.transforms import SOURCES_TAG, ReadEpisodes, WriteShards, write_result
+from pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
 from rlstore.errors import BadInputError, StoreError
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
@@ -30,38 +40,82 @@ from rlstore.segment import finish_segment
 from rlstore.store import Store
 
 PIPELINE_NAME = "rlstore.ingest"
+REJECTS_FILE = "rejects.jsonl"
+MAX_BATCHES = 64
+_DASK_PARTITIONING = ("--dask_npartitions", "--dask_partition_size")
 
 
 def default_beam_args(beam_args: Sequence[str]) -> list[str]:
-    """The user's Beam arguments, plus multi-process DirectRunner defaults when no runner is set."""
+    """The user's Beam arguments, plus defaults: a multi-process DirectRunner when no runner is
+    set, and one Dask task per batch on the DaskRunner (whose own default packs 128 elements into
+    a partition, i.e. everything into one task on one worker)."""
     args = list(beam_args)
     if not any(a.startswith("--runner") for a in args):
         if not any(a.startswith("--direct_running_mode") for a in args):
             args.append("--direct_running_mode=multi_processing")
         if not any(a.startswith("--direct_num_workers") for a in args):
             args.append(f"--direct_num_workers={os.cpu_count() or 1}")
+    elif any(a.startswith("--runner") and "DaskRunner" in a for a in args):
+        if not any(a.startswith(_DASK_PARTITIONING) for a in args):
+            args.append("--dask_partition_size=1")
     return args
 
 
-def plan(paths: Sequence[str], format_name: str = "auto",
-         format_options: Mapping[str, Any] | None = None) -> tuple[Any, list[WorkItem], dict[str, Any]]:
-    """Resolves inputs into a source format, its work items and its run metadata (reads no episodes)."""
+def batches(items: Sequence[WorkItem], max_batches: int = MAX_BATCHES) -> list[list[WorkItem]]:
+    """Consecutive work items in at most `max_batches` batches of near-equal count.
+
+    A batch is one DoFn call and writes its own shards (see pipelines/transforms.py), so
+    batching keeps a thousand small files from becoming a thousand shards, while 64 batches
+    are still enough to keep a cluster of a few dozen worker threads busy.
+    """
+    count = min(len(items), max_batches)
+    if not count:
+        return []
+    bounds = [round(i * len(items) / count) for i in range(count + 1)]
+    return [list(items[bounds[i]:bounds[i + 1]]) for i in range(count)]
+
+
+def plan(paths: Sequence[str], format_name: str = "auto", format_options: Mapping[str, Any] | None = None,
+         on_error: str = "fail") -> tuple[Any, list[WorkItem], dict[str, Any], list[dict[str, Any]]]:
+    """Resolves inputs into a source format, its work items, its run metadata and the input files
+    rejected while listing them (only with on_error="skip"). Reads no episodes."""
     resolved = expand_paths(paths)
     if format_name == "auto":
         source_format = detect_format(resolved, format_options)
     else:
         source_format = get_format(format_name, format_options)
-    items = source_format.work_items(resolved)
+    rejects: list[dict[str, Any]] = []
+    if on_error == "skip":
+        items = []
+        for path in resolved:
+            try:
+                items.extend(source_format.work_items([path]))
+            except BadInputError as error:
+                rejects.append(reject_line(error))
+    else:
+        items = source_format.work_items(resolved)
     unique = list({json.dumps(item, sort_keys=True): item for item in items}.values())
-    return source_format, unique, source_format.run_metadata(resolved)
+    return source_format, unique, source_format.run_metadata(resolved), rejects
 
 
-def derive_schema(source_format, items: Sequence[WorkItem]) -> Schema:
-    """The schema of the first episode found; every other episode must match it."""
+def derive_schema(source_format, items: Sequence[WorkItem], on_error: str = "fail") -> Schema:
+    """The schema of the first episode found (with on_error="skip", the first good one); every
+    other episode must match it."""
     for item in items:
-        for where, episode in source_format.read(item):
-            return Schema.derive(episode, where)
-    raise BadInputError("the input holds no episodes")
+        try:
+            for where, episode in source_format.read(item):
+                pop_notes(episode)
+                try:
+                    schema = Schema.derive(episode, where)
+                    schema.check(episode, where)
+                    return schema
+                except BadInputError:
+                    if on_error != "skip":
+                        raise
+        except BadInputError:
+            if on_error != "skip":
+                raise
+    raise BadInputError("the input holds no episodes" if on_error != "skip" else "the input holds no good episodes")
 
 
 def ingest(
@@ -73,15 +127,20 @@ def ingest(
     progress: bool = False,
     max_shard_bytes: int = 256 << 20,
     format_options: Mapping[str, Any] | None = None,
+    on_error: str = "fail",
 ) -> Manifest:
     """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest.
 
     `format_options` are keyword arguments of the source format (see `pipelines.sources`).
+    `on_error` is "fail" or "skip" (see the module docstring). The manifest's `report` holds the
+    quality report of the episodes this version adds.
     """
     validate_name(dataset)
+    if on_error not in ON_ERROR:
+        raise BadInputError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     format_options = dict(format_options or {})
-    source_format, items, run_metadata = plan(paths, format, format_options)
-    schema = derive_schema(source_format, items)
+    source_format, items, run_metadata, plan_rejects = plan(paths, format, format_options, on_error)
+    schema = derive_schema(source_format, items, on_error)
     if store.versions(dataset):
         problem = store.manifest(dataset).schema.difference(schema)
         if problem:
@@ -92,42 +151,50 @@ def ingest(
         progress_dir = staging.path / "progress"
         progress_dir.mkdir()
         result_path = staging.path / "result.json"
-        pipeline = _build(source_format.name, format_options, items, schema, segment_dir, result_path, progress_dir,
-                          args, max_shard_bytes)
-        _run(pipeline, len(items), progress_dir if progress else None, staging.path / "beam.log")
-        result = json.loads(result_path.read_text())
+        fn = IngestBatch(source_format.name, format_options, schema.to_json(), str(segment_dir), max_shard_bytes,
+                         on_error, str(progress_dir))
+        _run(_build(fn, schema, batches(items), result_path, args), len(items),
+             progress_dir if progress else None, staging.path / "beam.log")
+        result = json.loads(result_path.read_text()) if result_path.exists() else {"shards": [], "rejects": []}
+        rejects = sorted(plan_rejects + result["rejects"], key=reject_order)
         if not result["shards"]:
-            raise BadInputError("the input holds no episodes")
+            raise BadInputError(f"every episode was rejected; the first: {rejects[0]['error']}" if rejects
+                                else "the input holds no episodes")
         lineage = {
             "pipeline": PIPELINE_NAME,
             "format": source_format.name,
             "options": {"inputs": [str(p) for p in paths], "beam_args": list(beam_args),
-                        "max_shard_bytes": max_shard_bytes, "format_options": format_options},
+                        "max_shard_bytes": max_shard_bytes, "format_options": format_options, "on_error": on_error},
             "sources": result["sources"],
             "run_metadata": run_metadata,
         }
+        rejects_file = _write_rejects(segment_dir, rejects)
         record = finish_segment(segment_dir, dataset, schema, result["shards"], lineage)
-        return store.publish(dataset, staging, [record], schema, lineage)
+        report = {**add_rejects(result["report"], rejects, rejects_file), "segment": record["id"]}
+        return store.publish(dataset, staging, [record], schema, lineage, report=report)
 
 
-def _build(format_name, format_options, items, schema, segment_dir, result_path, progress_dir, args, max_shard_bytes):
+def _write_rejects(segment_dir: Path, rejects: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Writes rejects.jsonl into the segment (it moves with it); returns its manifest entry."""
+    if not rejects:
+        return None
+    data = "".join(json.dumps(line, sort_keys=True) + "\n" for line in rejects).encode()
+    (segment_dir / REJECTS_FILE).write_bytes(data)
+    return {"path": f"segments/{segment_dir.name}/{REJECTS_FILE}", "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data), "count": len(rejects)}
+
+
+def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], result_path: Path, args: Sequence[str]):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    options = PipelineOptions(args)
-    pipeline = beam.Pipeline(options=options)
-    read = (
-        pipeline
-        | "WorkItems" >> beam.Create(items)
-        | "ReadEpisodes" >> beam.ParDo(ReadEpisodes(format_name, format_options, schema.to_json(), str(progress_dir))).with_outputs(
-            SOURCES_TAG, main="episodes")
-    )
-    shards = read.episodes | "WriteShards" >> beam.ParDo(WriteShards(str(segment_dir), max_shard_bytes))
+    pipeline = beam.Pipeline(options=PipelineOptions(list(args)))
     (
         pipeline
-        | "Once" >> beam.Create([None])
-        | "WriteResult" >> beam.Map(write_result, path=str(result_path),
-                                    shards=beam.pvalue.AsList(shards), sources=beam.pvalue.AsList(read[SOURCES_TAG]))
+        | "Batches" >> beam.Create(work)
+        | "Ingest" >> beam.ParDo(fn)
+        | "Result" >> beam.CombineGlobally(ResultFn(schema.to_json())).without_defaults()
+        | "WriteResult" >> beam.Map(write_result, path=str(result_path))
     )
     return pipeline
 
@@ -135,15 +202,23 @@ def _build(format_name, format_options, items, schema, segment_dir, result_path,
 def _run(pipeline, total: int, progress_dir: Path | None, log_path: Path) -> None:
     """Runs the pipeline to completion, with a progress bar over work items if asked.
 
-    Beam's worker subprocesses log to the inherited stderr; it is pointed at `log_path` for the
-    run so the terminal shows only the progress bar, and the log's tail is shown if the
-    pipeline fails for a reason that is not bad input.
+    Beam's worker subprocesses (and a Dask client) log to the inherited stderr; it is pointed at
+    `log_path` for the run so the terminal shows only the progress bar, and the log's tail is
+    shown if the pipeline fails for a reason that is not bad input. Progress counts marker
+    files that workers touch in the staging area, so it works on any runner whose workers see
+    the store's file system.
     """
     failure: list[BaseException] = []
 
     def target() -> None:
         try:
-            pipeline.run().wait_until_finish()
+            result = pipeline.run()
+            try:
+                result.wait_until_finish()
+            finally:
+                client = getattr(result, "client", None)  # the DaskRunner leaves its distributed.Client open
+                if client is not None:
+                    client.close()
         except BaseException as error:  # re-raised on the calling thread
             failure.append(error)
 

@@ -1,37 +1,86 @@
-"""The Beam DoFns of the ingest pipeline: read and check episodes, write shards, collect results.
+"""The Beam pieces of the ingest pipeline: ingest a batch of work items, merge the batches' results.
 
-They run on workers, so they import no TensorFlow of their own (a source format may, e.g. to
-decode an existing TFDS dataset). Failures raise BadInputError, whose message survives Beam's
-re-raising on the driver with its file/episode/step/field intact.
+    batches of work items → IngestBatch (read, check, encode, write shards, pre-combine the
+    quality report) → CombineGlobally(ResultFn) → write_result
+
+The shape is chosen to run unchanged on every runner, the DaskRunner included, whose Beam
+2.77 translation keeps only what `process` emits (output from `finish_bundle` is dropped),
+hands every consumer of a multi-output ParDo all of its outputs, and computes only the
+pipeline's last transform. So one DoFn call closes the shards it wrote and emits everything
+about its batch as one `Part`, and a single combine funnels the parts into the result.
+
+DoFns run on workers and import no TensorFlow of their own (a source format may). Bad input
+raises BadInputError under --on-error=fail; its message survives Beam's re-raising on the
+driver with file/episode/step/field intact. Under --on-error=skip the episode becomes a reject
+line instead, and the rest of the batch goes on.
 """
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
+from pipelines.notes import pop_notes
+from pipelines.quality import QualityAccumulator, QualityCombineFn
+from rlstore.episode import Episode
+from rlstore.errors import BadInputError
+from rlstore.nest import flatten
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter
 
-SOURCES_TAG = "sources"
+ON_ERROR = ("fail", "skip")
 
 
-class ReadEpisodes(beam.DoFn):
-    """Reads one work item, checks each episode against the schema and encodes it."""
+@dataclass
+class Part:
+    """What one batch (or several, merged) produced."""
+
+    quality: QualityAccumulator
+    shards: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def reject_line(error: BadInputError, episode: Episode | None = None) -> dict[str, Any]:
+    """One line of rejects.jsonl: where the bad episode is, why, and whether it holds NaN/inf."""
+    return {"file": error.location.file, "episode": error.location.episode, "step": error.location.step,
+            "field": error.location.field, "reason": error.reason, "error": error.readable(),
+            "non_finite": episode is not None and _has_non_finite(episode)}
+
+
+def _has_non_finite(episode: Episode) -> bool:
+    steps = episode.get("steps")
+    leaves = flatten(steps).values() if isinstance(steps, Mapping) else ()
+    for value in leaves:
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return True
+    return False
+
+
+def reject_order(line: Mapping[str, Any]) -> tuple:
+    episode = line.get("episode")
+    return line.get("file") or "", episode if isinstance(episode, int) else -1, str(episode)
+
+
+class IngestBatch(beam.DoFn):
+    """Reads a batch of work items, checks and encodes each episode into the batch's own shards."""
 
     def __init__(self, format_name: str, format_options: Mapping[str, Any], schema: Mapping[str, Any],
-                 progress_dir: str | None):
+                 segment_dir: str, max_shard_bytes: int, on_error: str, progress_dir: str | None):
         self._format_name = format_name
         self._format_options = dict(format_options)
         self._schema_json = dict(schema)
+        self._segment_dir = segment_dir
+        self._max_shard_bytes = max_shard_bytes
+        self._skip = on_error == "skip"
         self._progress_dir = progress_dir
+        self._quality = QualityCombineFn(schema)
 
     def setup(self) -> None:
         from pipelines.sources import get_format
@@ -39,38 +88,69 @@ class ReadEpisodes(beam.DoFn):
         self._format = get_format(self._format_name, self._format_options)
         self._schema = Schema.from_json(self._schema_json)
 
-    def process(self, item: Mapping[str, Any]) -> Iterator[Any]:
-        for where, episode in self._format.read(item):
-            length = self._schema.check(episode, where)
-            reward = np.asarray(episode["steps"]["reward"], dtype=np.float64)
-            yield self._schema.encode(episode), length, float(reward.reshape(length, -1).sum())
-        for source in self._format.source_files(item):
-            yield beam.pvalue.TaggedOutput(SOURCES_TAG, source.to_json())
-        if self._progress_dir:
-            Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
+    def process(self, batch: Sequence[Mapping[str, Any]]) -> Iterator[Part]:
+        writer = ShardWriter(self._segment_dir, self._max_shard_bytes)
+        part = Part(self._quality.create_accumulator())
+        for item in batch:
+            self._ingest(item, writer, part)
+            part.sources.extend(source.to_json() for source in self._format.source_files(item))
+            if self._progress_dir:
+                Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
+        part.shards = writer.close()
+        part.quality = self._quality.compact(part.quality)
+        yield part
+
+    def _ingest(self, item: Mapping[str, Any], writer: ShardWriter, part: Part) -> None:
+        episodes = self._format.read(item)
+        while True:
+            try:
+                where, episode = next(episodes)
+            except StopIteration:
+                return
+            except BadInputError as error:  # the reader cannot go on with this item
+                if not self._skip:
+                    raise
+                part.rejects.append(reject_line(error))
+                return
+            notes = pop_notes(episode)
+            try:
+                length = self._schema.check(episode, where)
+            except BadInputError as error:
+                if not self._skip:
+                    raise
+                part.rejects.append(reject_line(error, episode))
+                continue
+            episode_return = float(np.asarray(episode["steps"]["reward"], np.float64).reshape(length, -1).sum())
+            writer.write(self._schema.encode(episode), length, episode_return)
+            self._quality.add_input(part.quality, (where, episode, notes, length, episode_return))
 
 
-class WriteShards(beam.DoFn):
-    """Writes a bundle's encoded episodes into shard files of the segment being built."""
+class ResultFn(beam.CombineFn):
+    """Merges every batch's Part into the ingest's result, finishing the quality report."""
 
-    def __init__(self, segment_dir: str, max_shard_bytes: int):
-        self._segment_dir = segment_dir
-        self._max_shard_bytes = max_shard_bytes
+    def __init__(self, schema: Mapping[str, Any]):
+        self._quality = QualityCombineFn(schema)
 
-    def start_bundle(self) -> None:
-        self._writer = ShardWriter(self._segment_dir, self._max_shard_bytes)
+    def create_accumulator(self) -> Part:
+        return Part(self._quality.create_accumulator())
 
-    def process(self, encoded: tuple[bytes, int, float]) -> None:
-        self._writer.write(*encoded)
+    def add_input(self, acc: Part, part: Part) -> Part:
+        return self.merge_accumulators([acc, part])
 
-    def finish_bundle(self) -> Iterator[WindowedValue]:
-        for record in self._writer.close():
-            yield WindowedValue(record, MIN_TIMESTAMP, [GlobalWindow()])
+    def merge_accumulators(self, parts) -> Part:
+        parts = list(parts)
+        return Part(self._quality.merge_accumulators([p.quality for p in parts]),
+                    [s for p in parts for s in p.shards], [s for p in parts for s in p.sources],
+                    [r for p in parts for r in p.rejects])
+
+    def extract_output(self, acc: Part) -> dict[str, Any]:
+        return {"shards": acc.shards, "sources": sorted(acc.sources, key=lambda s: s["path"]),
+                "rejects": sorted(acc.rejects, key=reject_order), "report": self._quality.extract_output(acc.quality)}
 
 
-def write_result(_: Any, path: str, shards: list, sources: list) -> None:
+def write_result(result: Mapping[str, Any], path: str) -> None:
     """Writes the pipeline's outcome for the driver, which publishes once the pipeline is done."""
     temporary = f"{path}.tmp"
     with open(temporary, "w") as stream:
-        json.dump({"shards": shards, "sources": sorted(sources, key=lambda s: s["path"])}, stream)
+        json.dump(result, stream)
     os.replace(temporary, path)

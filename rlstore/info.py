@@ -21,6 +21,7 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "sources": lineage.get("sources", []),
         "features": manifest.schema.describe(),
         "stats": manifest.stats.summary(),
+        "report": manifest.data.get("report"),  # the ingest's quality report of the data this version added
         "lineage": lineage,
         "writer": manifest.data["writer"],
         "rlstore_version": manifest.data["rlstore_version"],

@@ -175,12 +175,14 @@ class Store:
         segments: Sequence[Mapping[str, Any]],
         schema: Schema,
         lineage: Mapping[str, Any],
+        report: Mapping[str, Any] | None = None,
     ) -> Manifest:
         """Moves staged segments into the dataset and publishes them as a new version.
 
         `segments` are records built by the segment writer, whose `path` is still inside
         `staging`. Appending never copies existing data: the new version lists the parent's
-        segments plus these.
+        segments plus these. `report` (the ingest's quality report of these segments) is kept
+        in the manifest as is.
         """
         if not segments:
             raise StoreError("nothing to publish: no segments were written")
@@ -200,14 +202,14 @@ class Store:
             if parent is not None and (problem := parent.schema.difference(schema)):
                 raise StoreError(f"cannot append to {name}: {problem}")
             number = (parent.version if parent else 0) + 1
-            manifest = _manifest_document(name, number, parent, moved, schema, lineage)
+            manifest = _manifest_document(name, number, parent, moved, schema, lineage, report)
             if self._claim(dataset_dir, number, manifest, staging):
                 (staging.path / _PENDING).unlink()
                 return Manifest(manifest)
 
     def _claim(self, dataset_dir: Path, number: int, manifest: Mapping[str, Any], staging: Staging) -> bool:
         temporary = staging.path / f"version-{number}.json"
-        temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        temporary.write_text(json.dumps(manifest, sort_keys=True))  # compact: the C encoder, not the indenting one
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         try:
@@ -277,13 +279,14 @@ def _manifest_document(
     new_segments: Iterable[Mapping[str, Any]],
     schema: Schema,
     lineage: Mapping[str, Any],
+    report: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     added = [{**segment, "added_in": number} for segment in new_segments]
     segments = (parent.segments if parent else []) + added
     stats = EpisodeStats.empty()
     for segment in segments:
         stats = stats.merge(EpisodeStats.from_json(segment["stats"]))
-    return {
+    document = {
         "format": MANIFEST_FORMAT,
         "dataset": name,
         "version": number,
@@ -297,3 +300,6 @@ def _manifest_document(
         "num_steps": sum(s["num_steps"] for s in segments),
         "stats": stats.to_json(),
     }
+    if report is not None:
+        document["report"] = dict(report)
+    return document

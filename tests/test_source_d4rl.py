@@ -181,3 +181,19 @@ def test_nan_reward_names_episode_step_and_field(tmp_path):
         ingest(store, "ds", [str(path)], format="d4rl")
     assert_rejected(raised.value, path, store, episode=2, step=1, field="steps/reward")
     assert "NaN" in raised.value.readable()
+
+
+def test_report_warns_of_truncated_tail_and_observation_jumps(tmp_path):
+    episodes = [(4, "terminal"), (5, "timeout")]
+    arrays = write_d4rl_file(tmp_path / "jumpy.hdf5", episodes, trailing=3, extra=False)
+    next_observations = arrays["next_observations"].copy()
+    next_observations[1] += 10.0  # out of sync inside the first episode
+    import h5py
+
+    with h5py.File(tmp_path / "jumpy.hdf5", "a") as h5:
+        h5["next_observations"][...] = next_observations
+    manifest = ingest(Store(tmp_path / "store"), "jumpy", [str(tmp_path / "jumpy.hdf5")], format="d4rl")
+    warnings = {w["kind"]: w for w in manifest.data["report"]["warnings"]}
+    assert warnings["observation_jump"]["count"] == 1
+    assert warnings["observation_jump"]["examples"][0]["step"] == 1
+    assert warnings["truncated_final_episode"]["count"] == 1

@@ -28,6 +28,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from pipelines.notes import OBSERVATION_JUMP, TRUNCATED, add_note, observation_jumps
 from pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
 from rlstore.episode import Episode, make_episode
 from rlstore.errors import BadInputError, Location
@@ -99,10 +100,19 @@ class D4rlFormat:
             if arrays["rewards"].ndim == 2 and arrays["rewards"].shape[1] == 1:  # TFDS squeezes (N, 1) rewards
                 arrays["rewards"] = arrays["rewards"][:, 0]
             episode_metadata = _episode_metadata(h5, where)
+            unfinished_tail = stop == len(h5["rewards"]) and not any(
+                read_slice(h5, key, stop - 1, stop, where).any() for key in _FLAGS if key in h5)
         begin = 0
         for offset, end in enumerate(ends - start):
-            episode_where = where.at(episode=item["episode"] + offset)
-            yield episode_where, _episode({k: v[begin:end] for k, v in arrays.items()}, episode_metadata)
+            rows = {k: v[begin:end] for k, v in arrays.items()}
+            episode = _episode(rows, episode_metadata)
+            if "next_observations" in rows:
+                for t in observation_jumps(rows["observations"], rows["next_observations"]):
+                    add_note(episode, OBSERVATION_JUMP, f"next_observations[{t}] differs from observations[{t + 1}]", step=t)
+            is_last = offset == len(ends) - 1
+            if is_last and unfinished_tail and (self.max_episode_steps is None or end - begin != self.max_episode_steps):
+                add_note(episode, TRUNCATED, "the file ends inside this episode (no terminal or timeout); kept as truncated")
+            yield where.at(episode=item["episode"] + offset), episode
             begin = end
 
     def source_files(self, item: WorkItem) -> list[SourceFile]:

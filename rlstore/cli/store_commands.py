@@ -17,7 +17,14 @@ def register(commands) -> None:
                     "'--' go to Beam's PipelineOptions unchanged, e.g. -- --runner=... ; without a "
                     "runner, the DirectRunner uses every core.")
     ingest.add_argument("--dataset", required=True, help="dataset name: letters, digits, '_' and '-'")
-    ingest.add_argument("--format", default="auto", help="source format: auto (default), npz or rlds")
+    ingest.add_argument("--format", default="auto",
+                        help="source format: auto (default), envlogger, minari, rlds, d4rl, imitation or npz")
+    ingest.add_argument("--max-episode-steps", type=int, metavar="N",
+                        help="the environment's time limit: d4rl files without 'timeouts' are cut into episodes of "
+                             "at most N steps; imitation episodes of exactly N actions are time-limit cuts, not terminations")
+    ingest.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                        help="fail (default): the first bad episode stops the ingest and nothing is published; "
+                             "skip: bad episodes go to rejects.jsonl, kept with the version, and the rest is published")
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="files, directories or quoted globs ('logs/*.npz')")
     ingest.set_defaults(run=_ingest)
 
@@ -46,10 +53,17 @@ def register(commands) -> None:
 def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from pipelines.ingest import ingest
 
+    options = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
     manifest = ingest(store, args.dataset, args.paths, format=args.format, beam_args=beam_args,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), format_options=options, on_error=args.on_error)
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes, "
           f"{manifest.num_steps} steps in {len(manifest.segments)} segment(s)")
+    report = manifest.data["report"]
+    rejects = f"; {report['rejects']['count']} rejected, listed in {store.root / report['rejects']['path']}" \
+        if report["rejects"] else ""
+    print(f"{len(report['warnings'])} warning(s){rejects}")
+    for warning in report["warnings"]:
+        print(f"  {warning['kind']}: {warning['message']}")
     return 0
 
 
@@ -83,6 +97,9 @@ def _info(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
         print(f"  {label:<9} mean {s['mean']:.4g}  std {s['std']:.4g}  min {s['min']:.4g}  max {s['max']:.4g}")
     print("  features")
     print(table(["field", "type"], [[k, v] for k, v in info["features"].items()], indent=4))
+    from rlstore.cli.report_command import report_lines
+
+    print("\n".join(report_lines(info["report"])))
     lineage = info["lineage"]
     print(f"  lineage   {lineage.get('pipeline', '?')} ({lineage.get('format', '')}), "
           f"parent version {lineage.get('parent_version')}, {len(info['sources'])} source file(s)")

@@ -1,0 +1,195 @@
+"""Mergeable summaries of numbers: what the quality report's combiner keeps per work item.
+
+Each summary merges exactly (or deterministically) with another of its kind, in any order, so
+workers summarise their own episodes and Beam merges the pieces without seeing the data again:
+- Histogram: bins of width 2**e aligned at 0. Two histograms merge by coarsening the finer one
+  to the wider width (exact, since a wide bin is the union of two narrow ones), so no bin edges
+  have to be agreed on before the data is seen. At most MAX_BINS bins are kept.
+- ElementMoments: count, mean, M2, min and max per element (Chan et al.'s parallel update,
+  which stays accurate where sum-of-squares cancels).
+- Columns: ElementMoments (and optionally a Histogram) per column of a table that arrives in
+  pieces, e.g. one episode at a time. Pieces are buffered and summarised FLUSH_VALUES at a
+  time: numpy's per-call cost, not the arithmetic, dominates for short episodes.
+- Ranked: the few items with the smallest sort keys; used for the most extreme rewards and
+  for the first examples of a warning, so the report names the same ones whatever the order
+  of merging.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+MAX_BINS = 64
+_FLOAT_EXPONENT = -20       # finest bin width for floats: 2**-20
+_EXACT_INDEX_BITS = 52      # keeps value / width exactly representable and inside int64
+
+
+@dataclass
+class Histogram:
+    """Counts in bins [i * 2**exponent, (i + 1) * 2**exponent) for i = offset, offset + 1, ..."""
+
+    exponent: int
+    offset: int = 0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @classmethod
+    def empty(cls, integer: bool) -> "Histogram":
+        """Integers start with unit-wide bins (one per value); floats with 2**-20."""
+        return cls(0 if integer else _FLOAT_EXPONENT)
+
+    def add(self, values: np.ndarray) -> "Histogram":
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if not values.size:
+            return self
+        low, high = float(values.min()), float(values.max())
+        exponent = self.exponent
+        while not _fits(low, high, exponent):
+            exponent += 1
+        index = np.floor(values / 2.0 ** exponent).astype(np.int64)
+        offset = int(index.min())
+        return self.merge(Histogram(exponent, offset, np.bincount(index - offset).astype(np.int64)))
+
+    def merge(self, other: "Histogram") -> "Histogram":
+        if not other.counts.size:
+            return self if self.counts.size or self.exponent >= other.exponent else other
+        if not self.counts.size:
+            return other.coarsened(max(self.exponent, other.exponent))
+        exponent = max(self.exponent, other.exponent)
+        while True:
+            a, b = self.coarsened(exponent), other.coarsened(exponent)
+            low, high = min(a.offset, b.offset), max(a.offset + len(a.counts), b.offset + len(b.counts))
+            if high - low <= MAX_BINS:
+                break
+            exponent += 1
+        counts = np.zeros(high - low, np.int64)
+        counts[a.offset - low: a.offset - low + len(a.counts)] += a.counts
+        counts[b.offset - low: b.offset - low + len(b.counts)] += b.counts
+        return Histogram(exponent, low, counts)
+
+    def coarsened(self, exponent: int) -> "Histogram":
+        """The same counts in bins 2**(exponent - self.exponent) times as wide."""
+        shift = exponent - self.exponent
+        if shift <= 0 or not self.counts.size:
+            return Histogram(max(exponent, self.exponent), self.offset >> max(shift, 0), self.counts)
+        index = (np.arange(len(self.counts), dtype=np.int64) + self.offset) >> shift
+        offset = int(index[0])
+        counts = np.zeros(int(index[-1]) - offset + 1, np.int64)
+        np.add.at(counts, index - offset, self.counts)
+        return Histogram(exponent, offset, counts)
+
+    def count_outside(self, low: float, high: float) -> int:
+        """Values certainly below `low` or above `high` (bins entirely beyond them)."""
+        width = 2.0 ** self.exponent
+        starts = (np.arange(len(self.counts)) + self.offset) * width
+        return int(self.counts[(starts + width <= low) | (starts > high)].sum())
+
+    def to_json(self) -> dict[str, Any]:
+        width = 2.0 ** self.exponent
+        return {"start": self.offset * width, "bin_width": width, "counts": self.counts.tolist()}
+
+
+def _fits(low: float, high: float, exponent: int) -> bool:
+    width = 2.0 ** exponent
+    if max(abs(low), abs(high)) / width >= 2.0 ** _EXACT_INDEX_BITS:
+        return False
+    return math.floor(high / width) - math.floor(low / width) < MAX_BINS
+
+
+@dataclass
+class ElementMoments:
+    """Count, mean, M2 (sum of squared deviations), min and max of each column of a table."""
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> "ElementMoments":
+        """Moments of a (rows, elements) table."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if not len(rows):
+            nothing = np.zeros(rows.shape[1])
+            return cls(0, nothing, nothing, np.full_like(nothing, np.inf), np.full_like(nothing, -np.inf))
+        mean = rows.mean(axis=0)
+        return cls(len(rows), mean, ((rows - mean) ** 2).sum(axis=0), rows.min(axis=0), rows.max(axis=0))
+
+    def merge(self, other: "ElementMoments") -> "ElementMoments":
+        if not other.count:
+            return self
+        if not self.count:
+            return other
+        count = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / count)
+        m2 = self.m2 + other.m2 + delta ** 2 * (self.count * other.count / count)
+        return ElementMoments(count, mean, m2, np.minimum(self.min, other.min), np.maximum(self.max, other.max))
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.count) if self.count else np.full_like(self.mean, np.nan)
+
+
+FLUSH_VALUES = 1 << 16
+
+
+@dataclass
+class Columns:
+    """Moments, and histograms if asked, of each column of rows added piece by piece."""
+
+    integer: bool
+    histograms: bool
+    moments: ElementMoments | None = None
+    bins: list[Histogram] = field(default_factory=list)
+    pending: list[np.ndarray] = field(default_factory=list)
+    pending_values: int = 0
+
+    def add(self, rows: np.ndarray) -> "Columns":
+        """Adds a (rows, columns) table; every table of one Columns has the same column count."""
+        self.pending.append(rows)
+        self.pending_values += rows.size
+        return self.flush() if self.pending_values >= FLUSH_VALUES else self
+
+    def flush(self) -> "Columns":
+        if not self.pending:
+            return self
+        table = np.concatenate(self.pending).astype(np.float64, copy=False)
+        self.pending, self.pending_values = [], 0
+        moments = ElementMoments.of(table)
+        self.moments = moments if self.moments is None else self.moments.merge(moments)
+        if self.histograms:
+            bins = self.bins or [Histogram.empty(self.integer) for _ in range(table.shape[1])]
+            self.bins = [histogram.add(column) for histogram, column in zip(bins, table.T)]
+        return self
+
+    def merge(self, other: "Columns") -> "Columns":
+        mine, theirs = self.flush(), other.flush()
+        if theirs.moments is None:
+            return mine
+        if mine.moments is None:
+            return theirs
+        bins = [a.merge(b) for a, b in zip(mine.bins, theirs.bins)]
+        return Columns(self.integer, self.histograms, mine.moments.merge(theirs.moments), bins)
+
+
+@dataclass
+class Ranked:
+    """The `size` items with the smallest keys seen so far; items are (key, payload) pairs."""
+
+    size: int
+    items: list[tuple[Any, Any]] = field(default_factory=list)
+
+    def add(self, pairs: Iterable[tuple[Any, Any]]) -> "Ranked":
+        self.items = heapq.nsmallest(self.size, [*self.items, *pairs], key=lambda pair: pair[0])
+        return self
+
+    def merge(self, other: "Ranked") -> "Ranked":
+        return Ranked(self.size, list(self.items)).add(other.items)
+
+    def payloads(self) -> list[Any]:
+        return [payload for _, payload in self.items]
