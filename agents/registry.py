@@ -66,6 +66,8 @@ class AgentEntry:
 AGENTS: dict[str, AgentEntry] = {
     "bc": AgentEntry("agents.bc.config:BCConfig", "agents.bc.builder:BCBuilder",
                      "behaviour cloning: supervised learning of the logged actions"),
+    "dqfd": AgentEntry("agents.dqfd.config:DQfDConfig", "agents.dqfd.builder:DQfDBuilder",
+                       "DQfD (Hester et al. 2018), offline: n-step double-Q TD + large-margin loss on demonstrations"),
 }
 
 

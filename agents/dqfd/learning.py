@@ -1,0 +1,56 @@
+"""The DQfD learner: Adam on J(Q) (agents.dqfd.losses) and the periodic target-network sync.
+
+As for BC, updates run in an in-graph loop (`tf.function` over `tf.range`) pulling prefetched
+batches from a tf.data iterator inside the graph, so Python never sits between two updates.
+The target network is synced in the same graph every `target_update_period` updates, counted
+by the checkpointed `steps`, so a resumed run keeps the period's phase.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import sonnet as snt
+import tensorflow as tf
+
+from agents.dqfd.config import DQfDConfig
+from agents.dqfd.losses import METRICS, dqfd_loss
+from agents.dqfd.networks import DQfDNetworks
+
+Metrics = dict[str, tf.Tensor]
+
+
+class DQfDLearner:
+    """Owns the optimizer and the update counter; `run(n)` performs n updates (agents.registry.Learner)."""
+
+    def __init__(self, networks: DQfDNetworks, dataset: tf.data.Dataset, config: DQfDConfig):
+        self._networks = networks
+        self._config = config
+        self._optimizer = snt.optimizers.Adam(config.learning_rate)
+        self._iterator = iter(dataset)
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
+
+    def run(self, num_updates: int) -> dict[str, float]:
+        """Performs `num_updates` updates on batches from the dataset; returns their mean metrics."""
+        metrics = self._run(self._iterator, tf.constant(num_updates, tf.int64))
+        return {name: float(value) for name, value in metrics.items()}
+
+    def checkpoint_objects(self) -> dict[str, tf.Module | tf.Variable]:
+        return {"network": self._networks, "optimizer": self._optimizer, "steps": self.steps}
+
+    @tf.function
+    def _run(self, iterator: Any, num_updates: tf.Tensor) -> Metrics:
+        totals = {name: tf.constant(0.0) for name in METRICS}
+        for _ in tf.range(num_updates):
+            metrics = self._update(next(iterator))
+            totals = {name: totals[name] + metrics[name] for name in METRICS}
+        return {name: value / tf.cast(num_updates, tf.float32) for name, value in totals.items()}
+
+    def _update(self, batch: Mapping[str, Any]) -> Metrics:
+        variables = self._networks.online.trainable_variables
+        with tf.GradientTape() as tape:
+            output = dqfd_loss(self._networks, batch, self._config)
+        self._optimizer.apply(tape.gradient(output.loss, variables), variables)
+        self.steps.assign_add(1)
+        if self.steps % self._config.target_update_period == 0:
+            self._networks.update_target()
+        return output.metrics
