@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipelines.ingest import ingest, plan
+from pipelines.notes import pop_notes
 from pipelines.sources.d4rl import D4rlFormat
 from rlstore.cli import main
 from rlstore.errors import BadInputError
@@ -111,6 +112,8 @@ def test_without_next_observations_matches_tfds_too(tmp_path):
     write_d4rl_file(path, [(3, "terminal"), (4, "timeout")], trailing=2, next_observations=False)
     fmt = D4rlFormat()
     ours = [episode for item in fmt.work_items([path]) for _, episode in fmt.read(item)]
+    notes = [pop_notes(episode) for episode in ours]  # reader notes go to the report, not the data
+    assert [[n["kind"] for n in episode_notes] for episode_notes in notes] == [[], [], ["truncated_final_episode"]]
     theirs = [_as_arrays(e) for e in _tfds_episodes(path)]
     terminal, timeout, trailing = ours
     assert not terminal["steps"]["observation"][-1].any()  # a terminal episode ends on a zero observation
