@@ -16,7 +16,9 @@ import rlstore.quiet  # noqa: F401  (before anything imports TF)
 from rlstore.errors import RlstoreError
 from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
 
-COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.demo_command")
+COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.report_command", "rlstore.cli.demo_command",
+                   "rlstore.cli.agent_commands", "rlstore.cli.record_command",
+                   "rlstore.cli.serve_command")
 
 _EPILOG = """\
 examples:
@@ -27,6 +29,7 @@ examples:
   rlstore --store ./store info catch_logs --json
   rlstore --store ./store info catch_logs@1
   rlstore --store ./store validate catch_logs
+  rlstore --store ./store report catch_logs --out report.png       # the quality report, drawn
   rlstore demo --out demo_run                                      # the main job, end to end
 
 A dataset reference is NAME (the latest version) or NAME@N (version N, the same bytes forever).

@@ -1,0 +1,132 @@
+"""`rlstore serve`: a Reverb replay server over a store version, in its own process.
+
+The process fills (or restores) the tables, prints their layout and the address, then serves
+until SIGINT or SIGTERM; with `--checkpoint-every` it checkpoints into the store periodically
+and once more on the way out. Learners and actors connect with a plain `reverb.Client`.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any, Sequence
+
+from rlstore.cli.formatting import table
+from rlstore.store import Store
+
+_EPILOG = """\
+examples:
+  rlstore --store ./store serve catch_logs --port 8000
+  rlstore --store ./store serve catch_logs@2 --port 8000 --tables transitions,sequences --n-step 3 --prioritized
+  rlstore --store ./store serve catch_logs --checkpoint-every 600     # restarts resume from the store
+
+then, in any process:  reverb.Client("HOST:8000")  or  rlstore.replay.sample_dataset("HOST:8000", "transitions", 256)
+"""
+
+
+def register(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve a version through a Reverb replay server until interrupted",
+        description="Fills Reverb tables from a store version (or restores them from the newest replay "
+                    "checkpoint of that version and layout), prints the table layout and the server's "
+                    "address, and serves until Ctrl-C or SIGTERM.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("ref", metavar="NAME[@V]")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    serve.add_argument("--tables", default="transitions",
+                       help="comma-separated tables: transitions, sequences (default: transitions)")
+    serve.add_argument("--n-step", type=int, default=1, help="n of the n-step transitions (default 1)")
+    serve.add_argument("--gamma", type=float, default=0.99, help="discount of the n-step sums (default 0.99)")
+    serve.add_argument("--sequence-length", type=int, default=40, help="learning steps per sequence (default 40)")
+    serve.add_argument("--period", type=int, default=20, help="steps between sequence starts (default 20)")
+    serve.add_argument("--burn-in", type=int, default=0, help="extra leading steps per sequence (default 0)")
+    serve.add_argument("--demo", action="store_true", help="mark the sequences as demonstrations (is_demo)")
+    serve.add_argument("--prioritized", action="store_true", help="prioritized instead of uniform sampling")
+    serve.add_argument("--priority-exponent", type=float, default=0.6, help="prioritized sampling exponent")
+    serve.add_argument("--max-size", type=int, default=1_000_000, help="items per table; FIFO removal beyond")
+    serve.add_argument("--min-size", type=int, default=1, help="items a table must hold before sampling")
+    serve.add_argument("--samples-per-insert", type=float, default=None,
+                       help="rate-limit to this sample/insert ratio (SampleToInsertRatio); default: MinSize only")
+    serve.add_argument("--error-buffer", type=float, default=None,
+                       help="ratio limiter slack (default: enough to bulk-load the version)")
+    serve.add_argument("--checkpoint-every", type=float, default=None, metavar="SECONDS",
+                       help="checkpoint into the store this often, and once more at shutdown")
+    serve.add_argument("--fresh", action="store_true",
+                       help="discard this version and layout's replay checkpoints and load the version anew")
+    serve.set_defaults(run=run)
+
+
+def layout_from(args: argparse.Namespace):
+    from rlstore.replay import Layout, TableOptions
+
+    options = TableOptions(max_size=args.max_size, min_size=args.min_size, samples_per_insert=args.samples_per_insert,
+                           error_buffer=args.error_buffer, prioritized=args.prioritized,
+                           priority_exponent=args.priority_exponent)
+    return Layout(tables=tuple(name.strip() for name in args.tables.split(",") if name.strip()), n_step=args.n_step,
+                  gamma=args.gamma, sequence_length=args.sequence_length, sequence_period=args.period,
+                  burn_in=args.burn_in, is_demo=args.demo, options=options)
+
+
+def _describe_signature(signature: Any) -> str:
+    import tree
+
+    return ", ".join(f"{'/'.join(map(str, path))} {spec.dtype.name}{list(spec.shape)}"
+                     for path, spec in tree.flatten_with_path(signature))
+
+
+def _describe_limiter(info) -> str:
+    limiter = info.rate_limiter_info
+    if limiter.max_diff > 1e300:
+        return f"MinSize({limiter.min_size_to_sample})"
+    return (f"SampleToInsertRatio({limiter.samples_per_insert:g}, min {limiter.min_size_to_sample}, "
+            f"error range [{limiter.min_diff:g}, {limiter.max_diff:g}])")
+
+
+def print_layout(server) -> None:
+    infos = server.info()
+    rows = []
+    for name in server.layout.tables:
+        info = infos[name]
+        sampler = info.sampler_options
+        kind = (f"prioritized({sampler.prioritized.priority_exponent:g})" if sampler.HasField("prioritized")
+                else sampler.WhichOneof("distribution"))
+        rows.append([name, info.current_size, info.max_size, kind, "fifo", _describe_limiter(info)])
+    print(table(["table", "items", "max size", "sampler", "remover", "rate limiter"], rows))
+    for name in server.layout.tables:
+        print(f"{name} item: {_describe_signature(infos[name].signature)}")
+
+
+def run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
+    from rlstore.replay.logs import reverb_logs_filtered
+
+    with reverb_logs_filtered():
+        return _serve(store, args)
+
+
+def _serve(store: Store, args: argparse.Namespace) -> int:
+    from rlstore.replay import ReplayServer
+
+    layout = layout_from(args)
+    ref = store.resolve(args.ref)
+    server = ReplayServer(store, ref, layout, port=args.port, restore=not args.fresh,
+                          checkpoint_every=args.checkpoint_every)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        origin = (f"restored from {server.restored_from}" if server.restored_from
+                  else "loaded " + ", ".join(f"{count} {name}" for name, count in server.loaded.items()))
+        print(f"{ref}: {origin}")
+        print_layout(server)
+        when = (f"every {args.checkpoint_every:g} s and at shutdown" if args.checkpoint_every
+                else "on request: reverb.Client(address).checkpoint()")
+        print(f"checkpoints: {server.checkpoint_dir} ({when})")
+        print(f"serving {ref} at {server.address} (all interfaces, port {server.port}); Ctrl-C to stop", flush=True)
+        while not stop.wait(3600):
+            pass
+    finally:
+        saved = server.close()
+    if saved:
+        print(f"checkpoint saved: {saved}")
+    print("stopped", flush=True)
+    return 0

@@ -1,0 +1,151 @@
+"""Bulk loading of a store version into Reverb tables.
+
+Why it is fast: the rows are made by the tf.data readers (`rlstore.reading.transitions` /
+`sequences`: whole episodes decoded at once, n-step sums and windows vectorised), so Python
+never touches a step. What is left per item is one `Append` and one `CreateItem` on Reverb's
+C++ TrajectoryWriter, called directly: the Python `TrajectoryWriter` wrapper spends more time
+walking structures per step than Reverb spends inserting. Three writers insert thirds of each
+batch in parallel threads (the C++ calls release the GIL, so one writer's wait for the server's
+confirmations overlaps the others' work) while tf.data reads the next batches. A writer never
+waits for all its items to be confirmed until the very end (that would drain its stream), only
+until few are, which also keeps Reverb's "pending items" warning quiet. Items are validated
+once, by checking the reader's element spec against the table signature, instead of per item;
+chunks are of constant length (transitions) or one whole window (sequences: an item is a single
+squeezed cell of [span, ...], identical when sampled to a window of per-step cells).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable
+
+import numpy as np
+import tree
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import reverb
+import tensorflow as tf
+from reverb import pybind
+
+from rlstore.names import DatasetRef
+from rlstore.replay.tables import SEQUENCES, TRANSITIONS, Layout, ReplayError, preload_bound, signature
+from rlstore.store import Store
+
+READ_BATCH = 4096  # rows per reader batch, split over the writers
+CHUNK_LENGTH = {TRANSITIONS: 32, SEQUENCES: 1}  # cells per chunk (a sequence cell is a whole window)
+FLUSH_EVERY, UNCONFIRMED = 32, 16  # so pending items stay < 50, where Reverb logs a warning every 10 items
+WRITERS = 3  # parallel writer streams, used when the load evicts nothing (else 1: strict FIFO order)
+QUEUED_BATCHES = 2  # batches read ahead of the writers
+
+
+def _rows(store: Store, ref: DatasetRef, layout: Layout, table: str) -> tf.data.Dataset:
+    from rlstore.reading import sequences, transitions
+
+    common = dict(batch_size=READ_BATCH, shuffle=False, repeat=False)
+    if table == TRANSITIONS:
+        return transitions(store, ref, n_step=layout.n_step, gamma=layout.gamma, **common)
+    return sequences(store, ref, length=layout.sequence_length, period=layout.sequence_period,
+                     burn_in=layout.burn_in, is_demo=layout.is_demo, **common)
+
+
+def _check_compatible(rows: tf.data.Dataset, item_signature: Any, table: str) -> None:
+    """The reader's rows must be exactly the table's items (checked once, not per item)."""
+    wanted = {key: value for key, value in item_signature.items() if key != "core_state"}
+    readable = dict(rows.element_spec)
+    try:
+        tree.assert_same_structure(readable, wanted)
+    except (ValueError, TypeError) as error:
+        raise ReplayError(f"the {table} reader's rows do not match the table signature: {error}") from None
+    for (path, want), have in zip(tree.flatten_with_path(wanted), tree.flatten(readable)):
+        if have.dtype != want.dtype or have.shape[1:] != want.shape:
+            raise ReplayError(f"the {table} reader's rows do not match the table signature: field "
+                              f"{'/'.join(map(str, path))} is {have.dtype.name}{list(have.shape[1:])} in the "
+                              f"rows, {want.dtype.name}{list(want.shape)} in the table")
+
+
+def _insert_budget(info: reverb.reverb_types.TableInfo) -> int:
+    """How many more items the table's rate limiter lets in before a sample must happen."""
+    limiter = info.rate_limiter_info
+    error = limiter.insert_stats.completed * limiter.samples_per_insert - limiter.sample_stats.completed
+    return math.floor((limiter.max_diff - error) / limiter.samples_per_insert)
+
+
+def _with_core_state(batch: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    size = len(batch["is_demo"])
+    batch["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    return batch
+
+
+def _insert_rows(writer: pybind.TrajectoryWriter, table: str, priority: float, columns: list[list],
+                 written: int) -> None:
+    """One step and one item per row; every `FLUSH_EVERY` rows of the writer (`written` came
+    before these), waits until at most `UNCONFIRMED` items are unconfirmed (never for all:
+    that would drain the stream)."""
+    squeeze = [True] * len(columns)
+    append, create, flush = writer.Append, writer.CreateItem, writer.Flush
+    for index, row in enumerate(zip(*columns), written + 1):
+        create(table, priority, [[cell] for cell in append(row)], squeeze)
+        if index % FLUSH_EVERY == 0:
+            flush(UNCONFIRMED, -1)
+
+
+def _insert(address: str, table: str, priority: float, batches: Iterable[dict[str, Any]], budget: int,
+            streams: int, chunk_length: int) -> int:
+    """Inserts every row of `batches`, each batch split over `streams` writers. Each writer has
+    its own thread and works through its parts in order, up to `QUEUED_BATCHES` batches ahead of
+    the reader, so neither waits for the other nor for the slowest writer."""
+    chunker = pybind.ConstantChunkerOptions(chunk_length, chunk_length)
+    writers = [pybind.Client(address).NewTrajectoryWriter(chunker, False) for _ in range(streams)]
+    lanes = [ThreadPoolExecutor(1, thread_name_prefix="replay-load") for _ in writers]
+    inserted, queued, written = 0, deque(), [0] * streams
+    try:
+        for batch in batches:
+            columns = [list(column) for column in tree.flatten(batch)]
+            count = len(columns[0])
+            if inserted + count > budget:
+                raise ReplayError(f"table {table!r}: its rate limiter blocks inserts after {int(budget)} items "
+                                  f"without sampling, and the version has more; raise its error buffer")
+            while len(queued) >= QUEUED_BATCHES * streams:
+                queued.popleft().result()
+            bounds = np.linspace(0, count, streams + 1).astype(int)
+            for lane, (start, stop) in enumerate(zip(bounds, bounds[1:])):
+                queued.append(lanes[lane].submit(_insert_rows, writers[lane], table, priority,
+                                                 [column[start:stop] for column in columns], written[lane]))
+                written[lane] += stop - start
+            inserted += count
+        queued.extend(lane.submit(writer.Flush, 0, -1) for lane, writer in zip(lanes, writers))
+        for future in queued:
+            future.result()
+    finally:
+        for lane in lanes:
+            lane.shutdown(wait=True, cancel_futures=True)  # no writer is closed while in use
+        for writer in writers:
+            writer.Close()
+    return inserted
+
+
+def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layout) -> dict[str, int]:
+    """Fills every table of `layout` on the server at `address` from version `ref`.
+
+    When the version fits in a table, rows go in through parallel writers; when it does not,
+    through one writer in the version's order (segments, shards, episodes), so that FIFO removal
+    leaves exactly the newest `max_size` items. Returns the number of items inserted per table.
+    """
+    ref = store.resolve(ref)
+    manifest = store.manifest(ref)
+    schema = manifest.schema
+    client = reverb.Client(address)
+    counts = {}
+    for table in layout.tables:
+        rows = _rows(store, ref, layout, table)
+        item_signature = signature(schema, layout, table)
+        _check_compatible(rows, item_signature, table)
+        batches = rows.as_numpy_iterator()
+        if table == SEQUENCES and layout.core_state_shapes:
+            batches = (_with_core_state(batch, layout) for batch in batches)
+        info = client.server_info()[table]
+        streams = WRITERS if preload_bound(manifest, layout, table) <= info.max_size - info.current_size else 1
+        counts[table] = _insert(address, table, layout.table_options(table).initial_priority, batches,
+                                _insert_budget(info), streams, CHUNK_LENGTH[table])
+    return counts

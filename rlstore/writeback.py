@@ -1,0 +1,251 @@
+"""Write-back from online actors: an Acme-style adder that feeds Reverb and the store.
+
+    with WriteBack(store, "catch_online", environment="catch", policy="expert", commit_every=100,
+                   replay="localhost:8000", layout=Layout(n_step=3)) as writer:
+        timestep = env.reset()
+        writer.observe_first(timestep)
+        while not timestep.last():
+            action = policy(timestep)
+            timestep = env.step(action)
+            writer.observe(action, timestep)
+
+Every finished episode is appended to the dataset (episode metadata `episode_id` =
+"<run_id>:<index>") and, with `replay`, its rows go into the Reverb tables of a replay
+`Layout` (n-step `transitions`, and `sequences` if the layout names them). Every
+`commit_every` episodes, and at close, the new episodes are published as a new version whose
+lineage names the run id, the policy and the environment. A crash loses at most the episodes
+since the last commit; published versions are never touched.
+
+Why a separate process: encoding episodes, hashing shards, publishing and Reverb's gRPC cost
+several times more CPU per step than a small environment does, so doing them on the acting
+thread (even in a background thread, which shares the GIL) would slow acting several-fold. The
+adder itself only keeps references to the timesteps and, every `flush_steps` steps or at a
+commit boundary, ships them as a few stacked arrays to `rlstore.writeback_worker`, which does
+the rest on another core. The pipe applies backpressure: if the worker falls behind, acting
+waits rather than buffering without bound. Observations must not be mutated by the environment
+after it returns them (they are referenced, not copied, until the next flush).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import dm_env
+import numpy as np
+
+from rlstore.errors import RlstoreError
+from rlstore.names import validate_name
+from rlstore.store import Store
+
+if TYPE_CHECKING:
+    from rlstore.replay import Layout
+
+_FIRST = object()  # stands in for the action of an episode's first timestep
+
+
+class WriteBackError(RlstoreError):
+    """The write-back worker failed (its reason is the message) or died."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One published version: its number, the episodes it added, the run's committed total."""
+
+    version: int
+    episodes: int
+    run_episodes: int
+
+
+@dataclass(frozen=True)
+class WriteBackSummary:
+    """What a closed writer committed: versions, episodes, their RLDS steps, Reverb items per table."""
+
+    run_id: str
+    versions: list[int]
+    episodes: int
+    steps: int
+    replay_items: dict[str, int]
+
+
+def _new_run_id() -> str:
+    """A unique, sortable run id: UTC time plus random hex."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _stack(items: list[Any]) -> Any:
+    if isinstance(items[0], dict):
+        return {key: _stack([item[key] for item in items]) for key in items[0]}
+    return np.stack(items)
+
+
+class WriteBack:
+    """Actor-side writer: `observe_first(timestep)`, `observe(action, next_timestep)`, `close()`.
+
+    `replay` is a Reverb server address (HOST:PORT); the tables of `layout` (default: `Layout()`,
+    1-step `transitions`) receive the episodes' rows, exactly as `rlstore serve` would load them
+    from the store. Without `replay` only the store is written. `on_commit` is called in the
+    actor's process for each published version, at the actor's next flush. The constructor
+    returns once the worker is ready (a few seconds: it imports TensorFlow), so that start-up
+    never stalls acting.
+    """
+
+    def __init__(
+        self,
+        store: Store | str | os.PathLike,
+        dataset: str,
+        *,
+        environment: str,
+        policy: str,
+        run_id: str | None = None,
+        commit_every: int = 100,
+        replay: str | None = None,
+        layout: Layout | None = None,
+        flush_steps: int = 256,
+        on_commit: Callable[[Commit], None] | None = None,
+    ):
+        validate_name(dataset)
+        if commit_every < 1 or flush_steps < 1:
+            raise ValueError(f"commit_every and flush_steps must be >= 1, got {commit_every}, {flush_steps}")
+        store = store if isinstance(store, Store) else Store(store)
+        self.run_id = run_id or _new_run_id()
+        self.versions: list[int] = []
+        self._commit_every = commit_every
+        self._flush_steps = flush_steps
+        self._on_commit = on_commit
+        self._pending: list[tuple[Any, dm_env.TimeStep]] = []
+        self._episodes = 0
+        self._summary: WriteBackSummary | None = None
+        self._start_worker({"store_root": str(store.root), "dataset": dataset, "run_id": self.run_id,
+                            "environment": environment, "policy": policy, "commit_every": commit_every,
+                            "replay": replay, "layout": layout})
+
+    # ---- the adder interface ----------------------------------------------------------------
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        self._pending.append((_FIRST, timestep))
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        pending = self._pending
+        pending.append((action, next_timestep))
+        if next_timestep.last():
+            self._episodes += 1
+            if self._episodes % self._commit_every == 0:
+                self._flush()
+                return
+        if len(pending) >= self._flush_steps:
+            self._flush()
+
+    def close(self) -> WriteBackSummary:
+        """Commits every finished episode, waits for Reverb to confirm, stops the worker.
+
+        An episode still in progress is dropped: only finished episodes are stored.
+        """
+        if self._summary is None:
+            self._flush()
+            self._send(("close", None))
+            self._summary = WriteBackSummary(**self._await("closed"))
+            self._stop()
+        return self._summary
+
+    def __enter__(self) -> "WriteBack":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self._data.closed:
+            self.close()
+
+    # ---- talking to the worker --------------------------------------------------------------
+
+    def _start_worker(self, config: dict[str, Any]) -> None:
+        data_read, data_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        life_read, self._lifeline = os.pipe()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        child_fds = (data_read, reply_write, life_read)
+        self._process = subprocess.Popen([sys.executable, "-m", "rlstore.writeback_worker", *map(str, child_fds)],
+                                         pass_fds=child_fds, env=env)
+        for fd in child_fds:
+            os.close(fd)
+        self._data = Connection(data_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+        self._send(config)
+        self._await("ready")
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            timesteps = [timestep for _, timestep in pending]
+            actions = [action for action, _ in pending if action is not _FIRST]
+            self._send(("steps", {
+                "step_type": np.fromiter((timestep.step_type for timestep in timesteps), np.int8, len(timesteps)),
+                "reward": np.array([timestep.reward or 0.0 for timestep in timesteps], np.float64),
+                "discount": np.array([timestep.discount or 0.0 for timestep in timesteps], np.float64),
+                "observation": _stack([timestep.observation for timestep in timesteps]),
+                "action": _stack(actions) if actions else None,
+            }))
+        while self._replies.poll():
+            self._handle(*self._replies.recv())
+
+    def _send(self, message: Any) -> None:
+        try:
+            self._data.send(message)
+        except OSError:  # the worker is gone; its last reply says why
+            self._await(None)
+
+    def _await(self, wanted: str | None) -> Any:
+        """The payload of the next `wanted` reply, handling commits on the way; None: until the end."""
+        while True:
+            try:
+                kind, payload = self._replies.recv()
+            except (EOFError, OSError):
+                self._stop()
+                raise WriteBackError(f"the write-back worker exited (status {self._process.returncode}); "
+                                     f"episodes after version {self.versions[-1] if self.versions else 'none'} "
+                                     "were not committed") from None
+            if kind == wanted:
+                return payload
+            self._handle(kind, payload)
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "error":
+            self._stop()
+            raise WriteBackError(payload)
+        commit = Commit(**payload)
+        self.versions.append(commit.version)
+        if self._on_commit is not None:
+            self._on_commit(commit)
+
+    def _stop(self) -> None:
+        if self._data.closed:
+            return
+        for connection in (self._data, self._replies):
+            connection.close()
+        os.close(self._lifeline)
+        self._process.wait()
+
+
+def drive(environment: dm_env.Environment, policy: Callable[[dm_env.TimeStep], Any], writer: WriteBack,
+          num_episodes: int, stop: threading.Event | None = None) -> int:
+    """Plays `num_episodes` episodes through `writer` (fewer if `stop` is set: it is checked
+    between episodes, so no episode is cut short); returns the number of environment steps."""
+    steps = 0
+    for _ in range(num_episodes):
+        if stop is not None and stop.is_set():
+            break
+        timestep = environment.reset()
+        writer.observe_first(timestep)
+        while not timestep.last():
+            action = policy(timestep)
+            timestep = environment.step(action)
+            writer.observe(action, timestep)
+            steps += 1
+    return steps

@@ -1,0 +1,113 @@
+"""The Reverb side of write-back: rows of finished episodes into the tables of a layout.
+
+Rows come from the functions the readers and the bulk loader use
+(`rlstore.reading.transforms.episode_transitions` / `episode_sequences`), and items are built
+the way the loader builds them (`rlstore.replay.loading`): each row appended as one step of
+Reverb's C++ TrajectoryWriter with constant-length chunks, and made one item of squeezed cells.
+So an item written back by an actor is indistinguishable from one loaded from the store, and
+one table can hold both. Each call handles all the episodes a batch finished at once, with one
+traced TF call per table and one flush, so per-episode overhead stays small.
+
+Sequence items of a layout with `core_state_shapes` carry zeros, as loaded items do: the
+writer sees timesteps, not the actor's recurrent state.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import tree
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import tensorflow as tf
+
+from rlstore.reading.transforms import episode_sequences, episode_transitions
+from rlstore.replay.loading import CHUNK_LENGTH
+from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError
+
+_CONNECT_SECONDS = 30
+# Reverb logs a warning per item (costly in itself) once about 64 are unconfirmed: every
+# _FLUSH_EVERY items, wait until at most _IN_FLIGHT are.
+_FLUSH_EVERY = 32
+_IN_FLIGHT = 16
+
+# Traced once per table and input structure; batches of any length reuse the trace.
+_transitions = tf.function(episode_transitions, reduce_retracing=True)
+_sequences = tf.function(episode_sequences, reduce_retracing=True)
+
+
+def layout_rows(steps: Mapping[str, Any], layout: Layout, table: str) -> dict[str, Any]:
+    """The items `table` of `layout` gets from whole episodes' steps, as numpy arrays."""
+    if table == TRANSITIONS:
+        rows = _transitions(dict(steps), layout.n_step, layout.gamma)
+    else:
+        rows = _sequences(dict(steps), layout.sequence_length, layout.sequence_period, layout.burn_in,
+                          layout.is_demo)
+    rows = tree.map_structure(lambda tensor: tensor.numpy(), rows)
+    if table != TRANSITIONS and layout.core_state_shapes:
+        count = len(rows["is_demo"])
+        rows["core_state"] = tuple(np.zeros((count, *shape), np.float32) for shape in layout.core_state_shapes)
+    return rows
+
+
+def _check_rows(rows: Mapping[str, Any], signature: Any, table: str) -> None:
+    """Rows must be exactly the table's items, field by field (the server would reject them)."""
+    if signature is None:
+        return
+    try:
+        tree.assert_same_structure(rows, signature)
+    except (ValueError, TypeError) as error:
+        raise ReplayError(f"the episodes' rows do not fit table {table!r}: {error}") from None
+    for (path, spec), column in zip(tree.flatten_with_path(signature), tree.flatten(rows)):
+        have = (tf.as_dtype(column.dtype).name, list(column.shape[1:]))
+        want = (spec.dtype.name, spec.shape.as_list())
+        if have != want:
+            raise ReplayError(f"the episodes' rows do not fit table {table!r}: field {'/'.join(map(str, path))} "
+                              f"is {have[0]}{have[1]} in the rows, {want[0]}{want[1]} in the table")
+
+
+class ReplayInserter:
+    """Inserts the rows of finished episodes into every table of `layout` on one server."""
+
+    def __init__(self, address: str, layout: Layout):
+        import reverb
+        from reverb import pybind
+
+        try:
+            tables = reverb.Client(address).server_info(timeout=_CONNECT_SECONDS)
+        except (reverb.errors.DeadlineExceededError, RuntimeError) as error:
+            raise ReplayError(f"cannot reach a Reverb server at {address}: {error}") from None
+        missing = [table for table in layout.tables if table not in tables]
+        if missing:
+            raise ReplayError(f"the Reverb server at {address} has no table {missing[0]!r} "
+                              f"(it has: {', '.join(sorted(tables)) or 'none'})")
+        client = pybind.Client(address)
+        self._layout = layout
+        self._signatures = {table: tables[table].signature for table in layout.tables}
+        # Items are checked against the signature once per batch, not per item by the writer.
+        self._writers = {table: client.NewTrajectoryWriter(
+            pybind.ConstantChunkerOptions(CHUNK_LENGTH[table], CHUNK_LENGTH[table]), False) for table in layout.tables}
+        self.inserted = {table: 0 for table in layout.tables}
+
+    def add(self, episodes: Sequence[Mapping[str, Any]]) -> None:
+        """Inserts the rows of these finished episodes (their step dicts) and waits for the server."""
+        if not episodes:
+            return
+        steps = tree.map_structure(lambda *columns: np.concatenate(columns), *episodes)
+        for table, writer in self._writers.items():
+            rows = layout_rows(steps, self._layout, table)
+            _check_rows(rows, self._signatures[table], table)
+            columns = tree.flatten(rows)
+            priority = self._layout.table_options(table).initial_priority
+            squeeze = [True] * len(columns)
+            append, create, flush = writer.Append, writer.CreateItem, writer.Flush
+            for index, row in enumerate(zip(*columns), 1):
+                create(table, priority, [[cell] for cell in append(list(row))], squeeze)
+                if index % _FLUSH_EVERY == 0:
+                    flush(_IN_FLIGHT, -1)
+            flush(0, -1)
+            self.inserted[table] += len(columns[0])
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.Close()

@@ -1,0 +1,83 @@
+"""The store side of write-back: finished episodes become new segments and new versions.
+
+One appender holds one locked staging area for its whole life (opening it removes what dead
+writers left behind). Episodes are encoded into a segment being built there; every
+`commit_every` episodes, and at close, the segment is finished and published as version N+1 =
+version N + this segment, through `Store.publish`. So a crash at any moment loses at most the
+episodes since the last commit and never touches a published version, and concurrent writers
+get distinct versions without losing each other's segments (both are the store's guarantees).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from rlstore.episode import Episode
+from rlstore.errors import StoreError
+from rlstore.manifest import Manifest
+from rlstore.schema import Schema
+from rlstore.segment import ShardWriter, finish_segment
+from rlstore.store import Store
+
+PIPELINE_NAME = "rlstore.writeback"
+
+
+class EpisodeAppender:
+    """Appends episodes to `dataset`, publishing a version every `commit_every` episodes.
+
+    `lineage` goes into every version this appender publishes, plus `run_episodes`: the
+    half-open range of the run's episode indices that version added.
+    """
+
+    def __init__(self, store: Store, dataset: str, lineage: Mapping[str, Any], commit_every: int):
+        self._store = store
+        self._dataset = dataset
+        self._lineage = dict(lineage)
+        self._commit_every = commit_every
+        self._staging = store.staging(dataset)
+        self._schema: Schema | None = None
+        self._segment: Path | None = None
+        self._writer: ShardWriter | None = None
+        self._pending = 0
+        self.committed = 0
+
+    def add(self, episode: Episode) -> Manifest | None:
+        """Writes one episode; returns the new version's manifest if this completed a commit."""
+        if self._schema is None:
+            self._schema = self._derive_schema(episode)
+        length = self._schema.check(episode)
+        if self._writer is None:
+            self._segment = self._staging.new_segment_dir()
+            self._writer = ShardWriter(self._segment)
+        self._writer.write(self._schema.encode(episode), length, float(np.sum(episode["steps"]["reward"])))
+        self._pending += 1
+        return self.commit() if self._pending >= self._commit_every else None
+
+    def commit(self) -> Manifest | None:
+        """Publishes the episodes written since the last commit, if any, as a new version."""
+        if not self._pending:
+            return None
+        lineage = {**self._lineage, "run_episodes": [self.committed, self.committed + self._pending]}
+        record = finish_segment(self._segment, self._dataset, self._schema, self._writer.close(), lineage)
+        manifest = self._store.publish(self._dataset, self._staging, [record], self._schema, lineage)
+        self.committed += self._pending
+        self._writer, self._segment, self._pending = None, None, 0
+        return manifest
+
+    def close(self, commit: bool = True) -> Manifest | None:
+        """Commits what is pending (unless `commit` is False) and removes the staging area."""
+        try:
+            return self.commit() if commit else None
+        finally:
+            self._staging.close()
+
+    def _derive_schema(self, episode: Episode) -> Schema:
+        """The schema of the first episode, refused early if the dataset's differs."""
+        schema = Schema.derive(episode)
+        if self._store.versions(self._dataset):
+            problem = self._store.manifest(self._dataset).schema.difference(schema)
+            if problem:
+                raise StoreError(f"cannot append to {self._dataset}: {problem}")
+        return schema
