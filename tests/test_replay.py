@@ -48,12 +48,15 @@ def _sample_all(client: reverb.Client, table: str, size: int) -> list:
 
 def test_one_step_transitions_are_exactly_steps_minus_episodes(store):
     manifest = store.manifest("vec")
-    with ReplayServer(store, "vec", Layout(tables=(TRANSITIONS, SEQUENCES), sequence_length=4, sequence_period=2),
-                      restore=False) as server:
+    layout = Layout(tables=(TRANSITIONS, SEQUENCES), sequence_length=4, sequence_period=2,
+                    sequence_options=TableOptions(prioritized=True))
+    with ReplayServer(store, "vec", layout, restore=False) as server:
         expected = manifest.num_steps - manifest.num_episodes
         assert server.loaded[TRANSITIONS] == expected
         assert server.info()[TRANSITIONS].current_size == expected
         assert server.info()[SEQUENCES].current_size == server.loaded[SEQUENCES] > 0
+        assert server.info()[TRANSITIONS].sampler_options.HasField("uniform")
+        assert server.info()[SEQUENCES].sampler_options.HasField("prioritized")
         batch = next(iter(sample_dataset(server.address, SEQUENCES, batch_size=8)))
         assert batch.data["observation"].shape == (8, 4, 4) and batch.data["mask"].shape == (8, 4)
         assert batch.data["is_demo"].dtype == tf.bool
