@@ -24,12 +24,16 @@ _EPILOG = """\
 examples:
   rlstore --store ./store ingest --dataset catch_logs --format rlds path/to/an/rlds_dir
   rlstore --store ./store ingest --dataset catch_logs 'logs/*.npz'      # appends a new version
+  rlstore --store ./store ingest --dataset hopper --on-error=skip data/*.hdf5
   rlstore --store ./store ingest --dataset big logs/ -- --direct_num_workers=1
   rlstore --store ./store list
   rlstore --store ./store info catch_logs --json
-  rlstore --store ./store info catch_logs@1
-  rlstore --store ./store validate catch_logs
-  rlstore --store ./store report catch_logs --out report.png       # the quality report, drawn
+  rlstore --store ./store validate catch_logs@1
+  rlstore --store ./store report catch_logs --out report.png
+  rlstore --store ./store train bc --dataset catch_logs --steps 5000 --out runs/bc
+  rlstore eval --checkpoint runs/bc --env catch --episodes 20 --json
+  rlstore --store ./store record --env catch --policy expert --episodes 100 --dataset catch_online
+  rlstore --store ./store serve catch_logs --port 8000 --tables transitions,sequences
   rlstore demo --out demo_run                                      # the main job, end to end
 
 A dataset reference is NAME (the latest version) or NAME@N (version N, the same bytes forever).
