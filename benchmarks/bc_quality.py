@@ -29,8 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from datasets.external import external_file
 
-CARTPOLE_FILE = Path("/work/shared/external/imitation_cartpole_expert.npz")
+CARTPOLE_FILE = external_file("imitation_cartpole_expert.npz")
 CARTPOLE_ENV = "gym:CartPole-v1"
 FULL = {"seeds": [0, 1, 2], "cartpole_updates": 5000, "cartpole_episodes": 20, "catch_updates": 1000,
         "catch_episodes": 100, "catch_demos": 100}

@@ -4,7 +4,7 @@
 - `write_minari_dataset`: a Minari dataset written by the real `minari` package (test-only
   dependency), HDF5 or Arrow backend, with Dict/Tuple spaces, infos and seeds.
 - `write_envlogger_log`: envlogger 1.2's Riegeli backend around rlstore's Catch env, several shards.
-The imitation format is tested against the real file in /work/shared/external.
+The imitation format is tested against the real file in shared/external beside the repository.
 
 Each returns what went in, so tests compare against the producer's data, not against a reader.
 """

@@ -3,13 +3,14 @@ unpickling, through the Beam pipeline and read back with stock TFDS."""
 import numpy as np
 import pytest
 
+from datasets.external import external_file
 from pipelines.ingest import ingest, plan
 from pipelines.sources.imitation import ImitationFormat
 from rlstore.errors import BadInputError
 from rlstore.store import Store
 from tests.format_fixtures import assert_rejected, stock_read
 
-EXPERT = "/work/shared/external/imitation_cartpole_expert.npz"  # CartPole-v1: 500-step time limit
+EXPERT = str(external_file("imitation_cartpole_expert.npz"))  # CartPole-v1: 500-step time limit
 IN_MEMORY = ["--direct_running_mode=in_memory"]  # the real DirectRunner, without starting worker processes
 
 
