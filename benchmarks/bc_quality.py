@@ -88,13 +88,10 @@ def cartpole_row(store, root: Path, budget: dict) -> dict:
 
 
 def catch_row(store, root: Path, budget: dict) -> dict:
-    from datasets.demonstrations import record_npz_logs
-    from pipelines.ingest import ingest
+    from datasets.demonstrations import ingest_expert_demos
 
     log(f"recording {budget['catch_demos']} expert episodes of catch and ingesting them (--format npz)")
-    logs = root / "catch_logs"
-    record_npz_logs("catch", "expert", budget["catch_demos"], logs, seed=0)
-    manifest = ingest(store, "catch_expert", [str(logs)], format="npz")
+    manifest = ingest_expert_demos(store, "catch_expert", "catch", budget["catch_demos"], root / "catch_logs")
     ref = f"{manifest.name}@{manifest.version}"
     data_success = (manifest.stats.returns.mean + 1) / 2  # returns are +1 (caught) or -1
     seeds = []

@@ -53,13 +53,10 @@ def success(agent: str, store, ref: str, run_dir: Path, budget: dict, seed: int)
 
 
 def catch_offline_row(store, root: Path, budget: dict) -> dict:
-    from datasets.demonstrations import record_npz_logs
-    from pipelines.ingest import ingest
+    from datasets.demonstrations import ingest_expert_demos
 
     log(f"recording {budget['demos']} expert episodes of catch and ingesting them (--format npz)")
-    logs = root / "catch_logs"
-    record_npz_logs("catch", "expert", budget["demos"], logs, seed=0)
-    manifest = ingest(store, "catch_expert", [str(logs)], format="npz")
+    manifest = ingest_expert_demos(store, "catch_expert", "catch", budget["demos"], root / "catch_logs")
     ref = f"{manifest.name}@{manifest.version}"
     seeds = []
     for seed in budget["seeds"]:

@@ -20,3 +20,14 @@ def record_npz_logs(env_spec: str, policy: str, num_episodes: int, out_dir: str 
         write_episode(path, episode)
         paths.append(path)
     return paths
+
+
+def ingest_expert_demos(store, dataset: str, env_spec: str, num_episodes: int, logs_dir: str | Path, seed: int = 0):
+    """Records expert npz logs and ingests them through the Beam pipeline; returns the Manifest.
+
+    The benchmarks start from data that went through the real ingest path, like a user's would.
+    """
+    from pipelines.ingest import ingest
+
+    record_npz_logs(env_spec, "expert", num_episodes, logs_dir, seed=seed)
+    return ingest(store, dataset, [str(logs_dir)], format="npz")
