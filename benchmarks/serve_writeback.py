@@ -13,6 +13,12 @@ clock stops; the writer's start-up (its worker process imports TensorFlow) happe
 clock starts and is reported separately. Overhead = 1 - writer rate / baseline rate; the target
 is at most 15%. The machine's 2 cores are shared: the worker process needs the second one.
 
+Wall-clock rates suffer from whatever else the machine runs (the JSON carries the load average),
+so the CPU each part spends per environment step is reported too (`cpu_us_per_step`): the
+acting thread (the environment, the policy and the writer's `observe`/flushes), the worker
+process (after its start-up) and, with Reverb, the server's threads in this process. They say
+where the time goes, independently of the load.
+
 Runnable alone (`--quick` < 60 s) and as `measure(quick)` merged by `benchmarks/serve.py`.
 Prints one JSON line on stdout; progress goes to stderr.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,32 +51,38 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def bare_loop(episodes: int) -> float:
-    """Steps/s of the acting loop alone."""
+def bare_loop(episodes: int) -> dict[str, float]:
+    """Steps/s of the acting loop alone, and the acting thread's CPU µs per step."""
     environment = make_environment(ENV, seed=0)
     policy = make_policy(POLICY, ENV, environment, seed=0)
     steps = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     for _ in range(episodes):
         timestep = environment.reset()
         while not timestep.last():
             action = policy(timestep)
             timestep = environment.step(action)
             steps += 1
-    return steps / (time.perf_counter() - started)
+    return {"rate": steps / (time.perf_counter() - started), "acting": (time.thread_time() - cpu) / steps * 1e6}
 
 
-def writer_loop(episodes: int, make_writer: Callable[[], WriteBack]) -> tuple[float, float]:
-    """(steps/s of the same loop through a writer, including its close; the writer's start-up s)."""
+def writer_loop(episodes: int, make_writer: Callable[[], WriteBack]) -> dict[str, float]:
+    """Steps/s of the same loop through a writer, including its close; the writer's start-up
+    (s); CPU µs per step of the acting thread, of the worker process and of the rest of this
+    process (the Reverb server's threads)."""
     environment = make_environment(ENV, seed=0)
     policy = make_policy(POLICY, ENV, environment, seed=0)
     started = time.perf_counter()
     writer = make_writer()
     startup = time.perf_counter() - started
-    started = time.perf_counter()
+    started, cpu, process_cpu = time.perf_counter(), time.thread_time(), time.process_time()
     steps = drive(environment, policy, writer, episodes)
-    writer.close()
-    return steps / (time.perf_counter() - started), startup
+    summary = writer.close()
+    wall = time.perf_counter() - started
+    acting = time.thread_time() - cpu
+    return {"rate": steps / wall, "startup": startup, "acting": acting / steps * 1e6,
+            "worker": summary.worker_cpu_s / steps * 1e6,
+            "server": (time.process_time() - process_cpu - acting) / steps * 1e6}
 
 
 def _reverb_server():
@@ -103,34 +116,37 @@ def measure(quick: bool) -> dict[str, Any]:
                                              replay=address),
         }
         bare_loop(episodes // 10)  # warm-up
-        rates: dict[str, list[float]] = {"baseline": [], "store": [], "reverb": []}
-        startups = []
+        load_before = os.getloadavg()
+        runs: dict[str, list[dict[str, float]]] = {"baseline": [], "store": [], "reverb": []}
         for round_ in range(config["rounds"]):
-            rates["baseline"].append(bare_loop(episodes))
+            runs["baseline"].append(bare_loop(episodes))
             for kind, make in writers.items():
-                rate, startup = writer_loop(episodes, lambda: make(f"{kind}{round_}"))
-                rates[kind].append(rate)
-                startups.append(startup)
-            log(f"round {round_}: " + ", ".join(f"{k} {v[-1]:,.0f} steps/s" for k, v in rates.items()))
+                runs[kind].append(writer_loop(episodes, lambda: make(f"{kind}{round_}")))
+            log(f"round {round_}: " + ", ".join(f"{k} {v[-1]['rate']:,.0f} steps/s" for k, v in runs.items()))
         server.stop()
-    best = {kind: max(values) for kind, values in rates.items()}
-    overhead = {kind: 1.0 - best[kind] / best["baseline"] for kind in ("store", "reverb")}
+    best = {kind: max(values, key=lambda run: run["rate"]) for kind, values in runs.items()}
+    overhead = {kind: 1.0 - best[kind]["rate"] / best["baseline"]["rate"] for kind in ("store", "reverb")}
+    cpu = {kind: {part: round(best[kind][part], 2) for part in ("acting", "worker", "server") if part in best[kind]}
+           for kind in best}
     return {
         "benchmark": "serve_writeback",
         "what": f"env steps/s of {ENV} ({POLICY} policy) with the write-back writer vs the same loop without it",
         "baseline": "the same acting loop without the writer",
         "episodes": episodes,
         "commit_every": COMMIT_EVERY,
-        "baseline_steps_per_s": round(best["baseline"]),
-        "store_steps_per_s": round(best["store"]),
-        "store_and_reverb_steps_per_s": round(best["reverb"]),
+        "baseline_steps_per_s": round(best["baseline"]["rate"]),
+        "store_steps_per_s": round(best["store"]["rate"]),
+        "store_and_reverb_steps_per_s": round(best["reverb"]["rate"]),
         "store_overhead": round(overhead["store"], 3),
         "store_and_reverb_overhead": round(overhead["reverb"], 3),
-        "ratio": round(best["reverb"] / best["baseline"], 3),
+        "ratio": round(best["reverb"]["rate"] / best["baseline"]["rate"], 3),
         "target_overhead": TARGET_OVERHEAD,
         "meets_target": overhead["reverb"] <= TARGET_OVERHEAD,
-        "writer_startup_s": round(min(startups), 2),
+        "store_meets_target": overhead["store"] <= TARGET_OVERHEAD,
+        "cpu_us_per_step": cpu,
+        "writer_startup_s": round(min(run["startup"] for kind in ("store", "reverb") for run in runs[kind]), 2),
         "rounds": config["rounds"],
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
 
 

@@ -128,10 +128,10 @@ class Schema:
         features = {}
         steps = flatten(episode["steps"])
         for key, spec in self.steps.items():
-            features[f"steps/{key}"] = _encode(spec, np.asarray(steps[key]), per_step=True)
+            features[f"steps/{key}"] = encode_feature(spec, np.asarray(steps[key]), per_step=True)
         meta = flatten(_metadata(episode))
         for key, spec in self.episode.items():
-            features[key] = _encode(spec, np.asarray(meta[key]), per_step=False)
+            features[key] = encode_feature(spec, np.asarray(meta[key]), per_step=False)
         return tfrecord.example(features)
 
     def tfds_features(self):
@@ -162,7 +162,8 @@ def _check_fields(specs: Mapping[str, FieldSpec], values: Mapping[str, Any], whe
             raise BadInputError(f"expected {spec.describe()}, got {actual.describe()}", where.at(field=prefix + key))
 
 
-def _encode(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
+def encode_feature(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
+    """One field's tf.train.Feature: all of an episode's steps (`per_step`) or one metadata value."""
     if spec.encoding == "png":
         images = value if per_step else value[None]
         return tfrecord.bytes_feature(_png(image) for image in images)

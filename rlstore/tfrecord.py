@@ -54,35 +54,40 @@ def _varints(values: np.ndarray) -> bytes:
     return encoded[keep].tobytes()
 
 
-def _field(number: int, payload: bytes) -> bytes:
+def field_header(number: int, length: int) -> bytes:
+    """The tag and length that precede a length-delimited protobuf field of `length` bytes."""
+    return _varint((number << 3) | 2) + _varint(length)
+
+
+def field(number: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field."""
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+    return field_header(number, len(payload)) + payload
 
 
 def float_feature(values: np.ndarray) -> bytes:
     """A Feature holding a packed FloatList (float32, as TFDS stores every float type)."""
     packed = np.ascontiguousarray(values, dtype="<f4").tobytes()
-    return _field(2, _field(1, packed) if packed else b"")
+    return field(2, field(1, packed) if packed else b"")
 
 
 def int64_feature(values: np.ndarray) -> bytes:
     """A Feature holding a packed Int64List (ints and bools)."""
     packed = _varints(np.asarray(values).astype(np.int64))
-    return _field(3, _field(1, packed) if packed else b"")
+    return field(3, field(1, packed) if packed else b"")
 
 
 def bytes_feature(values: Iterable[bytes]) -> bytes:
     """A Feature holding a BytesList."""
-    return _field(1, b"".join(_field(1, v) for v in values))
+    return field(1, b"".join(field(1, v) for v in values))
 
 
 def example(features: Mapping[str, bytes]) -> bytes:
     """Serialises a tf.train.Example from already-encoded Feature messages, keyed by name."""
     entries = b"".join(
-        _field(1, _field(1, key.encode()) + _field(2, feature))
+        field(1, field(1, key.encode()) + field(2, feature))
         for key, feature in sorted(features.items())
     )
-    return _field(1, entries)
+    return field(1, entries)
 
 
 class RecordWriter:

@@ -19,14 +19,22 @@ since the last commit; published versions are never touched.
 Why a separate process: encoding episodes, hashing shards, publishing and Reverb's gRPC cost
 several times more CPU per step than a small environment does, so doing them on the acting
 thread (even in a background thread, which shares the GIL) would slow acting several-fold. The
-adder itself only keeps references to the timesteps and, every `flush_steps` steps or at a
-commit boundary, ships them as a few stacked arrays to `rlstore.writeback_worker`, which does
-the rest on another core. The pipe applies backpressure: if the worker falls behind, acting
-waits rather than buffering without bound. Observations must not be mutated by the environment
-after it returns them (they are referenced, not copied, until the next flush).
+adder itself only keeps references to the timesteps' fields and the actions (`observe` is a few
+list appends and a comparison) and, every `flush_steps` steps or at a commit boundary, ships them as a few
+stacked arrays to `rlstore.writeback_worker`, which does the rest on another core, a batch of
+episodes at a time. The arrays travel through shared memory (`rlstore.writeback_channel`), whose
+few slots apply backpressure: if the worker falls behind, acting waits rather than buffering
+without bound. Observations must not be
+mutated by the environment after it returns them (they are referenced, not copied, until the
+next flush).
+
+Each flush holds observations and actions to the dtype and shape they first had
+(`rlstore.writeback_columns`): a value that differs (say, a wrong-shaped observation) stops the
+writer with an error naming the episode, step and field, before anything of it is stored.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -39,20 +47,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import dm_env
-import numpy as np
 
-from rlstore.errors import RlstoreError
+from rlstore.errors import BadInputError, RlstoreError
 from rlstore.names import validate_name
 from rlstore.store import Store
+from rlstore.writeback_channel import ChannelClosed, Sender, shared_region
+from rlstore.writeback_columns import ColumnBatcher
 
 if TYPE_CHECKING:
     from rlstore.replay import Layout
 
-_FIRST = object()  # stands in for the action of an episode's first timestep
+_LAST = dm_env.StepType.LAST
+_PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged process
 
 
 class WriteBackError(RlstoreError):
-    """The write-back worker failed (its reason is the message) or died."""
+    """The writer was given data it cannot store, or its worker failed (the reason is the
+    message) or died. Either way the writer is stopped; committed versions stay."""
 
 
 @dataclass(frozen=True)
@@ -66,24 +77,20 @@ class Commit:
 
 @dataclass(frozen=True)
 class WriteBackSummary:
-    """What a closed writer committed: versions, episodes, their RLDS steps, Reverb items per table."""
+    """What a closed writer committed: versions, episodes, their RLDS steps, Reverb items per
+    table; and the CPU seconds its worker spent after start-up (all threads)."""
 
     run_id: str
     versions: list[int]
     episodes: int
     steps: int
     replay_items: dict[str, int]
+    worker_cpu_s: float = 0.0
 
 
 def _new_run_id() -> str:
     """A unique, sortable run id: UTC time plus random hex."""
     return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-
-
-def _stack(items: list[Any]) -> Any:
-    if isinstance(items[0], dict):
-        return {key: _stack([item[key] for item in items]) for key in items[0]}
-    return np.stack(items)
 
 
 class WriteBack:
@@ -92,9 +99,10 @@ class WriteBack:
     `replay` is a Reverb server address (HOST:PORT); the tables of `layout` (default: `Layout()`,
     1-step `transitions`) receive the episodes' rows, exactly as `rlstore serve` would load them
     from the store. Without `replay` only the store is written. `on_commit` is called in the
-    actor's process for each published version, at the actor's next flush. The constructor
-    returns once the worker is ready (a few seconds: it imports TensorFlow), so that start-up
-    never stalls acting.
+    actor's process for each published version, at the actor's next flush. Timesteps are shipped
+    `flush_steps` at a time, and at every commit boundary: more is cheaper per step, fewer gets
+    rows to Reverb sooner. The constructor returns once the worker is ready (a few seconds: it
+    imports TensorFlow), so that start-up never stalls acting.
     """
 
     def __init__(
@@ -108,7 +116,7 @@ class WriteBack:
         commit_every: int = 100,
         replay: str | None = None,
         layout: Layout | None = None,
-        flush_steps: int = 256,
+        flush_steps: int = 1024,
         on_commit: Callable[[Commit], None] | None = None,
     ):
         validate_name(dataset)
@@ -120,8 +128,17 @@ class WriteBack:
         self._commit_every = commit_every
         self._flush_steps = flush_steps
         self._on_commit = on_commit
-        self._pending: list[tuple[Any, dm_env.TimeStep]] = []
-        self._episodes = 0
+        # The timesteps' fields, not the timesteps: arrays, floats and scalars are not tracked by
+        # Python's garbage collector, so holding them until a flush does not push thousands of
+        # objects into the oldest generation, whose collections take ~0.2 s where TF is loaded.
+        self._observations: list[Any] = []
+        self._rewards: list[Any] = []
+        self._discounts: list[Any] = []
+        self._actions: list[Any] = []
+        self._firsts: list[int] = []  # positions of observe_first's timesteps
+        self._lasts: list[int] = []  # ... and of LAST timesteps
+        self._episodes = 0  # finished episodes observed
+        self._batcher = ColumnBatcher(self.run_id)
         self._summary: WriteBackSummary | None = None
         self._start_worker({"store_root": str(store.root), "dataset": dataset, "run_id": self.run_id,
                             "environment": environment, "policy": policy, "commit_every": commit_every,
@@ -130,17 +147,24 @@ class WriteBack:
     # ---- the adder interface ----------------------------------------------------------------
 
     def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        self._pending.append((_FIRST, timestep))
+        self._firsts.append(len(self._observations))
+        self._observations.append(timestep.observation)
+        self._rewards.append(None)
+        self._discounts.append(None)
 
     def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        pending = self._pending
-        pending.append((action, next_timestep))
-        if next_timestep.last():
+        self._actions.append(action)
+        self._rewards.append(next_timestep.reward)
+        self._discounts.append(next_timestep.discount)
+        observations = self._observations
+        observations.append(next_timestep.observation)
+        if next_timestep.step_type == _LAST:
+            self._lasts.append(len(observations) - 1)
             self._episodes += 1
             if self._episodes % self._commit_every == 0:
                 self._flush()
                 return
-        if len(pending) >= self._flush_steps:
+        if len(observations) >= self._flush_steps:
             self._flush()
 
     def close(self) -> WriteBackSummary:
@@ -152,7 +176,7 @@ class WriteBack:
             self._flush()
             self._send(("close", None))
             self._summary = WriteBackSummary(**self._await("closed"))
-            self._stop()
+            self._stop(wait=False)
         return self._summary
 
     def __enter__(self) -> "WriteBack":
@@ -166,39 +190,51 @@ class WriteBack:
 
     def _start_worker(self, config: dict[str, Any]) -> None:
         data_read, data_write = os.pipe()
+        try:  # room for messages too big for shared memory, so that acting rarely waits for the worker
+            fcntl.fcntl(data_write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except (AttributeError, OSError):  # not Linux, or a lower limit: the default size works
+            pass
         reply_read, reply_write = os.pipe()
+        returned_read, returned_write = os.pipe()
         life_read, self._lifeline = os.pipe()
+        region_fd, region = shared_region()
         package_root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        child_fds = (data_read, reply_write, life_read)
+        child_fds = (data_read, reply_write, life_read, region_fd, returned_write)
         self._process = subprocess.Popen([sys.executable, "-m", "rlstore.writeback_worker", *map(str, child_fds)],
                                          pass_fds=child_fds, env=env)
         for fd in child_fds:
             os.close(fd)
-        self._data = Connection(data_write, readable=False)
+        self._data = Sender(Connection(data_write, readable=False), region, returned_read)
         self._replies = Connection(reply_read, writable=False)
         self._send(config)
         self._await("ready")
 
     def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending:
-            timesteps = [timestep for _, timestep in pending]
-            actions = [action for action, _ in pending if action is not _FIRST]
-            self._send(("steps", {
-                "step_type": np.fromiter((timestep.step_type for timestep in timesteps), np.int8, len(timesteps)),
-                "reward": np.array([timestep.reward or 0.0 for timestep in timesteps], np.float64),
-                "discount": np.array([timestep.discount or 0.0 for timestep in timesteps], np.float64),
-                "observation": _stack([timestep.observation for timestep in timesteps]),
-                "action": _stack(actions) if actions else None,
-            }))
+        if self._observations:
+            pending = (self._observations, self._rewards, self._discounts, self._actions, self._firsts, self._lasts)
+            self._observations, self._rewards, self._discounts, self._actions, self._firsts, self._lasts = (
+                [], [], [], [], [], [])
+            try:
+                batch = self._batcher.columns(*pending, episodes=self._episodes)
+            except BadInputError as error:
+                self._abort()
+                raise WriteBackError(error.readable()) from None
+            self._send(("steps", batch))
         while self._replies.poll():
             self._handle(*self._replies.recv())
+
+    def _abort(self) -> None:
+        """Stops the worker once it has stored what it was sent before (committing where a
+        commit was due); nothing after that is stored."""
+        self._send(("abort", None))
+        self._await("aborted")
+        self._stop()
 
     def _send(self, message: Any) -> None:
         try:
             self._data.send(message)
-        except OSError:  # the worker is gone; its last reply says why
+        except (OSError, ChannelClosed):  # the worker is gone; its last reply says why
             self._await(None)
 
     def _await(self, wanted: str | None) -> Any:
@@ -224,13 +260,19 @@ class WriteBack:
         if self._on_commit is not None:
             self._on_commit(commit)
 
-    def _stop(self) -> None:
+    def _stop(self, wait: bool = True) -> None:
+        """Closes the pipes, which ends the worker. `wait=False` once it has reported its
+        summary: what is left is its exit, and unmapping TensorFlow takes it ~20 ms, which
+        would cost a short run a noticeable share of its time. A thread reaps it instead."""
         if self._data.closed:
             return
         for connection in (self._data, self._replies):
             connection.close()
         os.close(self._lifeline)
-        self._process.wait()
+        if wait:
+            self._process.wait()
+        else:
+            threading.Thread(target=self._process.wait, name="writeback-reap", daemon=True).start()
 
 
 def drive(environment: dm_env.Environment, policy: Callable[[dm_env.TimeStep], Any], writer: WriteBack,

@@ -13,6 +13,8 @@ writer sees timesteps, not the actor's recurrent state.
 """
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -40,6 +42,10 @@ def layout_rows(steps: Mapping[str, Any], layout: Layout, table: str) -> dict[st
     """The items `table` of `layout` gets from whole episodes' steps, as numpy arrays."""
     if table == TRANSITIONS:
         rows = _transitions(dict(steps), layout.n_step, layout.gamma)
+        if layout.one_step:  # the n=1 rows of the same steps, in the same order (as the bulk loader adds them)
+            from rlstore.replay.tables import with_one_step
+
+            rows = with_one_step(rows, _transitions(dict(steps), 1, layout.gamma))
     else:
         rows = _sequences(dict(steps), layout.sequence_length, layout.sequence_period, layout.burn_in,
                           layout.is_demo)
@@ -111,3 +117,55 @@ class ReplayInserter:
     def close(self) -> None:
         for writer in self._writers.values():
             writer.Close()
+
+
+class BackgroundInserter:
+    """A `ReplayInserter` on a thread of its own, fed through a bounded queue.
+
+    Why: most of an insert is waiting for Reverb (its C++ calls release the GIL), and the
+    store's encoding and commits need not wait with it. Batches that queue up while one is being
+    inserted go in together, in one pass. The queue keeps backpressure: when Reverb falls
+    `max_queued` batches behind, `add` blocks. An insert that fails is raised by the next `add`
+    or by `close`.
+    """
+
+    def __init__(self, inserter: ReplayInserter, max_queued: int = 8):
+        self._inserter = inserter
+        self._queue: queue.Queue = queue.Queue(max_queued)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="replay-insert", daemon=True)
+        self._thread.start()
+
+    @property
+    def inserted(self) -> dict[str, int]:
+        return self._inserter.inserted
+
+    def add(self, steps: Mapping[str, Any]) -> None:
+        """Queues the rows of these episodes' concatenated steps for insertion."""
+        self._raise_failure()
+        self._queue.put(steps)
+
+    def close(self) -> None:
+        """Waits until every queued row is inserted and confirmed, then closes the writers."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise_failure()
+        self._inserter.close()
+
+    def _run(self) -> None:
+        closing = False
+        while not closing:
+            batches = [self._queue.get()]
+            while not self._queue.empty():  # whatever piled up goes in one pass: rows are made by
+                batches.append(self._queue.get())  # one TF call (~1 ms however many) per table
+            closing = batches[-1] is None
+            batches = [steps for steps in batches if steps is not None]
+            if batches and self._error is None:  # after a failure, only drain: add() never blocks for good
+                try:
+                    self._inserter.add(batches)
+                except BaseException as error:  # noqa: BLE001  (handed to the caller's thread)
+                    self._error = error
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error

@@ -3,7 +3,8 @@
 One appender holds one locked staging area for its whole life (opening it removes what dead
 writers left behind). Episodes are encoded into a segment being built there; every
 `commit_every` episodes, and at close, the segment is finished and published as version N+1 =
-version N + this segment, through `Store.publish`. So a crash at any moment loses at most the
+version N + this segment, through `Store.publish`. Episodes come in batches (`EpisodeBatch`),
+checked and encoded a batch at a time. So a crash at any moment loses at most the
 episodes since the last commit and never touches a published version, and concurrent writers
 get distinct versions without losing each other's segments (both are the store's guarantees).
 """
@@ -12,14 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from rlstore.episode import Episode
 from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter, finish_segment
 from rlstore.store import Store
+from rlstore.writeback_encode import encode_episodes
+from rlstore.writeback_stream import EpisodeBatch
 
 PIPELINE_NAME = "rlstore.writeback"
 
@@ -43,17 +44,23 @@ class EpisodeAppender:
         self._pending = 0
         self.committed = 0
 
-    def add(self, episode: Episode) -> Manifest | None:
-        """Writes one episode; returns the new version's manifest if this completed a commit."""
+    def add(self, batch: EpisodeBatch) -> list[Manifest]:
+        """Checks, encodes and writes a batch of finished episodes; returns the manifests of the
+        versions published on the way (one per `commit_every` episodes)."""
         if self._schema is None:
-            self._schema = self._derive_schema(episode)
-        length = self._schema.check(episode)
-        if self._writer is None:
-            self._segment = self._staging.new_segment_dir()
-            self._writer = ShardWriter(self._segment)
-        self._writer.write(self._schema.encode(episode), length, float(np.sum(episode["steps"]["reward"])))
-        self._pending += 1
-        return self.commit() if self._pending >= self._commit_every else None
+            self._schema = self._derive_schema(batch.episode(0))
+        batch.check(self._schema)
+        records = encode_episodes(self._schema, batch.steps, batch.starts, batch.lengths, {"episode_id": batch.ids})
+        manifests = []
+        for record, length, episode_return in zip(records, batch.lengths.tolist(), batch.returns().tolist()):
+            if self._writer is None:
+                self._segment = self._staging.new_segment_dir()
+                self._writer = ShardWriter(self._segment)
+            self._writer.write(record, length, episode_return)
+            self._pending += 1
+            if self._pending >= self._commit_every:
+                manifests.append(self.commit())
+        return manifests
 
     def commit(self) -> Manifest | None:
         """Publishes the episodes written since the last commit, if any, as a new version."""

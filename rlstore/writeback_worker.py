@@ -1,15 +1,19 @@
 """The write-back worker process: everything the actor should not pay for while acting.
 
 `rlstore.writeback.WriteBack` (in the actor) only buffers timesteps and ships them here in
-column batches. This process re-pairs them into RLDS episodes with `EpisodeRecorder`, appends
-episodes to the store (committing every K) and inserts their rows into the Reverb tables of a
-replay layout. It runs on another core, so encoding, hashing, publishing and gRPC stay off the
-acting loop.
+column batches. This process cuts them into RLDS episodes (`rlstore.writeback_stream`), appends
+them to the store a batch at a time (`rlstore.writeback_store`, committing every K) and, on a
+thread of its own, inserts their rows into the Reverb tables of a replay layout
+(`rlstore.writeback_replay`). It runs on another core, so checking, encoding, hashing,
+publishing and gRPC stay off the acting loop; the Reverb thread keeps Reverb's round trips off
+the store's path, so a commit never waits for the server.
 
-It is started with `python -m rlstore.writeback_worker DATA_FD REPLY_FD LIFELINE_FD`, three pipe
-ends inherited from the actor. Messages on DATA: a config dict first, then ("steps", batch)...
-and finally ("close", None). Replies: ("ready", None), ("committed", Commit), ("closed",
-WriteBackSummary) or ("error", message).
+It is started with `python -m rlstore.writeback_worker DATA_FD REPLY_FD LIFELINE_FD REGION_FD
+RETURNED_FD`, descriptors inherited from the actor: three pipe ends, the shared memory region of
+`rlstore.writeback_channel` and the pipe on which the worker hands the region's slots back.
+Messages on DATA: a config dict first, then ("steps", batch)... and finally ("close", None), or
+("abort", None) when the actor refuses its own input. Replies: ("ready", None), ("committed",
+Commit), ("closed", WriteBackSummary), ("aborted", None) or ("error", message).
 
 The worker shares the actor's fate. A thread blocks reading LIFELINE, whose write end only the
 actor holds; when the actor dies (even by `kill -9`) the read returns and the worker exits at
@@ -20,37 +24,28 @@ process group: stopping is the actor's decision, and its close() still needs the
 """
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Mapping
 
-import dm_env
-import numpy as np
-
 from rlstore.errors import RlstoreError
-from rlstore.rollout import EpisodeRecorder
+from rlstore.nest import unflatten
 from rlstore.store import Store
+from rlstore.writeback_channel import SLOT_BYTES, SLOTS, Receiver
 from rlstore.writeback_store import PIPELINE_NAME, EpisodeAppender
+from rlstore.writeback_stream import StreamSplitter
 
 if TYPE_CHECKING:
     from rlstore.replay import Layout
 
-_STEP_TYPES = tuple(dm_env.StepType)
-_FIRST = int(dm_env.StepType.FIRST)
-
-
-def _row(values: Any, index: int) -> Any:
-    """Row `index` of a column batch (an array or a dict of them)."""
-    if isinstance(values, dict):
-        return {key: _row(value, index) for key, value in values.items()}
-    return values[index]
-
 
 class StreamSink:
-    """Consumes column batches of a dm_env stream; owns the appender and the inserter."""
+    """Consumes column batches of a dm_env stream; owns the splitter, the appender and the inserter."""
 
     def __init__(self, store_root: str, dataset: str, run_id: str, environment: str, policy: str, commit_every: int,
                  replay: str | None, layout: Layout | None):
@@ -63,43 +58,34 @@ class StreamSink:
         self._inserter = None
         if replay:
             from rlstore.replay import Layout
-            from rlstore.writeback_replay import ReplayInserter
+            from rlstore.writeback_replay import BackgroundInserter, ReplayInserter
 
             layout = layout or Layout()
-            self._inserter = ReplayInserter(replay, layout)
+            self._inserter = BackgroundInserter(ReplayInserter(replay, layout))
         lineage = {"pipeline": PIPELINE_NAME, "run_id": run_id, "policy": policy, "environment": environment,
                    "options": {"commit_every": commit_every, "replay": replay,
                                "layout": layout.to_json() if replay else None}}
         self._appender = EpisodeAppender(Store(store_root), dataset, lineage, commit_every)
-        self._recorder = EpisodeRecorder()
-        self._episodes = 0
+        self._splitter = StreamSplitter(run_id)
         self._steps = 0
         self._versions: list[int] = []
+        self._cpu_at_start = time.process_time()
 
     def consume(self, batch: Mapping[str, Any]) -> list[dict[str, int]]:
-        """Feeds a batch through the recorder; returns a commit record per version published."""
-        observations, actions = batch["observation"], batch["action"]
-        rewards, discounts = batch["reward"].tolist(), batch["discount"].tolist()
-        action_index = 0
-        finished, commits = [], []
-        for index, kind in enumerate(batch["step_type"].tolist()):
-            if kind == _FIRST:
-                self._recorder.observe_first(dm_env.restart(_row(observations, index)))
-                continue
-            timestep = dm_env.TimeStep(_STEP_TYPES[kind], rewards[index], discounts[index], _row(observations, index))
-            episode = self._recorder.observe(_row(actions, action_index), timestep)
-            action_index += 1
-            if episode is not None:
-                finished.append(episode["steps"])
-                manifest = self._add(episode)
-                if manifest is not None:
-                    commits.append(self._committed(manifest))
+        """Stores the episodes a batch finishes (and queues their rows for Reverb); returns a
+        commit record per version published."""
+        episodes = self._splitter.split(batch)
+        if episodes is None:
+            return []
+        manifests = self._appender.add(episodes)
+        self._steps += len(episodes.steps["reward"])
         if self._inserter is not None:
-            self._inserter.add(finished)
-        return commits
+            self._inserter.add(unflatten(episodes.steps))
+        return [self._committed(manifest) for manifest in manifests]
 
     def finish(self) -> list[dict[str, int]]:
-        """Commits the finished episodes not yet committed; a partial episode is dropped."""
+        """Commits the finished episodes not yet committed (a partial episode is dropped) and
+        waits until Reverb has confirmed every row."""
         manifest = self._appender.close()
         if self._inserter is not None:
             self._inserter.close()
@@ -107,17 +93,12 @@ class StreamSink:
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self._run_id, "versions": self._versions, "episodes": self._appender.committed,
-                "steps": self._steps, "replay_items": dict(self._inserter.inserted) if self._inserter else {}}
+                "steps": self._steps, "replay_items": dict(self._inserter.inserted) if self._inserter else {},
+                "worker_cpu_s": time.process_time() - self._cpu_at_start}
 
     def abort(self) -> None:
         """Releases the staging area without committing."""
         self._appender.close(commit=False)
-
-    def _add(self, episode: dict[str, Any]):
-        episode["episode_id"] = np.str_(f"{self._run_id}:{self._episodes}")
-        self._episodes += 1
-        self._steps += len(episode["steps"]["reward"])
-        return self._appender.add(episode)
 
     def _committed(self, manifest) -> dict[str, int]:
         self._versions.append(manifest.version)
@@ -140,8 +121,10 @@ def _describe(error: BaseException) -> str:
 def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
-    data, replies, lifeline = (Connection(int(fd)) for fd in argv)
+    data_fd, reply_fd, lifeline_fd, region_fd, returned_fd = (int(fd) for fd in argv)
+    replies, lifeline = Connection(reply_fd), Connection(lifeline_fd)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
+    data = Receiver(Connection(data_fd), mmap.mmap(region_fd, SLOTS * SLOT_BYTES), returned_fd)
     sink = None
     try:
         sink = StreamSink(**data.recv())
@@ -153,6 +136,10 @@ def main(argv: list[str]) -> int:
                     replies.send(("committed", commit))
                 replies.send(("closed", sink.summary()))
                 return 0
+            if kind == "abort":  # the actor was given bad input: what is committed stays, the rest goes
+                sink.abort()
+                replies.send(("aborted", None))
+                return 1
             for commit in sink.consume(payload):
                 replies.send(("committed", commit))
     except BaseException as error:

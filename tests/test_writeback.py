@@ -13,17 +13,22 @@ import sys
 import time
 from collections import Counter
 
+import dm_env
 import numpy as np
 import pytest
 
 from rlstore.cli import main
 from rlstore.envs import make_environment, make_policy
-from rlstore.errors import StoreError
-from rlstore.rollout import run_episodes
+from rlstore.errors import BadInputError, StoreError
+from rlstore.nest import flatten
+from rlstore.rollout import EpisodeRecorder, run_episodes
+from rlstore.schema import FieldSpec, Schema
 from rlstore.store import Store
 from rlstore.validation import validate
 from rlstore.writeback import WriteBack, WriteBackError, drive
-from tests.helpers import publish_episodes, steps_equal, vector_episode
+from rlstore.writeback_encode import encode_episodes
+from rlstore.writeback_stream import StreamSplitter
+from tests.helpers import publish_episodes, rich_episode, steps_equal, vector_episode
 
 GAMMA = 0.9
 
@@ -41,7 +46,7 @@ def _replay_server(spec, layout):
     import reverb
 
     from rlstore.replay import sequence_signature, transition_signature
-    from rlstore.schema import Schema
+    from rlstore.schema import FieldSpec, Schema
 
     environment = make_environment(spec, seed=0)
     schema = Schema.derive(next(run_episodes(environment, make_policy("random", spec, environment, seed=0), 1)))
@@ -190,6 +195,157 @@ def test_bad_arguments_are_refused_before_starting(tmp_path):
         WriteBack(tmp_path, "../escape", environment="catch", policy="random")
     with pytest.raises(ValueError):
         WriteBack(tmp_path, "ok", environment="catch", policy="random", commit_every=0)
+
+
+# ---- batches of episodes: the vectorised recorder, checks and encoder ----------------------------
+
+
+def _stream(episodes, rng):
+    """A dm_env stream of `episodes` as the actor ships it: column batches cut at random places,
+    with an episode abandoned halfway (a new observe_first before its end) thrown in."""
+    rows = []  # (step_type, reward, discount, observation, action or None)
+    for index, episode in enumerate(episodes):
+        steps = episode["steps"]
+        length = len(steps["reward"])
+        if index == 1:  # abandoned: never stored, as EpisodeRecorder drops it
+            rows += [(0, None, None, _row(steps["observation"], 0), None),
+                     (1, 0.5, 1.0, _row(steps["observation"], 1), _row(steps["action"], 0))]
+        rows.append((0, None, None, _row(steps["observation"], 0), None))
+        for t in range(1, length):
+            kind = 2 if t == length - 1 else 1
+            discount = 0.0 if kind == 2 and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
+            rows.append((kind, float(steps["reward"][t - 1]), discount, _row(steps["observation"], t),
+                         _row(steps["action"], t - 1)))
+    cuts = sorted(rng.choice(np.arange(1, len(rows)), size=6, replace=False))
+    for part in np.split(np.arange(len(rows)), cuts):
+        chunk = [rows[i] for i in part]
+        actions = [row[4] for row in chunk if row[4] is not None]
+        yield {"step_type": np.array([row[0] for row in chunk], np.int8),
+               "reward": np.array([row[1] for row in chunk], np.float64),
+               "discount": np.array([row[2] for row in chunk], np.float64),
+               "observation": _stacked([row[3] for row in chunk]),
+               "action": _stacked(actions) if actions else None}
+
+
+def _row(value, t):
+    return {k: _row(v, t) for k, v in value.items()} if isinstance(value, dict) else value[t]
+
+
+def _stacked(values):
+    return {k: _stacked([v[k] for v in values]) for k in values[0]} if isinstance(values[0], dict) else np.stack(values)
+
+
+def _recorded(episode):
+    """What EpisodeRecorder makes of an episode's dm_env stream (the per-step reference)."""
+    recorder, steps = EpisodeRecorder(), episode["steps"]
+    recorder.observe_first(dm_env.restart(_row(steps["observation"], 0)))
+    length = len(steps["reward"])
+    for t in range(1, length):
+        last = t == length - 1
+        discount = 0.0 if last and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
+        timestep = dm_env.TimeStep(dm_env.StepType.LAST if last else dm_env.StepType.MID,
+                                   float(steps["reward"][t - 1]), discount, _row(steps["observation"], t))
+        result = recorder.observe(_row(steps["action"], t - 1), timestep)
+    return result
+
+
+def test_stream_splitter_makes_the_episodes_episode_recorder_makes():
+    rng = np.random.default_rng(3)
+    episodes = [rich_episode(int(n), seed=i) for i, n in enumerate(rng.integers(2, 9, size=12))]
+    splitter = StreamSplitter("run")
+    batches = [batch for batch in map(splitter.split, _stream(episodes, rng)) if batch is not None]
+    got = [batch.episode(k) for batch in batches for k in range(len(batch.ids))]
+    assert [episode["episode_id"] for episode in got] == [f"run:{i}" for i in range(len(episodes))]
+    schema = Schema.derive(got[0])
+    for batch in batches:
+        batch.check(schema)
+    for episode, stored in zip(episodes, got):
+        want = flatten(_recorded(episode)["steps"])
+        have = flatten(stored["steps"])
+        assert set(want) == set(have)
+        for key in want:
+            assert have[key].dtype == want[key].dtype and np.array_equal(have[key], want[key]), key
+
+
+def test_batch_checks_name_episode_step_and_field():
+    episodes = [vector_episode(5, seed=i, terminal=False) for i in range(3)]
+    splitter = StreamSplitter("run")
+    batch = next(b for b in map(splitter.split, _stream(episodes, np.random.default_rng(0))) if b is not None)
+    schema = Schema.derive(batch.episode(0))
+    batch.steps["reward"][batch.starts[-1] + 2] = np.nan
+    with pytest.raises(BadInputError, match=rf"episode run:{len(batch.ids) - 1}, step 2, field 'steps/reward': NaN"):
+        batch.check(schema)
+    batch.steps["reward"][:] = 0
+    batch.steps["discount"][batch.starts[0] + 1] = 0.0
+    with pytest.raises(BadInputError, match="episode run:0, step 1, field 'steps/discount': discount is 0 before"):
+        batch.check(schema)
+    headless = {"step_type": np.array([1, 2], np.int8), "reward": np.zeros(2), "discount": np.ones(2),
+                "observation": np.zeros((2, 4), np.float32), "action": np.zeros(2, np.int64)}
+    with pytest.raises(BadInputError, match=r"episode run:0: observe\(\) without observe_first\(\)"):
+        StreamSplitter("run").split(headless)
+    wrong = Schema({**schema.steps, "observation": FieldSpec("float32", (3,))}, schema.episode)
+    with pytest.raises(BadInputError, match=r"episode run:0, field 'steps/observation': expected float32\[3\], "
+                                            r"got float32\[4\]"):
+        batch.check(wrong)
+
+
+def test_batch_encoder_writes_exactly_what_schema_encode_writes():
+    rng = np.random.default_rng(1)
+    for make in (rich_episode, vector_episode):
+        episodes = [make(int(n), seed=i) for i, n in enumerate(rng.integers(1, 7, size=9))]
+        episodes[2]["steps"]["action"] = episodes[2]["steps"]["action"] * -300  # multi-byte varints
+        schema = Schema.derive(episodes[0])
+        flat = [flatten(episode["steps"]) for episode in episodes]
+        steps = {key: np.concatenate([f[key] for f in flat]) for key in flat[0]}
+        lengths = np.array([len(f["reward"]) for f in flat])
+        metadata = {key: [episode[key] for episode in episodes] for key in schema.episode}
+        records = encode_episodes(schema, steps, np.cumsum(lengths) - lengths, lengths, metadata)
+        assert records == [schema.encode(episode) for episode in episodes]
+
+
+class _Faulty(dm_env.Environment):
+    """Catch, except that one timestep (episode, t) gets `change` applied to it."""
+
+    def __init__(self, episode, t, change):
+        self._env, self._where, self._change = make_environment("catch", seed=0), (episode, t), change
+        self._episode, self._t = -1, 0
+
+    def reset(self):
+        self._episode, self._t = self._episode + 1, 0
+        return self._maybe(self._env.reset())
+
+    def step(self, action):
+        self._t += 1
+        return self._maybe(self._env.step(action))
+
+    def _maybe(self, timestep):
+        return self._change(timestep) if (self._episode, self._t) == self._where else timestep
+
+    def observation_spec(self):
+        return self._env.observation_spec()
+
+    def action_spec(self):
+        return self._env.action_spec()
+
+
+@pytest.mark.parametrize("flush_steps, change, message", [
+    (256, lambda ts: ts._replace(observation=np.zeros((6, 5), np.float32)),  # inside a flush
+     r"episode w:3, step 4, field 'steps/observation': expected float32\[10x5\], got float32\[6x5\]"),
+    (1, lambda ts: ts._replace(observation=ts.observation.astype(np.float64)),  # a whole flush differs
+     r"episode w:3, step 4, field 'steps/observation': expected float32\[10x5\], got float64\[10x5, bytes\]"),
+    (256, lambda ts: ts._replace(reward=float("nan")),  # found by the worker's batch check
+     r"episode w:3, step 3, field 'steps/reward': NaN value"),
+])
+def test_bad_values_stop_the_writer_naming_episode_step_and_field(tmp_path, flush_steps, change, message):
+    store = Store(tmp_path)
+    environment = _Faulty(3, 4, change)
+    writer = WriteBack(store, "bad", environment="catch", policy="expert", run_id="w", commit_every=2,
+                       flush_steps=flush_steps)
+    with pytest.raises(WriteBackError, match=message):
+        drive(environment, make_policy("expert", "catch", environment), writer, 6)
+        writer.close()
+    assert store.versions("bad") == [1] and store.manifest("bad").num_episodes == 2  # what was committed stays
+    assert _staging_after_writers_died(store, "bad") == set()
 
 
 # ---- crash safety: real processes, real signals ------------------------------------------------
