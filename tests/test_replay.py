@@ -75,6 +75,40 @@ def test_items_are_the_readers_rows(store):
             assert expected[item["observation"].tobytes()] == pytest.approx((item["reward"], item["discount"]))
 
 
+def test_one_step_items_carry_both_targets_and_load_into_a_table_of_another_name(store):
+    """`Layout(one_step=True)`: each n-step item also has the 1-step target of the same step
+    (DQfD's two TD losses); `into` loads the rows into a table named otherwise (e.g. demonstrations)."""
+    from rlstore.reading import transitions
+    from rlstore.replay import load_version
+    from rlstore.replay.tables import make_table, transition_signature
+
+    def rows(n_step: int) -> dict:
+        batch = next(iter(transitions(store, "vec", n_step=n_step, gamma=0.9, batch_size=1000, shuffle=False,
+                                      repeat=False)))
+        return {obs.tobytes(): (reward, discount, following.tobytes()) for obs, reward, discount, following in
+                zip(*(batch[key].numpy() for key in ("observation", "reward", "discount", "next_observation")))}
+
+    one, many = rows(1), rows(3)
+    layout = Layout(n_step=3, gamma=0.9, one_step=True)
+    manifest = store.manifest("vec")
+    signature = transition_signature(manifest.schema, one_step=True)
+    server = reverb.Server([make_table("demonstrations", layout.options, signature, preload=len(one))])
+    try:
+        address = f"localhost:{server.port}"
+        assert load_version(address, store, "vec", layout, into={TRANSITIONS: "demonstrations"}) == {
+            "demonstrations": manifest.num_steps - manifest.num_episodes}
+        items = _sample_all(reverb.Client(address), "demonstrations", len(one))
+        assert len(items) == len(one)
+        for item in items:
+            key = item["observation"].tobytes()
+            assert (item["reward"], item["discount"]) == pytest.approx(many[key][:2])
+            assert item["next_observation"].tobytes() == many[key][2]
+            assert (item["one_step_reward"], item["one_step_discount"]) == pytest.approx(one[key][:2])
+            assert item["one_step_next_observation"].tobytes() == one[key][2]
+    finally:
+        server.stop()
+
+
 def test_nested_images_and_float64_fields_are_served(store):
     layout = Layout(tables=(TRANSITIONS, SEQUENCES), sequence_length=2, sequence_period=1,
                     core_state_shapes=((3,), (3,)))

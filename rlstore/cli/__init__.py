@@ -18,7 +18,7 @@ from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
 
 COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.report_command", "rlstore.cli.demo_command",
                    "rlstore.cli.agent_commands", "rlstore.cli.record_command",
-                   "rlstore.cli.serve_command")
+                   "rlstore.cli.serve_command", "rlstore.cli.run_command")
 
 _EPILOG = """\
 examples:
@@ -32,6 +32,8 @@ examples:
   rlstore --store ./store report catch_logs --out report.png
   rlstore --store ./store train bc --dataset catch_logs --steps 5000 --out runs/bc
   rlstore eval --checkpoint runs/bc --env catch --episodes 20 --json
+  rlstore --store ./store run dqfd --env catch --demos catch_logs@1 --env-steps 20000 --out runs/dqfd \
+          --demo-ratio 0.25 --write-back catch_online               # online, demonstrations mixed in
   rlstore --store ./store record --env catch --policy expert --episodes 100 --dataset catch_online
   rlstore --store ./store serve catch_logs --port 8000 --tables transitions,sequences
   rlstore demo --out demo_run                                      # the main job, end to end

@@ -12,9 +12,9 @@ own process.
 from rlstore.replay.learning import sample_dataset, update_priorities
 from rlstore.replay.loading import load_version
 from rlstore.replay.server import ReplayServer, checkpoint_dir, latest_checkpoint
-from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, TableOptions, sequence_signature,
-                                   transition_signature)
+from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, TableOptions, online_table,
+                                   sequence_signature, transition_signature)
 
 __all__ = ["Layout", "TableOptions", "ReplayServer", "ReplayError", "load_version", "sample_dataset",
            "update_priorities", "checkpoint_dir", "latest_checkpoint", "transition_signature",
-           "sequence_signature", "TRANSITIONS", "SEQUENCES"]
+           "sequence_signature", "online_table", "TRANSITIONS", "SEQUENCES"]

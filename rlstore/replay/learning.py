@@ -19,7 +19,7 @@ import tensorflow as tf
 
 
 def sample_dataset(address: str, table: str, batch_size: int, *, workers: int | None = None,
-                   in_flight_batches: int = 2) -> tf.data.Dataset:
+                   in_flight_batches: int = 2, rate_limiter_timeout_ms: int = -1) -> tf.data.Dataset:
     """Endless batches of `batch_size` samples from `table` on the server at `address`.
 
     `workers` sampling threads per iterator (default: one per core, at most 8). Reverb's own
@@ -28,10 +28,13 @@ def sample_dataset(address: str, table: str, batch_size: int, *, workers: int | 
     with a FIFO sampler, which needs exactly one; rlstore's tables sample uniformly or by
     priority.) `in_flight_batches` batches' worth of samples are requested ahead per worker, so
     the server streams while the learner computes; the signature comes from the table itself.
+    With `rate_limiter_timeout_ms` >= 0 the dataset ENDS when the table's rate limiter holds a
+    sample back that long (e.g. the actors stopped), so a learner can notice a stop request.
     """
     samples = reverb.TrajectoryDataset.from_table_signature(
         address, table, max_in_flight_samples_per_worker=in_flight_batches * batch_size,
-        num_workers_per_iterator=workers or min(os.cpu_count() or 1, 8))
+        num_workers_per_iterator=workers or min(os.cpu_count() or 1, 8),
+        rate_limiter_timeout_ms=rate_limiter_timeout_ms)
     return samples.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 

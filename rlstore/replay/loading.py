@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import tree
@@ -29,7 +29,8 @@ import tensorflow as tf
 from reverb import pybind
 
 from rlstore.names import DatasetRef
-from rlstore.replay.tables import SEQUENCES, TRANSITIONS, Layout, ReplayError, preload_bound, signature
+from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, preload_bound, signature,
+                                   with_one_step)
 from rlstore.store import Store
 
 READ_BATCH = 4096  # rows per reader batch, split over the writers
@@ -44,9 +45,19 @@ def _rows(store: Store, ref: DatasetRef, layout: Layout, table: str) -> tf.data.
 
     common = dict(batch_size=READ_BATCH, shuffle=False, repeat=False)
     if table == TRANSITIONS:
-        return transitions(store, ref, n_step=layout.n_step, gamma=layout.gamma, **common)
+        rows = transitions(store, ref, n_step=layout.n_step, gamma=layout.gamma, **common)
+        if layout.one_step:  # unshuffled readers of one version yield the same steps in the same order
+            one = transitions(store, ref, n_step=1, gamma=layout.gamma, **common)
+            rows = tf.data.Dataset.zip((rows, one)).map(_join_one_step)
+        return rows
     return sequences(store, ref, length=layout.sequence_length, period=layout.sequence_period,
                      burn_in=layout.burn_in, is_demo=layout.is_demo, **common)
+
+
+def _join_one_step(rows: dict[str, Any], one: dict[str, Any]) -> dict[str, Any]:
+    for a, b in zip(tf.nest.flatten(rows["observation"]), tf.nest.flatten(one["observation"])):
+        tf.debugging.assert_equal(a, b, message="1-step and n-step rows are misaligned")
+    return with_one_step(rows, one)
 
 
 def _check_compatible(rows: tf.data.Dataset, item_signature: Any, table: str) -> None:
@@ -125,27 +136,32 @@ def _insert(address: str, table: str, priority: float, batches: Iterable[dict[st
     return inserted
 
 
-def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layout) -> dict[str, int]:
+def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layout,
+                 into: Mapping[str, str] | None = None) -> dict[str, int]:
     """Fills every table of `layout` on the server at `address` from version `ref`.
 
-    When the version fits in a table, rows go in through parallel writers; when it does not,
-    through one writer in the version's order (segments, shards, episodes), so that FIFO removal
-    leaves exactly the newest `max_size` items. Returns the number of items inserted per table.
+    `into` names the server's table each kind of rows goes into (e.g. {"transitions":
+    "demonstrations"}, to keep demonstrations in a table of their own); by default a kind's
+    table has the kind's name. When the version fits in a table, rows go in through parallel
+    writers; when it does not, through one writer in the version's order (segments, shards,
+    episodes), so that FIFO removal leaves exactly the newest `max_size` items. Returns the
+    number of items inserted per table (by the server's table name).
     """
     ref = store.resolve(ref)
     manifest = store.manifest(ref)
     schema = manifest.schema
     client = reverb.Client(address)
     counts = {}
-    for table in layout.tables:
-        rows = _rows(store, ref, layout, table)
-        item_signature = signature(schema, layout, table)
+    for kind in layout.tables:
+        table = (into or {}).get(kind, kind)
+        rows = _rows(store, ref, layout, kind)
+        item_signature = signature(schema, layout, kind)
         _check_compatible(rows, item_signature, table)
         batches = rows.as_numpy_iterator()
-        if table == SEQUENCES and layout.core_state_shapes:
+        if kind == SEQUENCES and layout.core_state_shapes:
             batches = (_with_core_state(batch, layout) for batch in batches)
         info = client.server_info()[table]
-        streams = WRITERS if preload_bound(manifest, layout, table) <= info.max_size - info.current_size else 1
-        counts[table] = _insert(address, table, layout.table_options(table).initial_priority, batches,
-                                _insert_budget(info), streams, CHUNK_LENGTH[table])
+        streams = WRITERS if preload_bound(manifest, layout, kind) <= info.max_size - info.current_size else 1
+        counts[table] = _insert(address, table, layout.table_options(kind).initial_priority, batches,
+                                _insert_budget(info), streams, CHUNK_LENGTH[kind])
     return counts

@@ -20,6 +20,10 @@ layout, or over another version, never picks up a foreign checkpoint.
 Starting a server over (version, layout) restores the newest checkpoint of that key if there
 is one, and bulk-loads the version otherwise (`restore=False` discards old checkpoints of the
 key first). Run at most one server per key at a time: checkpoints are not locked.
+
+`extra_tables` are tables that start empty and are not filled from the version, e.g. an online
+agent's own replay next to its demonstrations (`tables.online_table`). Their names join the
+checkpoint key (`v<N>-<digest>+<name>...`), so such a server restores only its own checkpoints.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ import shutil
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
@@ -74,16 +78,20 @@ class ReplayServer:
         port: int | None = None,
         restore: bool = True,
         checkpoint_every: float | None = None,
+        extra_tables: Sequence[reverb.Table] = (),
     ):
         self.ref = store.resolve(ref)
         self.layout = layout
         self.checkpoint_dir = checkpoint_dir(store, self.ref, layout)
+        if extra_tables:
+            suffix = "".join(f"+{table.name}" for table in extra_tables)
+            self.checkpoint_dir = self.checkpoint_dir.with_name(self.checkpoint_dir.name + suffix)
         if not restore:
             shutil.rmtree(self.checkpoint_dir / _REVERB, ignore_errors=True)
         self.restored_from = latest_checkpoint(self.checkpoint_dir)
         checkpointer = reverb.checkpointers.DefaultCheckpointer(str(self.checkpoint_dir / _REVERB))
         try:
-            self._server = reverb.Server(make_tables(store.manifest(self.ref), layout), port=port,
+            self._server = reverb.Server(make_tables(store.manifest(self.ref), layout) + list(extra_tables), port=port,
                                          checkpointer=checkpointer)
         except (ValueError, RuntimeError) as error:
             hint = f" (is port {port} in use?)" if port and "BuildAndStart" in str(error) else ""

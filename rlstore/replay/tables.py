@@ -13,7 +13,10 @@ exactly the rows of `rlstore.reading.transitions`. An item is the flat dict
 
 with `reward` and `discount` in the reward's float dtype (float32 for integer rewards), as
 defined in `rlstore.reading.transforms.episode_transitions`. The target is
-`reward + discount * V(next_observation)`: gamma is already inside `discount`.
+`reward + discount * V(next_observation)`: gamma is already inside `discount`. With a layout's
+`one_step` (for learners with both a 1-step and an n-step loss, such as DQfD) an item also has
+the 1-step target of the same step: `one_step_reward`, `one_step_discount`,
+`one_step_next_observation` (the n=1 rows; identical to the n-step ones when n_step is 1).
 
 `sequences` — fixed-length windows for recurrent learners (R2D2/R2D3), exactly the rows of
 `rlstore.reading.sequences`. An item is the dict of every step field of the schema
@@ -93,6 +96,7 @@ class Layout:
 
     tables: tuple[str, ...] = (TRANSITIONS,)
     n_step: int = 1
+    one_step: bool = False
     gamma: float = 0.99
     sequence_length: int = 40
     sequence_period: int = 20
@@ -137,15 +141,23 @@ def _steps(schema: Schema, leading: tuple[int, ...] = ()) -> dict[str, Any]:
     return unflatten({key: _spec(spec, leading) for key, spec in schema.steps.items()})
 
 
-def transition_signature(schema: Schema) -> dict[str, Any]:
+def transition_signature(schema: Schema, one_step: bool = False) -> dict[str, Any]:
     """The item signature of the `transitions` table for a version with this schema."""
     steps = _steps(schema)
     reward, discount = schema.steps["reward"], schema.steps["discount"]
     # n-step sums are made in the reward's float dtype (see transforms.episode_transitions).
     dtype = tf.as_dtype(reward.dtype) if reward.dtype.startswith("float") else tf.float32
-    return {"observation": steps["observation"], "action": steps["action"],
-            "reward": tf.TensorSpec(reward.shape, dtype), "discount": tf.TensorSpec(discount.shape, dtype),
-            "next_observation": steps["observation"]}
+    signature = {"observation": steps["observation"], "action": steps["action"],
+                 "reward": tf.TensorSpec(reward.shape, dtype), "discount": tf.TensorSpec(discount.shape, dtype),
+                 "next_observation": steps["observation"]}
+    return with_one_step(signature, signature) if one_step else signature
+
+
+def with_one_step(rows: dict[str, Any], one_step_rows: dict[str, Any]) -> dict[str, Any]:
+    """`rows` (n-step transitions) plus the 1-step target fields taken from `one_step_rows`,
+    the n=1 transitions of the same steps in the same order."""
+    return {**rows, "one_step_reward": one_step_rows["reward"], "one_step_discount": one_step_rows["discount"],
+            "one_step_next_observation": one_step_rows["next_observation"]}
 
 
 def sequence_signature(schema: Schema, layout: Layout) -> dict[str, Any]:
@@ -159,7 +171,7 @@ def sequence_signature(schema: Schema, layout: Layout) -> dict[str, Any]:
 
 
 def signature(schema: Schema, layout: Layout, table: str) -> dict[str, Any]:
-    return transition_signature(schema) if table == TRANSITIONS else sequence_signature(schema, layout)
+    return transition_signature(schema, layout.one_step) if table == TRANSITIONS else sequence_signature(schema, layout)
 
 
 # ---- tables ----------------------------------------------------------------------------------
@@ -191,6 +203,13 @@ def make_table(name: str, options: TableOptions, item_signature: Any, preload: i
                else reverb.selectors.Uniform())
     return reverb.Table(name, sampler=sampler, remover=reverb.selectors.Fifo(), max_size=options.max_size,
                         rate_limiter=rate_limiter(options, preload), signature=item_signature)
+
+
+def online_table(name: str, manifest: Manifest, layout: Layout, table: str, options: TableOptions) -> reverb.Table:
+    """An empty table `name` whose items have the signature of `table` in `layout`, for online
+    actors to fill (e.g. R2D3's agent sequences next to the demonstrations loaded into `table`);
+    give it to `ReplayServer(..., extra_tables=[...])`."""
+    return make_table(name, options, signature(manifest.schema, layout, table), preload=0)
 
 
 def make_tables(manifest: Manifest, layout: Layout) -> list[reverb.Table]:

@@ -1,0 +1,153 @@
+"""The actor role: the environment loop of an online run, the same for every agent.
+
+Each actor plays its share of the run's env-step budget with the agent's behaviour policy,
+refreshing weights from the learner (`VariableClient`), and for every finished episode:
+
+- inserts its rows into the replay tables of the actor's `layout`, made by the same function
+  that makes write-back rows (`rlstore.writeback_replay.ReplayInserter`), so they are identical
+  to rows bulk-loaded from the store. The insert happens in this process: when the replay
+  table's SampleToInsertRatio limiter says the learner is behind, the insert waits, and so
+  does acting; that is how the ratio of acting to learning is held;
+- with write-back, appends it to the store dataset through `rlstore.writeback.WriteBack`
+  (a new version every `commit_every` episodes and at the end; its lineage names the run id,
+  the policy and the environment). The actor's summary, `logs/actor-<i>.json`, is rewritten
+  after every commit, so the versions are known even if the actor dies later.
+
+Actor 0 also evaluates the greedy policy every `eval_every` env steps (counted over all
+actors, estimated as its own steps times K) into logs/eval.csv: `step` is env steps there.
+(The run's last point is the supervisor's evaluation of the final checkpoint.)
+A stop request is honoured between episodes; an episode in flight is finished (and kept)
+unless Reverb goes away under it, in which case the write-back still commits the episodes
+that were finished.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.evaluation import check_environment, evaluate, make_env
+from agents.logging import RunLogger
+from agents.online.context import RunContext
+from agents.online.variables import VariableClient
+from rlstore.rollout import EpisodeRecorder
+from rlstore.writeback import WriteBack
+from rlstore.writeback_replay import ReplayInserter
+
+DEFAULT_UPDATE_PERIOD = 100
+
+
+def actor_budget(context: RunContext, index: int) -> int:
+    """Actor `index`'s share of the run's env steps (the shares add up to the budget)."""
+    share, extra = divmod(context.env_steps, context.actors)
+    return share + (1 if index < extra else 0)
+
+
+def summary_path(context: RunContext, index: int) -> Path:
+    return context.run.logs / f"actor-{index}.json"
+
+
+def run_actor(agent, context: RunContext, index: int, replay_address: str, learner_address: str,
+              stop: threading.Event) -> dict[str, Any]:
+    """Plays actor `index`'s share of the budget (or until `stop`); returns its summary."""
+    actor = agent.make_actor(index)
+    env = make_env(context.env, context.env_seed)
+    check_environment(context.specs, env, context.env)
+    client = VariableClient(learner_address, actor.variables,
+                            context.config_value("variable_update_period", DEFAULT_UPDATE_PERIOD))
+    # An actor may bring its own replay writer (R2D3's items carry the actor's recurrent state).
+    make_inserter = getattr(actor, "make_inserter", None)
+    inserter = make_inserter(replay_address) if make_inserter else ReplayInserter(replay_address, actor.layout)
+    summary: dict[str, Any] = {"actor": index, "env_steps": 0, "episodes": 0, "returns_last_100": [],
+                               "write_back": None}
+    writer = None
+    if context.write_back:
+        summary["write_back"] = {"dataset": context.write_back, "run_id": f"{context.run_id}-actor{index}",
+                                 "versions": []}
+
+        def committed(commit) -> None:
+            summary["write_back"]["versions"].append(commit.version)
+            _write(summary_path(context, index), summary)
+
+        writer = WriteBack(context.store, context.write_back, environment=context.env,
+                           policy=f"{context.agent} behaviour policy, actor {index} of run {context.run_id}",
+                           run_id=summary["write_back"]["run_id"], commit_every=context.commit_every,
+                           on_commit=committed)
+    evaluator = _Evaluator(context, actor) if index == 0 and context.eval_every else None
+    recorder = EpisodeRecorder()
+    budget = actor_budget(context, index)
+    try:
+        if not client.wait(should_stop=stop.is_set):
+            return summary
+        acting_started = time.perf_counter()  # for `acting_seconds`: env steps/s without start-up (benchmarks)
+        while summary["env_steps"] < budget and not stop.is_set():
+            if evaluator is not None:
+                evaluator.maybe(summary["env_steps"] * context.actors, client.step)
+            timestep = env.reset()
+            recorder.observe_first(timestep)
+            if writer is not None:
+                writer.observe_first(timestep)
+            episode, total = None, 0.0
+            while episode is None:
+                action = actor.select_action(timestep)
+                timestep = env.step(action)
+                episode = recorder.observe(action, timestep)
+                if writer is not None:
+                    writer.observe(action, timestep)
+                client.update()
+                total += float(timestep.reward)
+                summary["env_steps"] += 1
+            inserter.add([episode["steps"]])
+            summary["episodes"] += 1
+            summary["returns_last_100"] = (summary["returns_last_100"] + [total])[-100:]
+            summary["acting_seconds"] = round(time.perf_counter() - acting_started, 3)
+    except Exception as error:  # after a stop request the other parts go away under us
+        if not stop.is_set():
+            raise
+        print(f"[actor {index}] stopping: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+    finally:
+        client.close()
+        inserter.close()
+        if writer is not None:
+            writer.close()  # commits every finished episode not yet committed
+        if evaluator is not None:
+            evaluator.close()
+        _write(summary_path(context, index), summary)
+    print(f"[actor {index}] done: {summary['env_steps']} env steps, {summary['episodes']} episodes"
+          + (f", versions {summary['write_back']['versions']} of {context.write_back}" if writer else ""), flush=True)
+    return summary
+
+
+class _Evaluator:
+    """Actor 0's periodic evaluation of the greedy policy (environment built with the run's env seed)."""
+
+    def __init__(self, context: RunContext, actor: Any):
+        self._context = context
+        self._actor = actor
+        self._next = 0
+        self._logger = RunLogger(context.run.logs, total_steps=0, progress=False, description="eval")
+
+    def maybe(self, env_steps: int, learner_step: int) -> None:
+        if env_steps < self._next:
+            return
+        self._next = (env_steps // self._context.eval_every + 1) * self._context.eval_every
+        result = evaluate(lambda env: self._actor.greedy_action, self._context.env, self._context.eval_episodes,
+                          seed=self._context.env_seed, specs=self._context.specs)
+        row = {"learner_step": learner_step, **{k: result[k] for k in ("return_mean", "return_std", "return_min",
+                                                                       "return_max")}}
+        self._logger.write("eval", env_steps, row)
+        print(f"[actor 0] {env_steps} env steps, learner step {learner_step}: return "
+              f"{row['return_mean']:.3f} ± {row['return_std']:.3f}", flush=True)
+
+    def close(self) -> None:
+        self._logger.close()
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=1))
+    temporary.replace(path)

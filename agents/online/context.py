@@ -1,0 +1,106 @@
+"""What every process of an online run knows about it, rebuilt from the run manifest.
+
+The supervisor writes run.json before it starts any part; each part (possibly on another host
+that sees the same store and run directory) reads it back, so all parts agree on the config,
+the seed, the specs and the exact demonstration version without passing them on command lines.
+
+Specs come from the environment: an online run may have no demonstrations at all (a control
+run with demo ratio 0), and when it has some, their schema must describe the same observations
+and actions (checked once, when the run is created).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+import dm_env
+import numpy as np
+from dm_env import specs as dm_specs
+
+from agents import registry, run_manifest
+from agents.config_args import config_from_json
+from agents.errors import AgentError
+from agents.runs import RunDirectory
+from agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, specs_from_schema
+from rlstore.store import Store
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """An online run as its parts see it (see agents.online for the plug-in shape)."""
+
+    agent: str
+    run_id: str
+    store: Store
+    env: str                  # environment spec string
+    env_seed: int             # every environment of the run is built with it (it fixes e.g. deep_sea's task)
+    demos: str | None         # exact demonstration version "NAME@V", or None
+    config: Any               # the agent's config dataclass
+    seed: int                 # networks, exploration, sampling
+    specs: DataSpecs
+    run: RunDirectory
+    actors: int
+    env_steps: int            # the run's total budget, over all actors
+    write_back: str | None    # store dataset the actors append their episodes to
+    commit_every: int         # episodes per write-back version (per actor)
+    eval_every: int           # env steps between actor 0's evaluations (0: none)
+    eval_episodes: int
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any], run: RunDirectory) -> "RunContext":
+        online = manifest["online"]
+        entry = registry.get(manifest["agent"])
+        return cls(agent=manifest["agent"], run_id=online["run_id"], store=Store(online["store"]), env=online["env"],
+                   env_seed=online["env_seed"], demos=online["demos"],
+                   config=config_from_json(entry.config_class(), manifest["config"]), seed=manifest["seed"],
+                   specs=DataSpecs.from_json(manifest["specs"]), run=run, actors=online["actors"],
+                   env_steps=online["env_steps"], write_back=online["write_back"]["dataset"],
+                   commit_every=online["write_back"]["commit_every"], eval_every=online["eval_every"],
+                   eval_episodes=online["eval_episodes"])
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "RunContext":
+        run = RunDirectory.at(directory)
+        if not run.exists():
+            raise AgentError(f"{run.path} has no run.json; start the run with `rlstore run` (--role all or replay) first")
+        manifest = run_manifest.read(run.manifest_path)
+        if "online" not in manifest:
+            raise AgentError(f"{run.path} is a `train` run, not an online run")
+        return cls.from_manifest(manifest, run)
+
+    def config_value(self, name: str, default: Any) -> Any:
+        """A config field shared by online agents if this agent's config has it (e.g. demo_ratio)."""
+        return getattr(self.config, name, default)
+
+
+def specs_from_environment(env: dm_env.Environment) -> DataSpecs:
+    """The specs of an environment's observations and actions (images: uint8 arrays of rank 3)."""
+    observation = {key: ArraySpec(tuple(spec.shape), np.dtype(spec.dtype).name,
+                                  np.dtype(spec.dtype) == np.uint8 and len(spec.shape) == 3)
+                   for key, spec in flat_observation(env.observation_spec()).items()}
+    action = env.action_spec()
+    if isinstance(action, dm_specs.DiscreteArray):
+        return DataSpecs(observation, ActionSpec((), np.dtype(action.dtype).name, int(action.num_values)))
+    if not isinstance(action, dm_specs.Array):
+        raise AgentError("online agents need a single action array (the environment's actions are a dict)")
+    return DataSpecs(observation, ActionSpec(tuple(action.shape), np.dtype(action.dtype).name))
+
+
+def check_demonstrations(specs: DataSpecs, store: Store, demos: str, env_spec: str) -> None:
+    """Raises AgentError unless the demonstrations' steps have the environment's specs."""
+    stored = specs_from_schema(store.manifest(demos).schema, specs.action.num_values)
+    if _shapes(stored) != _shapes(specs):
+        raise AgentError(f"the demonstrations {demos} do not match environment {env_spec!r}: they have "
+                         f"{_describe(stored)}, the environment {_describe(specs)}")
+
+
+def _shapes(specs: DataSpecs) -> tuple:
+    """Shapes and dtypes of observations and actions (not the image flag: storage encodings differ)."""
+    return ({key: (spec.shape, spec.dtype) for key, spec in specs.observation.items()},
+            (specs.action.shape, specs.action.dtype))
+
+
+def _describe(specs: DataSpecs) -> str:
+    observation = ", ".join(f"{key or 'observation'}: {s.dtype}{list(s.shape)}" for key, s in sorted(specs.observation.items()))
+    return f"{{{observation}}} and actions {specs.action.dtype}{list(specs.action.shape)}"

@@ -1,0 +1,68 @@
+"""The learner role: updates in short chunks, weights published after each, until told to stop.
+
+Chunks are short (CHUNK updates) so actors get fresh weights often and a stop request is seen
+within a chunk; the agent's learner returns early when its replay has nothing to sample (the
+rate limiter holds it back because actors have stopped inserting), so the loop never hangs in
+Reverb. Metrics are averaged over LOG_EVERY updates into logs/train.csv (and TensorBoard);
+checkpoints are written every CHECKPOINT_EVERY updates and always when the role stops, so the
+run directory serves `rlstore eval` / `export` like a `train` run's.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from agents.checkpointing import Checkpointer
+from agents.logging import RunLogger
+from agents.online.context import RunContext
+from agents.online.variables import VariableServer
+
+CHUNK = 25
+LOG_EVERY = 250
+CHECKPOINT_EVERY = 2000
+
+
+def run_learner(agent, context: RunContext, replay_address: str, port: int, stop: threading.Event) -> int:
+    """Trains until `stop` is set; returns the final learner step (checkpointed)."""
+    learner = agent.make_learner(replay_address)
+    checkpointer = Checkpointer(context.run.checkpoints, learner.checkpoint_objects())
+    server = VariableServer(learner.variables(), port)
+    logger = RunLogger(context.run.logs, total_steps=0, progress=False, description="learner")
+    step = saved = logged = int(learner.steps.numpy())
+    sums: dict[str, float] = {}
+    published = None
+    started = time.perf_counter()
+    try:
+        while not stop.is_set():
+            if learner.ready() and step != published:  # before updating: actors may be waiting for weights
+                if published is None:
+                    print(f"[learner] step {step}: publishing weights, actors start "
+                          f"({time.perf_counter() - started:.1f} s after start)", flush=True)
+                server.publish(step)
+                published = step
+            try:
+                metrics = learner.run(CHUNK)
+            except Exception:  # a stop request takes the replay server down with the rest
+                if stop.is_set():
+                    break
+                raise
+            done = int(learner.steps.numpy()) - step
+            step += done
+            for name, value in metrics.items():
+                sums[name] = sums.get(name, 0.0) + value * done
+            if step - logged >= LOG_EVERY:
+                row = logger.train_progress(step, {name: total / (step - logged) for name, total in sums.items()})
+                print(f"[learner] step {step}: loss {row.get('loss', float('nan')):.4f}, "
+                      f"{row['updates_per_s']:.0f} updates/s", file=sys.stderr, flush=True)
+                sums, logged = {}, step
+            if step - saved >= CHECKPOINT_EVERY:
+                checkpointer.save(step)
+                saved = step
+    finally:
+        if step > saved or checkpointer.latest is None:
+            checkpointer.save(step)
+        server.close()
+        logger.close()
+    print(f"[learner] stopped at step {step}; checkpoint in {context.run.checkpoints}", flush=True)
+    return step

@@ -1,0 +1,37 @@
+"""The replay role: a Reverb server holding the agent's tables until the run stops.
+
+Stopping the server is also what releases the other parts if they are blocked inside Reverb
+(an actor's insert held back by the rate limiter, a learner waiting for samples): their calls
+fail, and after a stop request they treat that as the end of the run.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import reverb
+
+from agents.errors import AgentError
+from agents.online.context import RunContext
+
+_POLL_SECONDS = 0.2
+
+
+def serve_replay(agent, context: RunContext, port: int, stop: threading.Event) -> None:
+    """Serves `agent.replay_tables()` on `port`, fills them (`agent.fill_replay`), waits for `stop`."""
+    try:
+        server = reverb.Server(agent.replay_tables(), port=port)
+    except (ValueError, RuntimeError) as error:
+        raise AgentError(f"cannot start the replay server on port {port}: {error}") from None
+    try:
+        address = f"localhost:{server.port}"
+        agent.fill_replay(address)
+        sizes = {name: info.current_size for name, info in reverb.Client(address).server_info().items()}
+        print(f"[replay] serving at port {server.port}: " + ", ".join(f"{n} ({s} items)" for n, s in sizes.items()),
+              flush=True)
+        while not stop.wait(_POLL_SECONDS):
+            pass
+    finally:
+        server.stop()
+        print("[replay] stopped", file=sys.stderr, flush=True)

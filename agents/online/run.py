@@ -1,0 +1,262 @@
+"""`rlstore run AGENT`: creates the online run directory and runs its parts (see agents.online).
+
+With `role="all"` the calling process is the supervisor: it writes run.json (the demonstration
+version, the config, the specs, the run's options), starts the replay server, the learner and
+K actors as children on loopback ports, waits for the actors to play the env-step budget, then
+stops the learner (final checkpoint) and the replay server, records every write-back version
+in run.json, evaluates the final checkpoint and draws the learning curve. With another role it
+runs that one part in this process (on a host of its own; run.json is created by the first
+part started and read by the others, so they need the same run directory, e.g. over NFS).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import socket
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from agents import registry, run_manifest
+from agents.errors import AgentError
+from agents.evaluation import evaluate, make_env
+from agents.online.context import RunContext, check_demonstrations, specs_from_environment
+from agents.runs import RunDirectory
+from rlstore.store import Store
+
+ROLES = ("all", "replay", "learner", "actor")
+CURVE = "learning_curve.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class OnlineOptions:
+    """The run's options (the agent's hyper-parameters are its config, passed separately)."""
+
+    env: str
+    env_steps: int
+    out: str | Path
+    demos: str | None = None
+    actors: int = 1
+    write_back: str | None = None
+    commit_every: int = 50
+    seed: int = 0
+    env_seed: int = 0
+    role: str = "all"
+    index: int = 0
+    replay_address: str | None = None
+    learner_address: str | None = None
+    eval_episodes: int = 10
+    eval_every_env_steps: int | None = None  # None: a tenth of the budget; 0: no evaluation while running
+    final_eval_episodes: int = 50
+
+    def __post_init__(self):
+        if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1:
+            raise AgentError("env_steps, actors, commit_every and eval_episodes must be >= 1")
+        if self.role not in ROLES:
+            raise AgentError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.role != "all" and not (self.replay_address and self.learner_address):
+            raise AgentError(f"--role {self.role} needs --replay-address and --learner-address")
+        if self.role == "actor" and not 0 <= self.index < self.actors:
+            raise AgentError(f"--index must be in [0, {self.actors}) for {self.actors} actors")
+
+    @property
+    def eval_every(self) -> int:
+        return max(self.env_steps // 10, 1) if self.eval_every_env_steps is None else self.eval_every_env_steps
+
+
+def run(agent: str, store: Store, options: OnlineOptions, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Runs (a part of) an online run; with role "all" returns its summary (see the module docstring)."""
+    from agents.online.processes import stop_event
+
+    entry = registry.get(agent)
+    factory = entry.online_factory()
+    run_dir = RunDirectory.at(options.out)
+    if options.role == "all":
+        if run_dir.exists():
+            raise AgentError(f"{run_dir.path} already holds a run; online runs do not resume: choose a new --out")
+        manifest = _new_manifest(agent, entry, store, options, dict(config or {}))
+        factory(RunContext.from_manifest(manifest, run_dir))  # the agent refuses bad options now, not in a child
+        return _supervise(run_dir, manifest, options)
+    if not run_dir.exists():
+        manifest = _new_manifest(agent, entry, store, options, dict(config or {}))
+        factory(RunContext.from_manifest(manifest, run_dir))
+        run_manifest.write(run_dir.manifest_path, manifest)
+    elif run_manifest.read(run_dir.manifest_path).get("agent") != agent:
+        raise AgentError(f"{run_dir.path} holds a run of another agent")
+    run_role(run_dir.path, options.role, options.index, options.replay_address, options.learner_address,
+             stop_event())
+    return {"run_dir": str(run_dir.path), "role": options.role}
+
+
+def run_role(out: str | Path, role: str, index: int, replay_address: str, learner_address: str, stop) -> None:
+    """Runs one part of the run in `out` in this process until it is done or `stop` is set."""
+    context = RunContext.load(out)
+    agent = registry.get(context.agent).online_factory()(context)
+    if role == "replay":
+        from agents.online.replay import serve_replay
+
+        serve_replay(agent, context, _port(replay_address), stop)
+    elif role == "learner":
+        from agents.online.learning import run_learner
+
+        run_learner(agent, context, replay_address, _port(learner_address), stop)
+    else:
+        from agents.online.acting import run_actor
+
+        run_actor(agent, context, index, replay_address, learner_address, stop)
+
+
+def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptions) -> dict[str, Any]:
+    from agents.online.acting import summary_path
+    from agents.online.processes import ProcessGroup
+
+    started = time.perf_counter()
+    addresses = {"replay": f"localhost:{_free_port()}", "learner": f"localhost:{_free_port()}"}
+    manifest["online"]["addresses"] = addresses
+    session = run_manifest.start_session(manifest, 0, None)
+    session["env_steps"] = options.env_steps
+    run_manifest.write(run.manifest_path, manifest)
+    context = RunContext.from_manifest(manifest, run)
+    actors = [f"actor-{index}" for index in range(options.actors)]
+
+    def argv(role: str, index: int = 0) -> list[str]:
+        return ["-m", "agents.online.main", "--out", str(run.path), "--role", role, "--index", str(index),
+                "--replay-address", addresses["replay"], "--learner-address", addresses["learner"]]
+
+    previous = _sigterm_as_interrupt()
+    try:
+        with ProcessGroup(run.logs) as group:
+            group.start("replay", argv("replay"))
+            group.start("learner", argv("learner"))
+            for index, name in enumerate(actors):
+                group.start(name, argv("actor", index))
+            try:
+                group.wait(actors)
+            finally:
+                # Each part stops while the parts it talks to still run: actors first (an insert the
+                # rate limiter holds back is released by the learner's sampling), then the learner,
+                # then the replay server. Stopping Reverb under a client could leave it retrying.
+                group.stop(order=(*actors, "learner", "replay"))
+            for name in ("learner", "replay"):
+                if group.returncode(name) != 0:
+                    raise AgentError(f"process {name!r} did not stop cleanly (status {group.returncode(name)}; "
+                                     f"log: {group.log(name)})")
+    finally:  # also on Ctrl-C or a failed part: what was committed is recorded
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        _record_actors(manifest, [summary_path(context, index) for index in range(options.actors)])
+        run_manifest.end_session(session, _checkpoint_step(run))
+        run_manifest.write(run.manifest_path, manifest)
+
+    final = _final_evaluation(run, context, options.final_eval_episodes)
+    manifest["online"]["final_evaluation"] = final
+    run_manifest.write(run.manifest_path, manifest)
+    curve = plot_run_curve(run.path)
+    online = manifest["online"]
+    return {"run_dir": str(run.path), "agent": manifest["agent"], "env": options.env, "demos": online["demos"],
+            "demo_ratio": online["demo_ratio"], "env_steps": online["env_steps_done"],
+            "learner_steps": session["end_step"], "write_back": online["write_back"], "final_evaluation": final,
+            "learning_curve": str(curve) if curve else None, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def plot_run_curve(run_dir: str | Path) -> Path | None:
+    """Draws `<run>/learning_curve.png` (evaluation return against env steps) from logs/eval.csv."""
+    from agents.logging import read_csv
+    from rlstore.report_plot import plot_curves
+
+    run = RunDirectory.at(run_dir)
+    rows = read_csv(run.logs / "eval.csv")
+    if not rows:
+        return None
+    manifest = run_manifest.read(run.manifest_path)
+    online = manifest["online"]
+    label = f"{manifest['agent']}, demo ratio {online['demo_ratio']}" if online["demos"] else manifest["agent"]
+    out = run.path / CURVE
+    plot_curves([{"title": f"{manifest['agent']} online on {online['env']}", "xlabel": "environment steps",
+                  "series": {label: rows}}], out)
+    return out
+
+
+def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options: OnlineOptions,
+                  overrides: dict[str, Any]) -> dict[str, Any]:
+    try:
+        config = entry.config_class()(**overrides)
+    except ValueError as error:
+        raise AgentError(str(error)) from error
+    specs = specs_from_environment(make_env(options.env, options.env_seed))
+    demos = None
+    if options.demos:
+        demos = str(store.resolve(options.demos))
+        check_demonstrations(specs, store, demos, options.env)
+    dataset = run_manifest.dataset_entry(store, demos) if demos else {"ref": None}
+    manifest = run_manifest.new_manifest(agent, dataset, dataclasses.asdict(config), options.seed, specs.to_json())
+    manifest["online"] = {
+        "run_id": f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
+        "store": str(store.root), "env": options.env, "env_seed": options.env_seed, "env_steps": options.env_steps,
+        "actors": options.actors, "demos": demos, "demo_ratio": getattr(config, "demo_ratio", None),
+        "write_back": {"dataset": options.write_back, "commit_every": options.commit_every, "versions": [],
+                       "actors": []},
+        "eval_every": options.eval_every, "eval_episodes": options.eval_episodes, "env_steps_done": 0,
+    }
+    return manifest
+
+
+def _record_actors(manifest: dict[str, Any], paths: list[Path]) -> None:
+    summaries = [json.loads(path.read_text()) for path in paths if path.is_file()]
+    online = manifest["online"]
+    online["env_steps_done"] = sum(summary["env_steps"] for summary in summaries)
+    online["write_back"]["actors"] = [summary["write_back"] for summary in summaries if summary["write_back"]]
+    online["write_back"]["versions"] = sorted(version for entry in online["write_back"]["actors"]
+                                              for version in entry["versions"])
+
+
+def _checkpoint_step(run: RunDirectory) -> int:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(run.checkpoints))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> dict[str, Any]:
+    """The final checkpoint on `episodes` fresh episodes, also appended to logs/eval.csv."""
+    from agents.logging import RunLogger
+    from agents.runs import load_trained
+
+    trained = load_trained(run.path)
+    result = evaluate(trained.make_actor, context.env, episodes, seed=context.env_seed, specs=trained.specs)
+    row = {"learner_step": trained.step, **{k: result[k] for k in ("return_mean", "return_std", "return_min",
+                                                                   "return_max")}}
+    env_steps = run_manifest.read(run.manifest_path)["online"]["env_steps_done"]
+    # A logger "resumed" past every row keeps them all and appends the final one.
+    logger = RunLogger(run.logs, total_steps=0, initial_step=2**62, progress=False)
+    logger.write("eval", env_steps, row)
+    logger.close()
+    return {"env": context.env, "seed": context.env_seed, "episodes": episodes, "env_steps": env_steps, **row}
+
+
+def _sigterm_as_interrupt():
+    """Makes SIGTERM (a service manager's stop) stop the run like Ctrl-C; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def _port(address: str) -> int:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise AgentError(f"an address is HOST:PORT, got {address!r}")
+    return int(port)

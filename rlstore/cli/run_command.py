@@ -1,0 +1,89 @@
+"""`rlstore run AGENT`: an online run with demonstrations mixed in (a thin layer over agents.online.run).
+
+    rlstore --store S run dqfd --env ENV --demos NAME[@V] --env-steps N --out DIR
+            [--demo-ratio R] [--write-back NAME] [--actors K] [--seed S] [--env-seed E]
+            [--role all|replay|learner|actor --replay-address H:P --learner-address H:P [--index I]]
+
+Every field of the agent's config is a flag too, as for `train`. TensorFlow is imported only
+when the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from rlstore.cli.formatting import to_json
+from rlstore.store import Store
+
+
+def register(commands) -> None:
+    from agents import registry
+    from agents.config_args import add_config_arguments
+
+    run = commands.add_parser(
+        "run", help="run an agent online: acting, learning, demonstrations mixed in, episodes written back",
+        description="Starts a Reverb replay server (demonstrations bulk-loaded from a store version), a learner "
+                    "and K actors as processes, runs until the actors have played --env-steps environment steps, "
+                    "then evaluates the final checkpoint. The run directory works with `rlstore eval` and "
+                    "`rlstore export`. Ctrl-C stops every process cleanly and keeps what was committed.")
+    agents = run.add_subparsers(dest="agent", required=True, metavar="AGENT")
+    for name, entry in sorted(registry.AGENTS.items()):
+        if not entry.online:
+            continue
+        parser = agents.add_parser(name, help=entry.description, description=entry.description)
+        parser.add_argument("--env", required=True, metavar="ENV", help="environment spec, e.g. deep_sea:size=20")
+        parser.add_argument("--demos", metavar="NAME[@V]", help="demonstration dataset version")
+        parser.add_argument("--env-steps", type=int, required=True, metavar="N",
+                            help="environment steps over all actors (each finishes its last episode)")
+        parser.add_argument("--out", required=True, metavar="DIR", help="run directory (must not hold a run yet)")
+        parser.add_argument("--actors", type=int, default=1, metavar="K", help="actor processes (default: 1)")
+        parser.add_argument("--write-back", metavar="NAME",
+                            help="store dataset every actor appends its episodes to (a version per commit)")
+        parser.add_argument("--commit-every", type=int, default=50, metavar="E",
+                            help="episodes per write-back version, per actor (default: 50)")
+        parser.add_argument("--seed", type=int, default=0, help="seed of networks, exploration and sampling (default: 0)")
+        parser.add_argument("--env-seed", type=int, default=0,
+                            help="seed every environment of the run is built with; it fixes hidden task parameters "
+                                 "(deep_sea's action mapping), so use the demonstrations' (default: 0)")
+        parser.add_argument("--eval-every", type=int, default=None, metavar="N",
+                            help="env steps between evaluations of the greedy policy (default: a tenth of --env-steps; "
+                                 "0: none while running)")
+        parser.add_argument("--eval-episodes", type=int, default=10, metavar="E",
+                            help="episodes per evaluation while running (default: 10)")
+        parser.add_argument("--final-eval-episodes", type=int, default=50, metavar="E",
+                            help="episodes of the final evaluation (default: 50)")
+        parser.add_argument("--role", default="all", choices=("all", "replay", "learner", "actor"),
+                            help="all (default): every part here, supervised; otherwise only that part, talking to "
+                                 "the others at --replay-address and --learner-address")
+        parser.add_argument("--index", type=int, default=0, metavar="I", help="with --role actor: which actor")
+        parser.add_argument("--replay-address", metavar="HOST:PORT", help="the replay server (--role other than all)")
+        parser.add_argument("--learner-address", metavar="HOST:PORT", help="the learner's variable server")
+        parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+        add_config_arguments(parser, entry.config_class())
+        parser.set_defaults(run=_run)
+
+
+def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
+    from agents import registry
+    from agents.config_args import given_overrides
+    from agents.online.run import OnlineOptions, run
+
+    options = OnlineOptions(env=args.env, env_steps=args.env_steps, out=args.out, demos=args.demos,
+                            actors=args.actors, write_back=args.write_back, commit_every=args.commit_every,
+                            seed=args.seed, env_seed=args.env_seed, role=args.role, index=args.index,
+                            replay_address=args.replay_address, learner_address=args.learner_address,
+                            eval_episodes=args.eval_episodes, eval_every_env_steps=args.eval_every,
+                            final_eval_episodes=args.final_eval_episodes)
+    summary = run(args.agent, store, options, given_overrides(args, registry.get(args.agent).config_class()))
+    if args.json:
+        print(to_json(summary))
+    elif args.role == "all":
+        final = summary["final_evaluation"]
+        versions = summary["write_back"]["versions"]
+        print(f"ran {args.agent} online on {args.env}: {summary['env_steps']} env steps, {summary['learner_steps']} "
+              f"updates, demos {summary['demos'] or 'none'} at ratio {summary['demo_ratio']}; final return "
+              f"{final['return_mean']:.3f} ± {final['return_std']:.3f} over {final['episodes']} episodes"
+              + (f"; wrote versions {versions} of {args.write_back}" if args.write_back else "")
+              + f"; run in {summary['run_dir']}", file=sys.stdout)
+    return 0
