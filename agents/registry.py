@@ -55,6 +55,7 @@ class AgentEntry:
     config: str
     builder: str
     description: str
+    online: str | None = None  # "module:attribute" of its online factory (agents.online), if it has one
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -62,12 +63,23 @@ class AgentEntry:
     def make_builder(self) -> AgentBuilder:
         return _load(self.builder)()
 
+    def online_factory(self) -> Any:
+        """The agent's `factory(context) -> OnlineAgent` (see agents.online); AgentError if it has none."""
+        if self.online is None:
+            raise AgentError("this agent has no online mode (`rlstore run`); online agents: "
+                             + ", ".join(sorted(name for name, entry in AGENTS.items() if entry.online)))
+        return _load(self.online)
+
 
 AGENTS: dict[str, AgentEntry] = {
     "bc": AgentEntry("agents.bc.config:BCConfig", "agents.bc.builder:BCBuilder",
                      "behaviour cloning: supervised learning of the logged actions"),
     "dqfd": AgentEntry("agents.dqfd.config:DQfDConfig", "agents.dqfd.builder:DQfDBuilder",
-                       "DQfD (Hester et al. 2018), offline: n-step double-Q TD + large-margin loss on demonstrations"),
+                       "DQfD (Hester et al. 2018): n-step double-Q TD + large-margin loss on demonstrations",
+                       online="agents.dqfd.online:DQfDOnline"),
+    "r2d3": AgentEntry("agents.r2d3.config:R2D3Config", "agents.r2d3.builder:R2D3Builder",
+                       "R2D3 (Paine et al. 2019): recurrent (LSTM) n-step double-Q on sequences with demonstrations",
+                       online="agents.r2d3.online:R2D3Online"),
 }
 
 

@@ -1,13 +1,14 @@
-"""Drawing a version's quality report: return and length histograms, actions, observation ranges.
+"""Drawing a version's quality report (return and length histograms, actions, observation
+ranges) and learning curves (evaluation return against updates or environment steps).
 
-Everything comes from the report in the manifest (histograms with their bin edges, per-element
-statistics), so drawing reads no episode data. Uses matplotlib's object API with the Agg
+The quality report comes from the report in the manifest (histograms with their bin edges,
+per-element statistics), so drawing reads no episode data; curves come from a run's CSV rows. Uses matplotlib's object API with the Agg
 canvas and no pyplot, so it needs no display and leaves no global figure state behind.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +29,35 @@ def plot_report(report: Mapping[str, Any], title: str, out: str | os.PathLike) -
     warnings = len(report.get("warnings", []))
     figure.suptitle(f"{title}: {counts['episodes']} episodes, {counts['steps']} steps, "
                     f"{counts.get('rejected_episodes', 0)} rejected, {warnings} warning(s)")
+    figure.savefig(out, dpi=100)
+
+
+def plot_curves(panels: Sequence[Mapping[str, Any]], out: str | os.PathLike) -> None:
+    """Learning curves side by side, one panel each: evaluation return (mean ± std) against the
+    panel's x axis (updates for a batch run, environment steps for an online one).
+
+    A panel is `{"title", "xlabel", "series": {label: rows}, "references": {label: value}}`,
+    rows as in a run's logs/eval.csv (`step`, `return_mean`, `return_std`); references are
+    drawn as horizontal lines (e.g. the expert's and a random policy's returns).
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.5 * len(panels), 4.5), layout="constrained")
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    for axis, panel in zip(axes, panels):
+        for label, rows in panel["series"].items():
+            steps = np.array([row["step"] for row in rows], float)
+            mean = np.array([row["return_mean"] for row in rows], float)
+            std = np.array([row.get("return_std", 0.0) for row in rows], float)
+            axis.plot(steps, mean, marker="o", markersize=3, label=label)
+            axis.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        for (label, value), style in zip(panel.get("references", {}).items(), ("--", ":", "-.")):
+            axis.axhline(value, linestyle=style, color="gray", label=label)
+        axis.set_title(panel["title"])
+        axis.set_xlabel(panel["xlabel"])
+        axis.set_ylabel("evaluation return")
+        axis.grid(True, alpha=0.3)
+        axis.legend(loc="best", fontsize="small")
     figure.savefig(out, dpi=100)
 
 

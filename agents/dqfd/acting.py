@@ -1,17 +1,21 @@
-"""The DQfD policy: the greedy action of the online Q-network.
+"""The DQfD policies: the greedy action of the online Q-network, and the online actors' ε-greedy.
 
-A TF-only module over batched observations, so the same object drives evaluation in-process
-and is what `export` saves as a SavedModel (the target network is not part of it).
+The greedy policy is a TF-only module over batched observations, so the same object drives
+evaluation in-process and is what `export` saves as a SavedModel (the target network is not
+part of it).
 """
 from __future__ import annotations
 
 from typing import Any
 
+import dm_env
+import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
+from agents.actors import FeedForwardActor
 from agents.dqfd.networks import QNetwork
-from agents.specs import ActionSpec
+from agents.specs import ActionSpec, DataSpecs
 
 
 class GreedyPolicy(snt.Module):
@@ -24,3 +28,28 @@ class GreedyPolicy(snt.Module):
 
     def __call__(self, observation: Any) -> tf.Tensor:
         return tf.cast(tf.argmax(self._network(observation), axis=-1), self._dtype)
+
+
+class EpsilonGreedyActor:
+    """An online actor (agents.online's OnlineActor): ε-greedy on the online Q-network.
+
+    Its network's variables are overwritten with the learner's published ones; `layout` names
+    the replay table (and rows) its finished episodes go to.
+    """
+
+    def __init__(self, network: QNetwork, specs: DataSpecs, epsilon: float, seed: int, layout: Any):
+        self.variables = list(network.variables)
+        self.layout = layout
+        self._greedy = FeedForwardActor(GreedyPolicy(network, specs.action), specs)
+        self._epsilon = epsilon
+        self._num_actions = specs.action.num_values
+        self._dtype = np.dtype(specs.action.dtype)
+        self._rng = np.random.default_rng(seed)
+
+    def select_action(self, timestep: dm_env.TimeStep) -> np.ndarray:
+        if self._rng.random() < self._epsilon:
+            return self._dtype.type(self._rng.integers(self._num_actions))
+        return self._greedy(timestep)
+
+    def greedy_action(self, timestep: dm_env.TimeStep) -> np.ndarray:
+        return self._greedy(timestep)

@@ -13,7 +13,7 @@ import sonnet as snt
 import tensorflow as tf
 
 from agents.dqfd.config import DQfDConfig
-from agents.dqfd.losses import METRICS, dqfd_loss
+from agents.dqfd.losses import METRICS, LossOutput, dqfd_loss
 from agents.dqfd.networks import DQfDNetworks
 
 Metrics = dict[str, tf.Tensor]
@@ -22,11 +22,12 @@ Metrics = dict[str, tf.Tensor]
 class DQfDLearner:
     """Owns the optimizer and the update counter; `run(n)` performs n updates (agents.registry.Learner)."""
 
-    def __init__(self, networks: DQfDNetworks, dataset: tf.data.Dataset, config: DQfDConfig):
+    def __init__(self, networks: DQfDNetworks, dataset: tf.data.Dataset | None, config: DQfDConfig):
+        """`dataset` None: a subclass brings its own batches (agents.dqfd.online_learning)."""
         self._networks = networks
         self._config = config
         self._optimizer = snt.optimizers.Adam(config.learning_rate)
-        self._iterator = iter(dataset)
+        self._iterator = iter(dataset) if dataset is not None else None
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps")
 
     def run(self, num_updates: int) -> dict[str, float]:
@@ -46,6 +47,10 @@ class DQfDLearner:
         return {name: value / tf.cast(num_updates, tf.float32) for name, value in totals.items()}
 
     def _update(self, batch: Mapping[str, Any]) -> Metrics:
+        return self._apply(batch).metrics
+
+    def _apply(self, batch: Mapping[str, Any]) -> LossOutput:
+        """One update on `batch`: the gradient step, the step counter, the periodic target sync."""
         variables = self._networks.online.trainable_variables
         with tf.GradientTape() as tape:
             output = dqfd_loss(self._networks, batch, self._config)
@@ -53,4 +58,4 @@ class DQfDLearner:
         self.steps.assign_add(1)
         if self.steps % self._config.target_update_period == 0:
             self._networks.update_target()
-        return output.metrics
+        return output

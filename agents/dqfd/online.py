@@ -1,0 +1,82 @@
+"""DQfD online (`rlstore run dqfd`): the agent's side of agents.online's plug-in shape.
+
+Replay: agents.dqfd.replay (a never-evicted demonstration table, bulk-loaded from the exact
+demonstration version, and the agent's rate-limited replay table). Learner:
+agents.dqfd.online_learning (pre-training on demonstrations, then mixed prioritized batches).
+Actors: ε-greedy on the learner's latest online Q-network (agents.dqfd.acting).
+
+With `demo_ratio` 0 the run uses no demonstrations at all (no demonstration table, no
+pre-training; the margin loss sees no demonstration rows): plain prioritized n-step double
+DQN, the control DQfD is measured against.
+"""
+from __future__ import annotations
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import reverb
+import tensorflow as tf
+
+from agents.dqfd import replay
+from agents.dqfd.acting import EpsilonGreedyActor
+from agents.dqfd.builder import DQfDBuilder
+from agents.dqfd.online_learning import OnlineDQfDLearner
+from agents.errors import AgentError
+from agents.online.context import RunContext
+from agents.statistics import compute_statistics
+from rlstore.replay import TRANSITIONS, load_version
+
+ACTOR_SEED_STRIDE = 7919  # actors explore with different, reproducible random streams
+
+
+class DQfDOnline:
+    """`factory(context) -> OnlineAgent` for DQfD (registered in agents.registry)."""
+
+    def __init__(self, context: RunContext):
+        config = context.config
+        if not context.specs.action.discrete:
+            raise AgentError("DQfD needs discrete actions; this environment's actions are continuous")
+        if config.demo_ratio > 0 and not context.demos:
+            raise AgentError("DQfD online mixes demonstrations into every batch: pass --demos NAME[@V] "
+                             "(or --demo-ratio 0 for plain prioritized n-step double DQN)")
+        try:
+            replay.BatchSplit.of(config)
+        except ValueError as error:
+            raise AgentError(str(error)) from None
+        self._context = context
+        self._config = config
+        self._demos = context.demos if config.demo_ratio > 0 else None
+        manifest = context.store.manifest(self._demos) if self._demos else None
+        self._num_demo_items = manifest.num_steps - manifest.num_episodes if manifest else 0
+
+    # ---- replay process ----------------------------------------------------------------------
+
+    def replay_tables(self) -> list[reverb.Table]:
+        return replay.make_tables(self._config, self._context.specs, self._num_demo_items)
+
+    def fill_replay(self, address: str) -> None:
+        if self._demos:
+            load_version(address, self._context.store, self._demos, replay.demo_layout(self._config, self._num_demo_items),
+                         into={TRANSITIONS: replay.DEMO_TABLE})
+
+    # ---- learner process ---------------------------------------------------------------------
+
+    def make_learner(self, replay_address: str) -> OnlineDQfDLearner:
+        config, context = self._config, self._context
+        tf.random.set_seed(context.seed)
+        statistics = compute_statistics(context.store, self._demos) if self._demos else None
+        networks = DQfDBuilder().make_networks(context.specs, config, statistics)
+        pretrain = config.pretrain_steps if self._demos else 0
+        split = replay.BatchSplit.of(config)
+        # β reaches 1 at the run's expected last update: each agent transition is sampled
+        # samples_per_insert times, replay_rows at a time.
+        anneal = pretrain + int(context.env_steps * config.samples_per_insert / split.replay_rows)
+        return OnlineDQfDLearner(networks, config, replay_address,
+                                 lambda batch_split: replay.sampled_batches(replay_address, batch_split),
+                                 pretrain_steps=pretrain, anneal_updates=anneal)
+
+    # ---- actor processes ---------------------------------------------------------------------
+
+    def make_actor(self, index: int) -> EpsilonGreedyActor:
+        context = self._context
+        networks = DQfDBuilder().make_networks(context.specs, self._config)
+        return EpsilonGreedyActor(networks.online, context.specs, self._config.epsilon,
+                                  seed=context.seed + ACTOR_SEED_STRIDE * (index + 1), layout=replay.layout(self._config))

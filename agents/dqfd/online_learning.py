@@ -1,0 +1,96 @@
+"""DQfD's online learner: prioritized replay from two Reverb tables, in two phases.
+
+1. Pre-training: `pretrain_steps` updates on demonstrations alone (batches of the demo table).
+2. Online: every batch mixes demonstrations and the agent's replay at `demo_ratio`
+   (agents.dqfd.replay). Demonstrations stay available for the whole run.
+
+Each update (in graph, inside the same `tf.function` loop as the offline learner's):
+- importance-sampling weights per row, w = (N · P(i))^-β with its own table's size N and
+  sampling probability P(i), normalised by the batch's largest weight (Schaul et al. 2016);
+  β is annealed linearly from β0 (`importance_exponent`) to 1 over the run's expected updates;
+- J(Q) with those weights (agents.dqfd.losses, unchanged from the offline learner);
+- new priorities |δ| + ε, plus ε_d on demonstration rows (Hester et al. 2018, section 3.1),
+  sent to each row's table with Reverb's TF client right after the step.
+
+When a table's rate limiter blocks sampling for agents.dqfd.replay.SAMPLE_TIMEOUT_MS (the
+actors are behind, or have stopped), `run` returns early with what it did; the next call
+starts a new sampling stream.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import reverb
+import tensorflow as tf
+
+from agents.dqfd.config import DQfDConfig
+from agents.dqfd.learning import DQfDLearner
+from agents.dqfd.losses import METRICS
+from agents.dqfd.networks import DQfDNetworks
+from agents.dqfd.replay import DEMO_TABLE, REPLAY_TABLE, BatchSplit
+
+ONLINE_METRICS = METRICS + ("demo_fraction", "beta", "priority_mean")
+
+
+class OnlineDQfDLearner(DQfDLearner):
+    """The OnlineLearner of agents.online for DQfD (see the module docstring)."""
+
+    def __init__(self, networks: DQfDNetworks, config: DQfDConfig, replay_address: str,
+                 batches: Callable[[BatchSplit], tf.data.Dataset], pretrain_steps: int, anneal_updates: int):
+        super().__init__(networks, None, config)
+        self._pretrain_steps = pretrain_steps
+        self._anneal = float(max(anneal_updates, 1))
+        self._batches = batches
+        self._splits = {"pretrain": BatchSplit(config.batch_size, 0), "online": BatchSplit.of(config)}
+        self._iterators: dict[str, Any] = {}
+        self._client = reverb.TFClient(replay_address)
+
+    def variables(self) -> list[tf.Variable]:
+        return list(self._networks.online.variables)
+
+    def ready(self) -> bool:
+        return int(self.steps.numpy()) >= self._pretrain_steps
+
+    def run(self, num_updates: int) -> dict[str, float]:
+        step = int(self.steps.numpy())
+        phase = "pretrain" if step < self._pretrain_steps else "online"
+        if phase == "pretrain":
+            num_updates = min(num_updates, self._pretrain_steps - step)
+        else:
+            self._iterators.pop("pretrain", None)  # stops its sampling stream
+        if phase not in self._iterators:
+            self._iterators[phase] = iter(self._batches(self._splits[phase]))
+        split = self._splits[phase]
+        try:
+            metrics = self._run_prioritized(self._iterators[phase], tf.constant(num_updates, tf.int64),
+                                            split.demo_rows, split.replay_rows)
+        except tf.errors.OutOfRangeError:  # a table's rate limiter held sampling back too long
+            del self._iterators[phase]
+            return {}
+        return {name: float(value) for name, value in metrics.items()}
+
+    @tf.function
+    def _run_prioritized(self, iterator: Any, num_updates: tf.Tensor, demo_rows: int, replay_rows: int):
+        totals = {name: tf.constant(0.0) for name in ONLINE_METRICS}
+        for _ in tf.range(num_updates):
+            metrics = self._prioritized_update(next(iterator), demo_rows, replay_rows)
+            totals = {name: totals[name] + metrics[name] for name in ONLINE_METRICS}
+        return {name: value / tf.cast(num_updates, tf.float32) for name, value in totals.items()}
+
+    def _prioritized_update(self, sample: dict[str, Any], demo_rows: int, replay_rows: int) -> dict[str, tf.Tensor]:
+        config = self._config
+        progress = tf.minimum(tf.cast(self.steps, tf.float32) / self._anneal, 1.0)
+        beta = config.importance_exponent + (1.0 - config.importance_exponent) * progress
+        weight = tf.pow(sample["table_size"] * sample["probability"], -beta)
+        batch = {**sample, "weight": weight / tf.reduce_max(weight)}
+        output = self._apply(batch)
+        is_demo = tf.cast(batch["is_demo"], tf.float32)
+        priorities = tf.abs(output.td_error) + config.priority_epsilon + config.demo_priority_bonus * is_demo
+        priorities = tf.cast(priorities, tf.float64)
+        if demo_rows:
+            self._client.update_priorities(DEMO_TABLE, batch["key"][:demo_rows], priorities[:demo_rows])
+        if replay_rows:
+            self._client.update_priorities(REPLAY_TABLE, batch["key"][demo_rows:], priorities[demo_rows:])
+        return {**output.metrics, "demo_fraction": tf.reduce_mean(is_demo), "beta": beta,
+                "priority_mean": tf.reduce_mean(tf.cast(priorities, tf.float32))}
