@@ -33,3 +33,34 @@ class FeedForwardActor:
         if self._bounds is not None:
             action = np.clip(action, *self._bounds).astype(action.dtype)
         return action
+
+
+class RecurrentActor:
+    """A dm_env policy (`timestep -> action`) over a batched RECURRENT TF policy.
+
+    The policy maps `(observation, state) -> (action, state)` and has `initial_state(batch_size)`
+    (agents.r2d3.acting.RecurrentPolicy). The state is carried from one step to the next and reset
+    to the initial state at every episode's first timestep, so one actor plays any number of
+    episodes. `step_state` is the state the last action was chosen from: what an online actor
+    stores with a replay sequence that starts at that step (R2D2's stored recurrent state);
+    `state` is the one the next step continues from.
+    """
+
+    def __init__(self, policy: Any, specs: DataSpecs):
+        self._initial = tf.nest.map_structure(lambda x: x.numpy(), policy.initial_state(1))
+        state_specs = tf.nest.map_structure(lambda x: tf.TensorSpec(x.shape, x.dtype), self._initial)
+        self._policy = tf.function(policy, input_signature=[specs.observation_tensor_specs(batched=True), state_specs])
+        self._state = self.step_state = self._initial
+
+    @property
+    def state(self) -> Any:
+        return self._state
+
+    def __call__(self, timestep: dm_env.TimeStep) -> np.ndarray:
+        if timestep.first():
+            self._state = self._initial
+        observation = tf.nest.map_structure(lambda x: np.asarray(x)[None], timestep.observation)
+        self.step_state = self._state
+        action, state = self._policy(observation, self._state)
+        self._state = tf.nest.map_structure(lambda x: x.numpy(), state)
+        return action[0].numpy()

@@ -7,6 +7,12 @@
 The module saves the policy's variables and one traced `__call__` with the dataset's batched
 observation specs; no Python class of rlstore (or Sonnet) is needed to load or run it.
 `policy.json` beside it describes the inputs and outputs for people and other tools.
+
+A recurrent policy (one with `initial_state`, e.g. R2D3's) carries its state explicitly:
+
+    state = policy.initial_state(batch_size)              # tuple of float32 [batch, ...] tensors
+    action, state = policy(observations, state)           # once per step; reset at episode start
+    policy.signatures["serving_default"](**flat, state_0=h, state_1=c)  # -> action, state_0, state_1
 """
 from __future__ import annotations
 
@@ -33,20 +39,49 @@ class _ExportedPolicy(tf.Module):
         return self.policy(observation)
 
 
+class _ExportedRecurrentPolicy(tf.Module):
+    """Holds a recurrent policy, its traced batched step `(observation, state) -> (action, state)`
+    and `initial_state(batch_size)`, the state every episode starts from."""
+
+    def __init__(self, policy: tf.Module):
+        super().__init__(name="exported_recurrent_policy")
+        self.policy = policy
+
+    @tf.function
+    def __call__(self, observation: Any, state: Any) -> Any:
+        return self.policy(observation, state)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")])
+    def initial_state(self, batch_size: tf.Tensor) -> Any:
+        return self.policy.initial_state(batch_size)
+
+
 def export_saved_model(agent: TrainedAgent, out: str | Path) -> Path:
     """Writes the agent's policy to `out` as a SavedModel (plus `policy.json`); returns `out`."""
     out = Path(out).expanduser().resolve()
     specs = agent.specs.observation_tensor_specs(batched=True)
-    module = _ExportedPolicy(agent.policy)
-    module.__call__.get_concrete_function(specs)  # the one traced signature the SavedModel keeps
+    recurrent = hasattr(agent.policy, "initial_state")
+    state_specs = ()
+    if recurrent:
+        state_specs = tuple(tf.TensorSpec([None, *s.shape[1:]], s.dtype, name=f"state_{i}")
+                            for i, s in enumerate(tf.nest.flatten(agent.policy.initial_state(1))))
+        module = _ExportedRecurrentPolicy(agent.policy)
+        module.__call__.get_concrete_function(specs, state_specs)
+    else:
+        module = _ExportedPolicy(agent.policy)
+        module.__call__.get_concrete_function(specs)  # the one traced signature the SavedModel keeps
     flat_specs = flat_observation(specs)
     names = {key: _signature_name(key) for key in flat_specs}
 
-    @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=names[k]) for k, s in sorted(flat_specs.items())])
+    @tf.function(input_signature=[tf.TensorSpec(s.shape, s.dtype, name=names[k]) for k, s in sorted(flat_specs.items())]
+                 + list(state_specs))
     def serving(*tensors):
         flat = dict(zip(sorted(flat_specs), tensors))
         observation = flat[SINGLE] if SINGLE in flat else unflatten(flat)
-        return {"action": module.__call__(observation)}
+        if not recurrent:
+            return {"action": module.__call__(observation)}
+        action, state = module.__call__(observation, tuple(tensors[len(flat_specs):]))
+        return {"action": action, **{f"state_{i}": value for i, value in enumerate(tf.nest.flatten(state))}}
 
     tf.saved_model.save(module, str(out), signatures={"serving_default": serving})
     description = {
@@ -58,6 +93,11 @@ def export_saved_model(agent: TrainedAgent, out: str | Path) -> Path:
                    "num_values": agent.specs.action.num_values},
         "usage": "policy = tf.saved_model.load(DIR); action = policy(observation_batch)",
     }
+    if recurrent:
+        description["state"] = [{"shape": s.shape.as_list(), "dtype": s.dtype.name, "serving_input": s.name}
+                                for s in state_specs]
+        description["usage"] = ("policy = tf.saved_model.load(DIR); state = policy.initial_state(batch_size); "
+                                "action, state = policy(observation_batch, state)  # every step; reset per episode")
     (out / "policy.json").write_text(json.dumps(description, indent=1))
     return out
 

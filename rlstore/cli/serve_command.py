@@ -19,6 +19,9 @@ examples:
   rlstore --store ./store serve catch_logs --port 8000
   rlstore --store ./store serve catch_logs@2 --port 8000 --tables transitions,sequences --n-step 3 --prioritized
   rlstore --store ./store serve catch_logs --checkpoint-every 600     # restarts resume from the store
+  rlstore --store ./store serve tmaze_demos --tables sequences --demo --prioritized --priority-exponent 0.9 \
+          --core-state-shapes 64,64 --online-table agent_sequences --online-samples-per-insert 16
+          # R2D3's replay: demonstrations plus an empty table for the actors (rlstore run r2d3 --role ...)
 
 then, in any process:  reverb.Client("HOST:8000")  or  rlstore.replay.sample_dataset("HOST:8000", "transitions", 256)
 """
@@ -41,6 +44,9 @@ def register(commands) -> None:
     serve.add_argument("--period", type=int, default=20, help="steps between sequence starts (default 20)")
     serve.add_argument("--burn-in", type=int, default=0, help="extra leading steps per sequence (default 0)")
     serve.add_argument("--demo", action="store_true", help="mark the sequences as demonstrations (is_demo)")
+    serve.add_argument("--core-state-shapes", type=_shapes, default=(), metavar="S,S",
+                       help="give sequences a `core_state` column (zeros when loaded) of float32 tensors of these "
+                            "shapes, e.g. 64,64 for an LSTM's (h, c) of 64 units; 4x8 is a [4, 8] tensor")
     serve.add_argument("--prioritized", action="store_true", help="prioritized instead of uniform sampling")
     serve.add_argument("--priority-exponent", type=float, default=0.6, help="prioritized sampling exponent")
     serve.add_argument("--max-size", type=int, default=1_000_000, help="items per table; FIFO removal beyond")
@@ -53,7 +59,24 @@ def register(commands) -> None:
                        help="checkpoint into the store this often, and once more at shutdown")
     serve.add_argument("--fresh", action="store_true",
                        help="discard this version and layout's replay checkpoints and load the version anew")
+    online = serve.add_argument_group(
+        "online table", "an extra, initially empty table with the items of the first table listed, for online "
+                        "actors to fill (sampled as --prioritized says)")
+    online.add_argument("--online-table", metavar="NAME", help="name of the extra table, e.g. agent_sequences")
+    online.add_argument("--online-max-size", type=int, default=100_000, help="its size; FIFO removal beyond")
+    online.add_argument("--online-min-size", type=int, default=1, help="items it must hold before sampling")
+    online.add_argument("--online-samples-per-insert", type=float, default=None,
+                        help="rate-limit it to this sample/insert ratio (default: MinSize only)")
+    online.add_argument("--online-error-buffer", type=float, default=None,
+                        help="its ratio limiter's slack (default: one insert's worth either way)")
     serve.set_defaults(run=run)
+
+
+def _shapes(text: str) -> tuple[tuple[int, ...], ...]:
+    try:
+        return tuple(tuple(int(size) for size in item.split("x")) for item in text.split(",") if item.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected shapes like 64,64 or 4x8,4x8, got {text!r}") from None
 
 
 def layout_from(args: argparse.Namespace):
@@ -64,7 +87,23 @@ def layout_from(args: argparse.Namespace):
                            priority_exponent=args.priority_exponent)
     return Layout(tables=tuple(name.strip() for name in args.tables.split(",") if name.strip()), n_step=args.n_step,
                   gamma=args.gamma, sequence_length=args.sequence_length, sequence_period=args.period,
-                  burn_in=args.burn_in, is_demo=args.demo, options=options)
+                  burn_in=args.burn_in, is_demo=args.demo, core_state_shapes=args.core_state_shapes, options=options)
+
+
+def online_tables(store: Store, ref, layout, args: argparse.Namespace) -> list:
+    """The `--online-table`, if asked for: empty, with the items of the layout's first table."""
+    from rlstore.replay import TableOptions, online_table
+
+    if not args.online_table:
+        return []
+    if args.online_table in layout.tables:
+        from rlstore.replay import ReplayError
+
+        raise ReplayError(f"--online-table {args.online_table!r} is already one of the loaded tables")
+    options = TableOptions(max_size=args.online_max_size, min_size=args.online_min_size,
+                           samples_per_insert=args.online_samples_per_insert, error_buffer=args.online_error_buffer,
+                           prioritized=args.prioritized, priority_exponent=args.priority_exponent)
+    return [online_table(args.online_table, store.manifest(ref), layout, layout.tables[0], options)]
 
 
 def _describe_signature(signature: Any) -> str:
@@ -84,15 +123,16 @@ def _describe_limiter(info) -> str:
 
 def print_layout(server) -> None:
     infos = server.info()
+    names = [*server.layout.tables, *(name for name in infos if name not in server.layout.tables)]
     rows = []
-    for name in server.layout.tables:
+    for name in names:
         info = infos[name]
         sampler = info.sampler_options
         kind = (f"prioritized({sampler.prioritized.priority_exponent:g})" if sampler.HasField("prioritized")
                 else sampler.WhichOneof("distribution"))
         rows.append([name, info.current_size, info.max_size, kind, "fifo", _describe_limiter(info)])
     print(table(["table", "items", "max size", "sampler", "remover", "rate limiter"], rows))
-    for name in server.layout.tables:
+    for name in names:
         print(f"{name} item: {_describe_signature(infos[name].signature)}")
 
 
@@ -109,7 +149,7 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
     layout = layout_from(args)
     ref = store.resolve(args.ref)
     server = ReplayServer(store, ref, layout, port=args.port, restore=not args.fresh,
-                          checkpoint_every=args.checkpoint_every)
+                          checkpoint_every=args.checkpoint_every, extra_tables=online_tables(store, ref, layout, args))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

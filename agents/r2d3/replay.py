@@ -1,0 +1,121 @@
+"""R2D3's two replays on one Reverb server, and the learner's batches drawn from both.
+
+    sequences         the demonstrations: bulk-loaded from a store version (`is_demo` True, zero
+                      `core_state`), prioritized, never grows; the same table `rlstore serve DEMOS
+                      --tables sequences --demo --core-state-shapes 64,64 --prioritized` serves
+    agent_sequences   the actors' sequences, with the LSTM state each starts from; prioritized,
+                      FIFO at `replay_size`, rate-limited to `samples_per_insert`
+
+Both tables hold `rlstore.replay.tables` sequence items of the same layout (`burn_in +
+sequence_length` steps every `period`), so a batch can mix them. Every batch takes the share
+`demo_ratio` of its rows from the demonstrations, exactly (rlstore.reading.mix: a smooth
+round robin over rows, so a share below one row per batch still comes out right over a
+cycle). Rows carry importance weights (N·P)^-β normalised by the batch's largest, and the
+learner writes each row's new priority back to the table it came from.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+import rlstore.quiet  # noqa: F401  (before TF)
+import reverb
+import tensorflow as tf
+
+from agents.r2d3.config import R2D3Config
+from agents.specs import DataSpecs
+from rlstore.episode import make_episode
+from rlstore.reading import mix
+from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
+from rlstore.replay.tables import make_table, sequence_signature
+from rlstore.schema import Schema
+
+DEMO_TABLE = SEQUENCES
+AGENT_TABLE = "agent_sequences"
+DEMO_SOURCE, AGENT_SOURCE = 0, 1
+_FLOAT_FIELDS = ("reward", "discount")
+
+
+def layout(config: R2D3Config, is_demo: bool = True) -> Layout:
+    """The sequence layout of both tables (the demonstrations' `is_demo` flag as asked)."""
+    options = TableOptions(max_size=1_000_000, prioritized=True, priority_exponent=config.priority_exponent)
+    return Layout(tables=(SEQUENCES,), gamma=config.gamma, sequence_length=config.sequence_length,
+                  sequence_period=config.period, burn_in=config.burn_in, is_demo=is_demo,
+                  core_state_shapes=config.core_state_shapes, options=options)
+
+
+def agent_options(config: R2D3Config) -> TableOptions:
+    """FIFO at `replay_size`; the learner may run `samples_per_insert` samples per actor insert,
+    give or take two batches' worth, so neither side waits on the other at every step."""
+    return TableOptions(max_size=config.replay_size, min_size=config.min_replay_size,
+                        samples_per_insert=config.samples_per_insert,
+                        error_buffer=2.0 * config.samples_per_insert * config.batch_size,
+                        prioritized=True, priority_exponent=config.priority_exponent)
+
+
+def agent_schema(specs: DataSpecs) -> Schema:
+    """The RLDS step schema of the episodes actors record (rlstore.rollout's dtypes), from specs."""
+    observation = {key: np.zeros((2, *spec.shape), spec.dtype) for key, spec in specs.observation.items()}
+    episode = make_episode(observation=observation[""] if "" in observation else observation,
+                           action=np.zeros((2, *specs.action.shape), specs.action.dtype),
+                           reward=np.zeros(2, np.float32), discount=np.zeros(2, np.float32), is_terminal=True)
+    return Schema.derive(episode)
+
+
+def tables(config: R2D3Config, specs: DataSpecs, demo_schema: Schema | None) -> list[reverb.Table]:
+    """The agent table and, with demonstrations (their version's schema), the demonstration table."""
+    agent = make_table(AGENT_TABLE, agent_options(config), sequence_signature(agent_schema(specs), layout(config)),
+                       preload=0)
+    if demo_schema is None:
+        return [agent]
+    demos = make_table(DEMO_TABLE, layout(config).options, sequence_signature(demo_schema, layout(config)),
+                       preload=0)
+    return [demos, agent]
+
+
+def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:
+    """A batch of samples as rows: the item plus what priorities and importance weights need."""
+    rows = dict(sample.data)
+    for name in _FLOAT_FIELDS:
+        rows[name] = tf.cast(rows[name], tf.float32)
+    rows["key"] = sample.info.key
+    rows["probability"] = tf.cast(sample.info.probability, tf.float32)
+    rows["table_size"] = tf.cast(sample.info.table_size, tf.float32)
+    return rows
+
+
+def _weighted(rows: dict[str, Any], exponent: float) -> dict[str, Any]:
+    weight = tf.pow(rows["table_size"] * rows["probability"], -exponent)
+    return {**rows, "weight": weight / tf.reduce_max(weight)}
+
+
+def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int,
+                   timeout_ms: int = -1) -> tf.data.Dataset:
+    """Endless mixed batches (see the module docstring); each row has `source` (DEMO_SOURCE or
+    AGENT_SOURCE). With `timeout_ms` >= 0 the dataset ends when the agent table's rate limiter
+    holds samples back that long."""
+    def read(table: str) -> tf.data.Dataset:
+        return sample_dataset(address, table, config.batch_size, rate_limiter_timeout_ms=timeout_ms).map(_rows)
+
+    agent = read(AGENT_TABLE)
+    if with_demos and config.demo_ratio > 0:
+        sources = {read(DEMO_TABLE): config.demo_ratio, agent: 1.0 - config.demo_ratio}
+        batches = mix(sources, seed=seed, batch_size=config.batch_size).dataset
+    else:
+        batches = agent.map(lambda rows: {**rows, "source": tf.fill(tf.shape(rows["key"]), AGENT_SOURCE)})
+    return batches.map(lambda rows: _weighted(rows, config.importance_exponent)).prefetch(config.prefetch)
+
+
+class PriorityWriter:
+    """Writes new sequence priorities back to the table each row came from (in-graph, for R2D3Learner)."""
+
+    def __init__(self, address: str, with_demos: bool):
+        self._client = reverb.TFClient(address)
+        self._tables = ((DEMO_SOURCE, DEMO_TABLE),) * with_demos + ((AGENT_SOURCE, AGENT_TABLE),)
+
+    def __call__(self, batch: Mapping[str, Any], priorities: tf.Tensor) -> None:
+        for source, table in self._tables:
+            chosen = tf.equal(batch["source"], source)
+            self._client.update_priorities(table, tf.boolean_mask(batch["key"], chosen),
+                                           tf.cast(tf.boolean_mask(priorities, chosen), tf.float64))

@@ -1,0 +1,214 @@
+"""R2D3 on real store versions, a real Reverb server and real processes: value rescaling, n-step
+targets, burn-in, sequence windows, the recurrent state through Reverb, and one short online run
+(replay server, learner and actor processes on loopback) that writes back into the store."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import reverb
+import tensorflow as tf
+
+from agents.evaluation import evaluate
+from agents.export import export_saved_model
+from agents.r2d3 import replay
+from agents.r2d3.adder import SequenceInserter, episode_items
+from agents.r2d3.builder import R2D3Builder
+from agents.r2d3.config import R2D3Config
+from agents.r2d3.losses import inverse_value_rescale, n_step_returns, r2d3_loss, value_rescale
+from agents.runs import load_trained
+from agents.specs import ActionSpec, ArraySpec, DataSpecs
+from rlstore import reading
+from rlstore.episode import make_episode
+from rlstore.replay import load_version, sample_dataset, sequence_signature
+from rlstore.store import Store
+from tests.helpers import publish_episodes
+
+SPECS = DataSpecs({"": ArraySpec((1,), "float32")}, ActionSpec((), "int64", 2))
+TINY = R2D3Config(batch_size=4, sequence_length=5, period=3, burn_in=3, hidden_sizes=(8,), lstm_size=6, n_step=2,
+                  gamma=0.5, normalize_observations=False, min_replay_size=1)
+TIMEOUT_MS = 10_000  # a sample the rate limiter holds back fails the test instead of hanging it
+
+
+def _episode(offset: float, length: int, terminal: bool = True):
+    """Observation o_t = offset + t (identifies episode and step), reward 1 per action."""
+    return make_episode(observation=(offset + np.arange(length, dtype=np.float32))[:, None],
+                        action=np.arange(length) % 2, reward=np.ones(length, np.float32),
+                        discount=np.r_[np.ones(length - 2), 0.0 if terminal else 1.0, 0.0].astype(np.float32),
+                        is_terminal=terminal)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Store:
+    store = Store(tmp_path_factory.mktemp("r2d3"))
+    publish_episodes(store, "pair", [_episode(0.0, 14), _episode(100.0, 6, terminal=False)])
+    return store
+
+
+def test_value_rescaling_and_its_inverse_are_inverse():
+    x = tf.constant(np.r_[-np.logspace(-4, 5, 40), 0.0, np.logspace(-4, 5, 40)], tf.float64)
+    np.testing.assert_allclose(inverse_value_rescale(value_rescale(x, 1e-3), 1e-3), x, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(value_rescale(inverse_value_rescale(x, 1e-3), 1e-3), x, rtol=1e-6, atol=1e-9)
+    assert float(value_rescale(tf.constant(3.0), 1e-3)) == pytest.approx(1.0 + 3e-3)  # sqrt(4) - 1 + εx
+
+
+def test_n_step_returns_stop_at_the_end_and_bootstrap_early_at_the_window_end():
+    reward = tf.ones([2, 6])
+    discount = tf.constant([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]], tf.float32)  # terminal after step 2; no end
+    total, scale, bootstrap = n_step_returns(reward, discount, tf.constant([3, 5]), n_step=3, gamma=0.5)
+    # Row 0 ends at step 3 (terminal): from t=1, r1 + .5 r2 and the discount product is 0.
+    np.testing.assert_allclose(total[0, :3], [1.75, 1.5, 1.0])
+    np.testing.assert_allclose(scale[0, :3], [0.0, 0.0, 0.0])
+    # Row 1 runs past the window (end = last step 5): t=3 bootstraps from step 5 after 2 steps.
+    np.testing.assert_allclose(total[1, :5], [1.75, 1.75, 1.75, 1.5, 1.0])
+    np.testing.assert_allclose(scale[1, :5], [0.125, 0.125, 0.125, 0.25, 0.5])
+    np.testing.assert_array_equal(bootstrap[1, :5], [3, 4, 5, 5, 5])
+
+
+def _batch(store: Store, config: R2D3Config) -> dict:
+    return dict(next(iter(reading.sequences(store, "pair", length=config.sequence_length, period=config.period,
+                                            burn_in=config.burn_in, batch_size=config.batch_size, seed=0))))
+
+
+def test_burn_in_steps_carry_no_loss(store):
+    networks = R2D3Builder().make_networks(SPECS, TINY)
+    batch = _batch(store, TINY)
+    assert batch["mask"].shape == (4, 8)
+
+    def loss_and_gradients(batch):
+        observation = tf.Variable(batch["observation"])
+        variables = networks.online.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = r2d3_loss(networks, {**batch, "observation": observation}, TINY).loss
+        gradients = tape.gradient(loss, [observation, *variables])
+        return loss.numpy(), gradients[0].numpy(), [g.numpy() for g in gradients[1:]]
+
+    loss, observation_gradient, gradients = loss_and_gradients(batch)
+    assert loss > 0 and np.abs(observation_gradient[:, TINY.burn_in:]).sum() > 0
+    np.testing.assert_array_equal(observation_gradient[:, :TINY.burn_in], 0.0)  # the state is cut from the gradient
+    burn = np.arange(8) < TINY.burn_in
+    changed = {**batch, "reward": np.where(burn, 50.0, batch["reward"]).astype(np.float32),
+               "action": np.where(burn, 1 - batch["action"], batch["action"]),
+               "discount": np.where(burn, 0.0, batch["discount"]).astype(np.float32)}
+    loss_changed, _, gradients_changed = loss_and_gradients(changed)
+    assert loss_changed == loss
+    for a, b in zip(gradients, gradients_changed):
+        np.testing.assert_array_equal(a, b)
+    learned = {**batch, "reward": np.where(burn, batch["reward"], 50.0 * batch["reward"]).astype(np.float32)}
+    assert loss_and_gradients(learned)[0] != loss  # the same change after the burn-in does count
+
+
+def _window_steps(rows: dict, index: int) -> tuple[np.ndarray, np.ndarray]:
+    mask = rows["mask"][index].astype(bool)
+    return rows["observation"][index][:, 0], mask
+
+
+def test_sequences_never_cross_an_episode_boundary_and_actor_windows_match(store):
+    rows = next(iter(reading.sequences(store, "pair", length=5, period=3, burn_in=3, batch_size=100, shuffle=False,
+                                       repeat=False)))
+    rows = {key: value.numpy() for key, value in rows.items()}
+    starts = []
+    for index in range(len(rows["mask"])):
+        observation, mask = _window_steps(rows, index)
+        assert mask[0] and (np.diff(mask.astype(int)) <= 0).all()  # real steps first, then padding
+        real = observation[mask]
+        assert len(np.unique(real // 100)) == 1 and (np.diff(real) == 1).all()  # one episode, consecutive steps
+        assert (observation[~mask] == 0).all() and not rows["is_first"][index][~mask].any()
+        assert rows["is_last"][index][mask].sum() == (real[-1] % 100 in (13, 5))  # the end shows only at the end
+        starts.append(real[0])
+    assert starts == [0, 3, 6, 100]  # every `period` steps until a window reaches the last step
+    # The actor side makes the same windows from the same episode, and stores its states.
+    layout = replay.layout(TINY, is_demo=False)
+    signature = sequence_signature(replay.agent_schema(SPECS), layout)
+    states = [(np.full((1, 6), t, np.float32), -np.full((1, 6), t, np.float32)) for t in range(14)]
+    actor_rows = episode_items(_episode(0.0, 14)["steps"], states, layout, signature)
+    np.testing.assert_array_equal(actor_rows["observation"], rows["observation"][:3])
+    np.testing.assert_array_equal(actor_rows["mask"], rows["mask"][:3])
+    np.testing.assert_array_equal(actor_rows["core_state"][0][:, 0], [0, 3, 6])
+
+
+def test_stored_lstm_state_round_trips_through_reverb(store):
+    layout = replay.layout(TINY)
+    server = reverb.Server(replay.tables(TINY, SPECS, store.manifest("pair").schema))
+    address = f"localhost:{server.port}"
+    try:
+        load_version(address, store, "pair", layout)
+        rng = np.random.default_rng(0)
+        states = [tuple(rng.normal(size=(1, 6)).astype(np.float32) for _ in range(2)) for _ in range(14)]
+        inserter = SequenceInserter(address, TINY, lambda: states)
+        inserter.add([_episode(0.0, 14)["steps"]])
+        inserter.close()
+        assert inserter.inserted == 3
+        samples = next(iter(sample_dataset(address, replay.AGENT_TABLE, 30, rate_limiter_timeout_ms=TIMEOUT_MS)))
+        for observation, h, c, is_demo in zip(samples.data["observation"].numpy(), *samples.data["core_state"],
+                                              samples.data["is_demo"].numpy()):
+            start = int(observation[0, 0])
+            np.testing.assert_array_equal(h, states[start][0][0])
+            np.testing.assert_array_equal(c, states[start][1][0])
+            assert not is_demo
+        demos = next(iter(sample_dataset(address, replay.DEMO_TABLE, 10, rate_limiter_timeout_ms=TIMEOUT_MS)))
+        assert demos.data["is_demo"].numpy().all()
+        assert not any(part.numpy().any() for part in demos.data["core_state"])  # loaded items start from zeros
+    finally:
+        server.stop()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in command:
+                found.append(f"{entry.name}: {command}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def online_run(tmp_path_factory):
+    """One short online run, shared: replay server, learner and one actor as processes on loopback."""
+    from agents.online.run import OnlineOptions, run
+    from datasets.demonstrations import ingest_expert_demos
+
+    root = tmp_path_factory.mktemp("r2d3_online")
+    store = Store(root / "store")
+    ingest_expert_demos(store, "tmaze_demos", "tmaze:length=3", 4, root / "logs")
+    out = root / "run"
+    config = {"batch_size": 8, "sequence_length": 10, "period": 5, "burn_in": 2, "lstm_size": 8,
+              "hidden_sizes": (8,), "demo_ratio": 0.25, "min_replay_size": 4, "samples_per_insert": 4.0}
+    options = OnlineOptions(env="tmaze:length=3", env_steps=300, out=out, demos="tmaze_demos",
+                            write_back="tmaze_online", commit_every=10, eval_episodes=2, final_eval_episodes=4)
+    summary = run("r2d3", store, options, config)
+    return store, out, summary
+
+
+def test_three_process_run_completes_writes_back_and_leaves_nothing_running(online_run):
+    store, out, summary = online_run
+    assert summary["env_steps"] >= 300 and summary["learner_steps"] > 0
+    assert summary["write_back"]["versions"] and store.manifest("tmaze_online").num_steps >= 300
+    assert _processes_mentioning(str(out)) == []
+    trained = load_trained(out)
+    assert trained.manifest["agent"] == "r2d3" and trained.step >= summary["learner_steps"]
+
+
+def test_online_checkpoint_evaluates_and_exports_with_its_state_carried(online_run, tmp_path):
+    _, out, _ = online_run
+    trained = load_trained(out)
+    result = evaluate(trained.make_actor, "tmaze:length=3", 3, specs=trained.specs)
+    assert result["episodes"] == 3
+    exported = tf.saved_model.load(str(export_saved_model(trained, tmp_path / "policy")))
+    actor = trained.make_actor(None)
+    from rlstore.envs import make_environment
+
+    env = make_environment("tmaze:length=3", seed=0)
+    for _ in range(3):
+        timestep, state = env.reset(), exported.initial_state(1)
+        while not timestep.last():
+            action, state = exported(timestep.observation[None], state)
+            expected = actor(timestep)
+            assert int(action[0]) == int(expected)
+            timestep = env.step(expected)
