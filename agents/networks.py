@@ -110,3 +110,37 @@ class PolicyNetwork(snt.Module):
         if self._log_std is not None:
             outputs["log_std"] = tf.reshape(tf.clip_by_value(self._log_std(features), *LOG_STD_RANGE), shape)
         return outputs
+
+
+class QHead(snt.Module):
+    """Q-values [B, num_actions] from features: a linear layer, or the dueling head
+    V(s) + A(s,a) − mean_a A(s,a) (Wang et al. 2016) that DQfD and R2D2 use. Dueling learns
+    the state's value from every action's update, which matters when demonstrations show
+    only one action per state."""
+
+    def __init__(self, num_actions: int, dueling: bool = True, name: str = "q_head"):
+        super().__init__(name=name)
+        self._advantage = snt.Linear(num_actions, name="advantage" if dueling else "q_values")
+        self._value = snt.Linear(1, name="value") if dueling else None
+
+    def __call__(self, features: tf.Tensor) -> tf.Tensor:
+        advantage = self._advantage(features)
+        if self._value is None:
+            return advantage
+        return self._value(features) + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+
+class OnlineAndTarget(snt.Module):
+    """A learned network and its periodically synced copy, as one module so a checkpoint's
+    "network" holds both: a resumed run restores the target exactly instead of re-copying it
+    from the online network mid-period."""
+
+    def __init__(self, online: snt.Module, target: snt.Module, name: str = "networks"):
+        super().__init__(name=name)
+        self.online = online
+        self.target = target
+
+    def update_target(self) -> None:
+        """Copies every online variable (the standardisation statistics too) into the target."""
+        for source, destination in zip(self.online.variables, self.target.variables):
+            destination.assign(source)

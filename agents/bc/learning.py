@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from agents.bc.config import BCConfig
 from agents.networks import PolicyNetwork
+from agents.update_loop import Metrics, mean_metrics
 from agents.specs import ActionSpec
 
 Batch = Mapping[str, Any]
-Metrics = dict[str, tf.Tensor]
 LossFn = Callable[[dict[str, tf.Tensor], tf.Tensor, tf.Tensor], Metrics]
 
 
@@ -104,20 +104,11 @@ class BCLearner:
 
     @tf.function
     def _run_from_iterator(self, iterator, num_updates: tf.Tensor) -> Metrics:
-        totals = self._zero_metrics()
-        for _ in tf.range(num_updates):
-            totals = _add(totals, self._update(next(iterator)))
-        return _divide(totals, num_updates)
+        return mean_metrics(lambda: self._update(next(iterator)), num_updates, self._loss.metrics)
 
     @tf.function
     def _run_on_constant(self, batch: Batch, num_updates: tf.Tensor) -> Metrics:
-        totals = self._zero_metrics()
-        for _ in tf.range(num_updates):
-            totals = _add(totals, self._update(batch))
-        return _divide(totals, num_updates)
-
-    def _zero_metrics(self) -> Metrics:
-        return {name: tf.constant(0.0) for name in self._loss.metrics}
+        return mean_metrics(lambda: self._update(batch), num_updates, self._loss.metrics)
 
     def _update(self, batch: Batch) -> Metrics:
         mask = 1.0 - tf.cast(batch["is_last"], tf.float32)
@@ -129,10 +120,3 @@ class BCLearner:
         self.steps.assign_add(1)
         return metrics
 
-
-def _add(totals: Metrics, metrics: Metrics) -> Metrics:
-    return {name: totals[name] + metrics[name] for name in totals}
-
-
-def _divide(totals: Metrics, count: tf.Tensor) -> Metrics:
-    return {name: value / tf.cast(count, tf.float32) for name, value in totals.items()}

@@ -15,8 +15,7 @@ import tensorflow as tf
 from agents.dqfd.config import DQfDConfig
 from agents.dqfd.losses import METRICS, LossOutput, dqfd_loss
 from agents.dqfd.networks import DQfDNetworks
-
-Metrics = dict[str, tf.Tensor]
+from agents.update_loop import Metrics, mean_metrics
 
 
 class DQfDLearner:
@@ -40,11 +39,7 @@ class DQfDLearner:
 
     @tf.function
     def _run(self, iterator: Any, num_updates: tf.Tensor) -> Metrics:
-        totals = {name: tf.constant(0.0) for name in METRICS}
-        for _ in tf.range(num_updates):
-            metrics = self._update(next(iterator))
-            totals = {name: totals[name] + metrics[name] for name in METRICS}
-        return {name: value / tf.cast(num_updates, tf.float32) for name, value in totals.items()}
+        return mean_metrics(lambda: self._update(next(iterator)), num_updates, METRICS)
 
     def _update(self, batch: Mapping[str, Any]) -> Metrics:
         return self._apply(batch).metrics

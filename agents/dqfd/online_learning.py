@@ -29,6 +29,7 @@ from agents.dqfd.learning import DQfDLearner
 from agents.dqfd.losses import METRICS
 from agents.dqfd.networks import DQfDNetworks
 from agents.dqfd.replay import DEMO_TABLE, REPLAY_TABLE, BatchSplit
+from agents.update_loop import mean_metrics
 
 ONLINE_METRICS = METRICS + ("demo_fraction", "beta", "priority_mean")
 
@@ -72,11 +73,8 @@ class OnlineDQfDLearner(DQfDLearner):
 
     @tf.function
     def _run_prioritized(self, iterator: Any, num_updates: tf.Tensor, demo_rows: int, replay_rows: int):
-        totals = {name: tf.constant(0.0) for name in ONLINE_METRICS}
-        for _ in tf.range(num_updates):
-            metrics = self._prioritized_update(next(iterator), demo_rows, replay_rows)
-            totals = {name: totals[name] + metrics[name] for name in ONLINE_METRICS}
-        return {name: value / tf.cast(num_updates, tf.float32) for name, value in totals.items()}
+        return mean_metrics(lambda: self._prioritized_update(next(iterator), demo_rows, replay_rows), num_updates,
+                            ONLINE_METRICS)
 
     def _prioritized_update(self, sample: dict[str, Any], demo_rows: int, replay_rows: int) -> dict[str, tf.Tensor]:
         config = self._config

@@ -16,8 +16,7 @@ import tensorflow as tf
 from agents.r2d3.config import R2D3Config
 from agents.r2d3.losses import METRICS, r2d3_loss
 from agents.r2d3.networks import R2D3Networks
-
-Metrics = dict[str, tf.Tensor]
+from agents.update_loop import Metrics, mean_metrics
 PriorityUpdate = Callable[[Mapping[str, Any], tf.Tensor], None]
 
 
@@ -47,11 +46,7 @@ class R2D3Learner:
 
     @tf.function
     def _run(self, iterator: Any, num_updates: tf.Tensor) -> Metrics:
-        totals = {name: tf.constant(0.0) for name in METRICS}
-        for _ in tf.range(num_updates):
-            metrics = self._update(next(iterator))
-            totals = {name: totals[name] + metrics[name] for name in METRICS}
-        return {name: value / tf.cast(num_updates, tf.float32) for name, value in totals.items()}
+        return mean_metrics(lambda: self._update(next(iterator)), num_updates, METRICS)
 
     def _update(self, batch: Mapping[str, Any]) -> Metrics:
         variables = self._networks.online.trainable_variables

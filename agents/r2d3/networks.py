@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-from agents.networks import ObservationEncoder
+from agents.networks import ObservationEncoder, OnlineAndTarget, QHead
 from agents.specs import ArraySpec
 
 State = tuple[tf.Tensor, tf.Tensor]
@@ -29,8 +29,7 @@ class RecurrentQNetwork(snt.Module):
         self.encoder = ObservationEncoder(observation_specs, normalize)
         self._torso = snt.nets.MLP(list(hidden_sizes), activate_final=True, name="torso")
         self._core = snt.LSTM(lstm_size, name="lstm")
-        self._advantage = snt.Linear(num_actions, name="advantage" if dueling else "q_values")
-        self._value = snt.Linear(1, name="value") if dueling else None
+        self._head = QHead(num_actions, dueling)
 
     def initial_state(self, batch_size: int | tf.Tensor) -> State:
         """The zero state every episode starts from."""
@@ -53,22 +52,9 @@ class RecurrentQNetwork(snt.Module):
         q_values = self._head(tf.reshape(tf.transpose(outputs, [1, 0, 2]), [batch * time, outputs.shape[-1]]))
         return tf.reshape(q_values, [batch, time, -1]), (final.hidden, final.cell)
 
-    def _head(self, features: tf.Tensor) -> tf.Tensor:
-        advantage = self._advantage(features)
-        if self._value is None:
-            return advantage
-        return self._value(features) + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
 
-
-class R2D3Networks(snt.Module):
-    """The online Q-network (learned, acted with, exported) and its periodically synced target."""
+class R2D3Networks(OnlineAndTarget):
+    """The online recurrent Q-network (learned, acted with, exported) and its periodically synced target."""
 
     def __init__(self, online: RecurrentQNetwork, target: RecurrentQNetwork, name: str = "r2d3_networks"):
-        super().__init__(name=name)
-        self.online = online
-        self.target = target
-
-    def update_target(self) -> None:
-        """Copies every online variable (the standardisation statistics too) into the target network."""
-        for source, destination in zip(self.online.variables, self.target.variables):
-            destination.assign(source)
+        super().__init__(online, target, name=name)
