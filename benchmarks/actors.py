@@ -92,14 +92,14 @@ def _wait_for(predicate, what: str, timeout: float, processes: list[subprocess.P
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
-    """SIGINT (a clean stop), then SIGKILL for anything still alive after STOP_SECONDS."""
+    """Each in turn, in the order given: SIGINT (a clean stop), then SIGKILL if still alive after
+    STOP_SECONDS. In turn, because a learner whose replay server stops under it blocks in
+    Reverb's sampling and never sees its own stop request."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + STOP_SECONDS
-    for process in processes:
         try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -6,9 +6,16 @@ rate limiter holds it back because actors have stopped inserting), so the loop n
 Reverb. Metrics are averaged over LOG_EVERY updates into logs/train.csv (and TensorBoard);
 checkpoints are written every CHECKPOINT_EVERY updates and always when the role stops, so the
 run directory serves `rlstore eval` / `export` like a `train` run's.
+
+Once the final checkpoint is written the learner object is torn down in a background thread
+that nobody waits for: closing tf.data's Reverb sampling streams took 13-18 s on a loaded
+machine (2 cores, load 6), long enough for the supervisor's stop timeout to SIGKILL a learner
+that had finished everything durable. The entry points end with os._exit, which ends that
+thread too; a caller that carries on gets the teardown done in the background.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -25,7 +32,19 @@ CHECKPOINT_EVERY = 2000
 
 def run_learner(agent, context: RunContext, replay_address: str, port: int, stop: threading.Event) -> int:
     """Trains until `stop` is set; returns the final learner step (checkpointed)."""
-    learner = agent.make_learner(replay_address)
+    owned = [agent.make_learner(replay_address)]  # the only reference, so the teardown can be moved
+    try:
+        return _train(owned[0], context, port, stop)
+    finally:
+        threading.Thread(target=_release, args=(owned,), name="learner-teardown", daemon=True).start()
+
+
+def _release(owned: list) -> None:
+    owned.clear()
+    gc.collect()  # the learner's tf.function and Sonnet modules form reference cycles
+
+
+def _train(learner, context: RunContext, port: int, stop: threading.Event) -> int:
     checkpointer = Checkpointer(context.run.checkpoints, learner.checkpoint_objects())
     server = VariableServer(learner.variables(), port)
     logger = RunLogger(context.run.logs, total_steps=0, progress=False, description="learner")
@@ -60,6 +79,7 @@ def run_learner(agent, context: RunContext, replay_address: str, port: int, stop
                 checkpointer.save(step)
                 saved = step
     finally:
+        step = int(learner.steps.numpy())  # a chunk cut short by a stop may have done some updates
         if step > saved or checkpointer.latest is None:
             checkpointer.save(step)
         server.close()
