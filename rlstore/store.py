@@ -190,7 +190,11 @@ class Store:
         (dataset_dir / "segments").mkdir(parents=True, exist_ok=True)
         (dataset_dir / "versions").mkdir(parents=True, exist_ok=True)
         moved = []
-        (staging.path / _PENDING).write_text(json.dumps([Path(s["path"]).name for s in segments]))
+        # Written aside and renamed: a writer killed mid-write must not leave a truncated list
+        # that the next writer's garbage collection cannot parse.
+        pending = staging.path / (_PENDING + ".tmp")
+        pending.write_text(json.dumps([Path(s["path"]).name for s in segments]))
+        os.replace(pending, staging.path / _PENDING)
         for record in segments:
             source = Path(record["path"])
             target = dataset_dir / "segments" / source.name

@@ -402,8 +402,9 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "rlstore", "--store", str(tmp_path), "record", "--env", "catch", "--policy", "random",
          "--episodes", "100000", "--dataset", "ds", "--commit-every", "100000", "--run-id", "term"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert process.stdout.readline().startswith("recording run term")  # its worker is ready: staging was cleaned
+        stdout=subprocess.PIPE, stderr=open(tmp_path / "term.err", "w"), text=True)
+    first = process.stdout.readline()  # its worker is ready: staging was cleaned
+    assert first.startswith("recording run term"), first or (tmp_path / "term.err").read_text()
     assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
     time.sleep(rng.uniform(0.1, 0.3))
     process.send_signal(signal.SIGTERM)
