@@ -51,6 +51,7 @@ import dm_env
 from rlstore.errors import BadInputError, RlstoreError
 from rlstore.names import validate_name
 from rlstore.store import Store
+from rlstore import wire
 from rlstore.writeback_channel import ChannelClosed, Sender, shared_region
 from rlstore.writeback_columns import ColumnBatcher
 
@@ -142,7 +143,7 @@ class WriteBack:
         self._summary: WriteBackSummary | None = None
         self._start_worker({"store_root": str(store.root), "dataset": dataset, "run_id": self.run_id,
                             "environment": environment, "policy": policy, "commit_every": commit_every,
-                            "replay": replay, "layout": layout})
+                            "replay": replay, "layout": layout.to_json() if layout else None})
 
     # ---- the adder interface ----------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class WriteBack:
                 raise WriteBackError(error.readable()) from None
             self._send(("steps", batch))
         while self._replies.poll():
-            self._handle(*self._replies.recv())
+            self._handle(*wire.recv(self._replies))
 
     def _abort(self) -> None:
         """Stops the worker once it has stored what it was sent before (committing where a
@@ -241,7 +242,7 @@ class WriteBack:
         """The payload of the next `wanted` reply, handling commits on the way; None: until the end."""
         while True:
             try:
-                kind, payload = self._replies.recv()
+                kind, payload = wire.recv(self._replies)
             except (EOFError, OSError):
                 self._stop()
                 raise WriteBackError(f"the write-back worker exited (status {self._process.returncode}); "

@@ -2,9 +2,9 @@
 
 Why: moving a flush's arrays through a pipe costs the kernel over 1 ns per byte on this kind of
 (virtualised) machine: ~300 ns per Catch step, as much as all the rest of a flush. Copying them
-into shared memory costs a few hundredths of that. So a message is pickled with protocol 5, its
-out-of-band buffers (the arrays' bytes) are copied into one of `SLOTS` slots of a shared memory
-region, and the pipe carries only the pickle and the buffers' sizes. The worker copies the
+into shared memory costs a few hundredths of that. So a message is encoded by `rlstore.wire`
+(JSON, never pickle), its arrays' bytes are copied into one of `SLOTS` slots of a shared memory
+region, and the pipe carries only the JSON and the buffers' sizes. The worker copies the
 buffers out and hands the slot back by writing one byte on a second pipe, which the actor reads
 only when it has no free slot left: that is also the channel's backpressure. Slots are used and
 handed back in order, because the worker reads messages in order. A message whose buffers do not
@@ -12,12 +12,14 @@ fit in a slot goes through the pipe whole.
 """
 from __future__ import annotations
 
+import json
 import mmap
 import os
-import pickle
 import tempfile
 from multiprocessing.connection import Connection
 from typing import Any
+
+from rlstore import wire
 
 SLOTS = 8
 SLOT_BYTES = 1 << 20  # 1,024 steps of observations up to ~1 KiB each
@@ -58,19 +60,18 @@ class Sender:
     def send(self, message: Any) -> None:
         """Sends `message`; blocks while every slot is in use. Raises ChannelClosed or OSError
         if the worker is gone."""
-        buffers: list[pickle.PickleBuffer] = []
-        payload = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
-        views = [buffer.raw() for buffer in buffers]
+        header, views = wire.encode(message)
         sizes = [view.nbytes for view in views]
-        if not views or sum(sizes) > SLOT_BYTES:
-            self._connection.send_bytes(pickle.dumps((None, [], pickle.dumps(message, protocol=5)), protocol=5))
-            return
-        slot = self._take_slot()
-        offset = slot * SLOT_BYTES
-        for view in views:
-            self._region[offset:offset + view.nbytes] = view
-            offset += view.nbytes
-        self._connection.send_bytes(pickle.dumps((slot, sizes, payload), protocol=5))
+        slot = None
+        if views and sum(sizes) <= SLOT_BYTES:
+            slot = self._take_slot()
+            offset = slot * SLOT_BYTES
+            for view in views:
+                self._region[offset:offset + view.nbytes] = view
+                offset += view.nbytes
+            views = []
+        meta = json.dumps({"slot": slot, "sizes": sizes}).encode()
+        self._connection.send_bytes(wire.pack([meta, header, *views]))
 
     def close(self) -> None:
         if not self.closed:
@@ -100,12 +101,13 @@ class Receiver:
 
     def recv(self) -> Any:
         """The next message; raises EOFError once the actor has closed the channel."""
-        slot, sizes, payload = pickle.loads(self._connection.recv_bytes())
-        if slot is None:
-            return pickle.loads(payload)
-        offset, buffers = slot * SLOT_BYTES, []
-        for size in sizes:
+        meta, header, *inline = wire.unpack(self._connection.recv_bytes())
+        meta = json.loads(bytes(meta))
+        if meta["slot"] is None:
+            return wire.decode(bytes(header), [bytearray(buffer) for buffer in inline])
+        offset, buffers = meta["slot"] * SLOT_BYTES, []
+        for size in meta["sizes"]:
             buffers.append(bytearray(self._region[offset:offset + size]))
             offset += size
         os.write(self._returned, b"\0")
-        return pickle.loads(payload, buffers=buffers)
+        return wire.decode(bytes(header), buffers)

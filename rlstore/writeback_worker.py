@@ -31,8 +31,9 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
+from rlstore import wire
 from rlstore.errors import RlstoreError
 from rlstore.nest import unflatten
 from rlstore.store import Store
@@ -40,15 +41,13 @@ from rlstore.writeback_channel import SLOT_BYTES, SLOTS, Receiver
 from rlstore.writeback_store import PIPELINE_NAME, EpisodeAppender
 from rlstore.writeback_stream import StreamSplitter
 
-if TYPE_CHECKING:
-    from rlstore.replay import Layout
-
 
 class StreamSink:
     """Consumes column batches of a dm_env stream; owns the splitter, the appender and the inserter."""
 
     def __init__(self, store_root: str, dataset: str, run_id: str, environment: str, policy: str, commit_every: int,
-                 replay: str | None, layout: Layout | None):
+                 replay: str | None, layout: dict[str, Any] | None):
+        """`layout` is a replay `Layout` as `Layout.to_json` gives it (default: `Layout()`)."""
         # Imported now rather than at the first commit, which would stall the actor for seconds.
         import rlstore.quiet  # noqa: F401
         import tensorflow  # noqa: F401
@@ -60,7 +59,7 @@ class StreamSink:
             from rlstore.replay import Layout
             from rlstore.writeback_replay import BackgroundInserter, ReplayInserter
 
-            layout = layout or Layout()
+            layout = Layout.from_json(layout) if layout else Layout()
             self._inserter = BackgroundInserter(ReplayInserter(replay, layout))
         lineage = {"pipeline": PIPELINE_NAME, "run_id": run_id, "policy": policy, "environment": environment,
                    "options": {"commit_every": commit_every, "replay": replay,
@@ -128,26 +127,26 @@ def main(argv: list[str]) -> int:
     sink = None
     try:
         sink = StreamSink(**data.recv())
-        replies.send(("ready", None))
+        wire.send(replies, ("ready", None))
         while True:
             kind, payload = data.recv()
             if kind == "close":
                 for commit in sink.finish():
-                    replies.send(("committed", commit))
-                replies.send(("closed", sink.summary()))
+                    wire.send(replies, ("committed", commit))
+                wire.send(replies, ("closed", sink.summary()))
                 return 0
             if kind == "abort":  # the actor was given bad input: what is committed stays, the rest goes
                 sink.abort()
-                replies.send(("aborted", None))
+                wire.send(replies, ("aborted", None))
                 return 1
             for commit in sink.consume(payload):
-                replies.send(("committed", commit))
+                wire.send(replies, ("committed", commit))
     except BaseException as error:
         if sink is not None:  # first: once the actor reads the reply, it drops the lifeline
             sink.abort()
         if isinstance(error, EOFError):  # the actor dropped the writer without close()
             return 1
-        replies.send(("error", _describe(error)))
+        wire.send(replies, ("error", _describe(error)))
         return 1
 
 

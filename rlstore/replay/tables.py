@@ -124,6 +124,15 @@ class Layout:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Layout":
+        """The layout `to_json` described (JSON turns its tuples into lists)."""
+        sequence_options = data.get("sequence_options")
+        return cls(**{**data, "tables": tuple(data["tables"]),
+                      "core_state_shapes": tuple(tuple(shape) for shape in data["core_state_shapes"]),
+                      "options": TableOptions(**data["options"]),
+                      "sequence_options": TableOptions(**sequence_options) if sequence_options else None})
+
     def digest(self) -> str:
         """A short, stable name for this layout (checkpoints of different layouts never mix)."""
         text = json.dumps(self.to_json(), sort_keys=True)
