@@ -19,7 +19,6 @@ Prints one JSON line on stdout; progress goes to stderr. `--quick` uses a smalle
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -32,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import choose_budget, log  # noqa: E402
+
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,10 +42,6 @@ CONFIG = {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 64.0, "target_
 FULL = {"env_steps": 20_000}
 QUICK = {"env_steps": 1_000}
 STOP_SECONDS = 30
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def rates(run_dir: Path) -> dict:
@@ -152,10 +149,7 @@ def separate_server(store_root: Path, demos: str, root: Path, budget: dict) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"smaller budget: {QUICK}")
-    args = parser.parse_args()
-    budget = QUICK if args.quick else FULL
+    quick, budget = choose_budget(__doc__, QUICK, FULL)
     from datasets.demonstrations import ingest_expert_demos
     from rlstore.store import Store
 
@@ -174,7 +168,7 @@ def main() -> None:
         log(f"  {results['serve_separate']}")
     base = results["actors_1"]
     print(json.dumps({
-        "benchmark": "actors", "quick": args.quick, "env": ENV, "env_steps_per_run": budget["env_steps"],
+        "benchmark": "actors", "quick": quick, "env": ENV, "env_steps_per_run": budget["env_steps"],
         "config": CONFIG, "baseline": "actors_1", **results,
         "env_steps_ratio_2_actors": results["actors_2"]["env_steps_per_s"] / base["env_steps_per_s"],
         "updates_ratio_2_actors": results["actors_2"]["updates_per_s"] / base["updates_per_s"],

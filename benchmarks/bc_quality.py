@@ -19,7 +19,6 @@ Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import choose_budget, log  # noqa: E402
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 from datasets.external import external_file
@@ -39,10 +40,6 @@ QUICK = {"seeds": [0], "cartpole_updates": 1500, "cartpole_episodes": 5, "catch_
          "catch_episodes": 50, "catch_demos": 50}
 CONFIG = {"batch_size": 256, "hidden_sizes": (256, 256)}
 EVAL_SEED = 1_000
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def train_and_evaluate(store, ref: str, run_dir: Path, env: str, updates: int, episodes: int, seed: int) -> dict:
@@ -112,10 +109,7 @@ def catch_row(store, root: Path, budget: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"smaller budget: {QUICK}")
-    args = parser.parse_args()
-    budget = QUICK if args.quick else FULL
+    quick, budget = choose_budget(__doc__, QUICK, FULL)
 
     from rlstore.store import Store
 
@@ -128,8 +122,8 @@ def main() -> None:
         for entry in row["seeds"]:
             entry.pop("returns")
     print(json.dumps({
-        "benchmark": "bc_quality", "quick": args.quick,
-        "note": "quick mode: reduced budget, figures are not the issue's targets" if args.quick else "full budget",
+        "benchmark": "bc_quality", "quick": quick,
+        "note": "quick mode: reduced budget, figures are not the issue's targets" if quick else "full budget",
         "budget": budget, "baseline": "the demonstrations (dataset mean return / success), measured in this run",
         "rows": rows, "meets_targets": all(row["meets_target"] for row in rows),
         "seconds": round(time.perf_counter() - started, 1),

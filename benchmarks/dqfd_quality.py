@@ -28,7 +28,6 @@ Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -37,6 +36,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import choose_budget, log  # noqa: E402
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
@@ -61,10 +62,6 @@ ONLINE = {
                           "target": (">=", -130.0), "eval_seed": EVAL_SEED},
 }
 ONLINE_EVAL_EPISODES = 30
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def success(agent: str, store, ref: str, run_dir: Path, budget: dict, seed: int) -> dict:
@@ -158,10 +155,7 @@ def online_row(store, root: Path, name: str, budget: dict, demo_refs: dict) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"smaller budget: {QUICK}")
-    args = parser.parse_args()
-    budget = QUICK if args.quick else FULL
+    quick, budget = choose_budget(__doc__, QUICK, FULL)
 
     from rlstore.store import Store
 
@@ -169,13 +163,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rlstore-bench-dqfd-") as temp:
         root = Path(temp)
         store = Store(root / "store")
-        rows = [] if args.quick else [catch_offline_row(store, root, budget)]
+        rows = [] if quick else [catch_offline_row(store, root, budget)]
         demo_refs: dict = {}
         rows += [online_row(store, root, name, budget, demo_refs) for name in budget["online_rows"]]
     print(json.dumps({
-        "benchmark": "dqfd_quality", "quick": args.quick,
+        "benchmark": "dqfd_quality", "quick": quick,
         "note": "quick mode: one online row, one seed, a tenth of the env steps: figures are not the issue's "
-                "targets" if args.quick else "full budget",
+                "targets" if quick else "full budget",
         "budget": budget, "configs": CONFIGS, "rows": rows,
         "meets_targets": all(row["meets_target"] for row in rows), "load_average": os.getloadavg(),
         "seconds": round(time.perf_counter() - started, 1),

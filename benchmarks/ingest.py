@@ -60,6 +60,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import log, quick_parser  # noqa: E402
+
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
 logging.getLogger().setLevel(logging.ERROR)  # Beam warns on the root logger about optional GCP clients
@@ -79,10 +81,6 @@ FULL = {"episodes": 1000, "rounds": 3, "memory": (1000, 4000),
         "d4rl": {"steps": 1_000_000, "rounds": 2, "memory": (250_000, 1_000_000, 4_000_000)}}
 QUICK = {"episodes": 200, "rounds": 1, "memory": (250, 1000),
          "d4rl": {"steps": 200_000, "rounds": 1, "memory": (25_000, 50_000, 100_000)}}
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # ---- workload ----------------------------------------------------------------------------------
@@ -422,8 +420,7 @@ def d4rl_memory(work: Path, sizes: tuple[int, ...]) -> dict:
 # ---- entry point -------------------------------------------------------------------------------
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, well under a minute")
+    parser = quick_parser(__doc__, "smaller sizes, well under a minute")
     parser.add_argument("--episodes", type=int, help="episodes for the throughput comparison")
     parser.add_argument("--steps", type=int, default=200, help="steps per episode")
     parser.add_argument("--child-memory", type=Path, help=argparse.SUPPRESS)

@@ -17,7 +17,6 @@ Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import choose_budget, log  # noqa: E402
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
@@ -37,10 +38,6 @@ QUICK = {"episodes": 10, "updates": 500, "rounds": 3}
 BATCH_SIZE = 256
 HIDDEN_SIZES = (256, 256)
 ENV = "gym:CartPole-v1"
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def make_dataset(root: Path, episodes: int):
@@ -61,10 +58,7 @@ def timed(fn, updates: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"smaller budget: {QUICK}")
-    args = parser.parse_args()
-    budget = QUICK if args.quick else FULL
+    quick, budget = choose_budget(__doc__, QUICK, FULL)
 
     from agents.bc.builder import BCBuilder
     from agents.bc.config import BCConfig
@@ -95,7 +89,7 @@ def main() -> None:
     store_rate, ceiling_rate = statistics.median(rates["store"]), statistics.median(rates["ceiling"])
     ratio = store_rate / ceiling_rate
     print(json.dumps({
-        "benchmark": "learner", "quick": args.quick, "budget": budget,
+        "benchmark": "learner", "quick": quick, "budget": budget,
         "workload": {"agent": "bc", "batch_size": BATCH_SIZE, "hidden_sizes": list(HIDDEN_SIZES),
                      "dataset": f"{ENV} expert, {num_steps} steps"},
         "store_updates_per_s": round(store_rate, 1), "ceiling_updates_per_s": round(ceiling_rate, 1),

@@ -20,7 +20,6 @@ Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import choose_budget, log  # noqa: E402
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
@@ -40,10 +41,6 @@ DQFD = {"demo_ratio": 0.25, "gamma": 0.9, "batch_size": 64, "hidden_sizes": (64,
         "epsilon": 0.1, "min_replay_size": 200, "target_update_period": 100}
 VARIANTS = {"r2d3": ("r2d3", True, R2D3), "r2d2": ("r2d3", False, R2D3), "dqfd": ("dqfd", True, DQFD)}
 TARGETS = {"r2d3": (">=", 0.9), "r2d2": ("<=", 0.6), "dqfd": ("<=", 0.6)}
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def online_run(variant: str, store, demos: str, root: Path, budget: dict, seed: int) -> dict:
@@ -62,10 +59,7 @@ def online_run(variant: str, store, demos: str, root: Path, budget: dict, seed: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help=f"smaller budget: {QUICK}")
-    args = parser.parse_args()
-    budget = QUICK if args.quick else FULL
+    quick, budget = choose_budget(__doc__, QUICK, FULL)
     started = time.perf_counter()
     from datasets.demonstrations import ingest_expert_demos
     from rlstore.store import Store
@@ -88,7 +82,7 @@ def main() -> None:
     meets = {variant: (means[variant] >= bound if op == ">=" else means[variant] <= bound)
              for variant, (op, bound) in TARGETS.items() if variant in means}
     print(json.dumps({
-        "benchmark": "r2d3_quality", "quick": args.quick, "env": ENV, "env_seed": 0,
+        "benchmark": "r2d3_quality", "quick": quick, "env": ENV, "env_seed": 0,
         "budget": {"env_steps_per_run": budget["env_steps"], "seeds": budget["seeds"], "demo_episodes": budget["demos"],
                    "eval_episodes": budget["eval_episodes"], "variants": budget["variants"], "actors": 1},
         "configs": {"r2d3": R2D3, "dqfd": DQFD},

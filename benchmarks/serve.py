@@ -26,7 +26,6 @@ Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import importlib.util
@@ -39,6 +38,8 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import log, quick_parser  # noqa: E402
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
@@ -60,10 +61,6 @@ PULL = 16  # batches per timed call
 FULL = {"seconds": 3.0, "rounds": 3}
 QUICK = {"seconds": 0.75, "rounds": 2}
 EXTRAS = {"reverb": "benchmarks.serve_reverb", "writeback": "benchmarks.serve_writeback"}
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def build_version(root: Path, episodes: int, steps: int, seed: int = 0) -> tuple[Store, str]:
@@ -196,8 +193,7 @@ def measure(episodes: int, steps: int, seconds: float, rounds: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter timing windows (well under a minute)")
+    parser = quick_parser(__doc__, "shorter timing windows (well under a minute)")
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=200, help="steps per episode")
     args = parser.parse_args()

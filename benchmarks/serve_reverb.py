@@ -34,7 +34,6 @@ JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -53,7 +52,8 @@ import numpy as np  # noqa: E402
 import reverb  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.serve import best_rates, build_version, log  # noqa: E402
+from benchmarks.common import log, quick_parser  # noqa: E402
+from benchmarks.serve import best_rates, build_version  # noqa: E402
 from rlstore.reading import transitions  # noqa: E402
 from rlstore.replay import TRANSITIONS, Layout, load_version, sample_dataset  # noqa: E402
 from rlstore.replay.logs import reverb_logs_filtered  # noqa: E402
@@ -187,8 +187,7 @@ def measure(quick: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller version and fewer rounds (under a minute)")
+    parser = quick_parser(__doc__, "a smaller version and fewer rounds (under a minute)")
     args = parser.parse_args()
     report = {"benchmark": "serve_reverb", "quick": args.quick, "batch_size": BATCH}
     with contextlib.redirect_stdout(sys.stderr):

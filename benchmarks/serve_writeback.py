@@ -24,7 +24,6 @@ Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import log, quick_parser  # noqa: E402
 
 import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
 
@@ -45,10 +46,6 @@ ENV, POLICY, COMMIT_EVERY = "catch", "expert", 1_000
 TARGET_OVERHEAD = 0.15
 FULL = {"episodes": 10_000, "rounds": 3}
 QUICK = {"episodes": 3_000, "rounds": 1}
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def bare_loop(episodes: int) -> dict[str, float]:
@@ -151,8 +148,7 @@ def measure(quick: bool) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer episodes and rounds (< 60 s)")
+    parser = quick_parser(__doc__, "fewer episodes and rounds (< 60 s)")
     args = parser.parse_args()
     print(json.dumps(measure(args.quick)), flush=True)
 

@@ -1,0 +1,27 @@
+"""What every benchmark script shares: progress on stderr and the `--quick` switch.
+
+Benchmarks print exactly one JSON line on stdout, so anything a person should see while one
+runs goes to stderr through `log`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def quick_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """A parser described by the first paragraph of the script's docstring, with `--quick`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    return parser
+
+
+def choose_budget(doc: str, quick: dict[str, Any], full: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """(whether --quick was given, the budget it selects) from the command line."""
+    args = quick_parser(doc, f"smaller budget: {quick}").parse_args()
+    return args.quick, quick if args.quick else full
