@@ -60,6 +60,13 @@ class AgentEntry:
     def config_class(self) -> type:
         return _load(self.config)
 
+    def make_config(self, overrides: Mapping[str, Any]) -> Any:
+        """The agent's config with `overrides`; a value its checks refuse is an AgentError (one CLI line)."""
+        try:
+            return self.config_class()(**overrides)
+        except ValueError as error:
+            raise AgentError(str(error)) from error
+
     def make_builder(self) -> AgentBuilder:
         return _load(self.builder)()
 

@@ -23,6 +23,7 @@ from agents.errors import AgentError
 from agents.online.context import RunContext
 from agents.statistics import compute_statistics
 from rlstore.replay import TRANSITIONS, load_version
+from rlstore.replay.tables import preload_bound
 
 ACTOR_SEED_STRIDE = 7919  # actors explore with different, reproducible random streams
 
@@ -38,14 +39,14 @@ class DQfDOnline:
             raise AgentError("DQfD online mixes demonstrations into every batch: pass --demos NAME[@V] "
                              "(or --demo-ratio 0 for plain prioritized n-step double DQN)")
         try:
-            replay.BatchSplit.of(config)
+            self._split = replay.BatchSplit.of(config)
         except ValueError as error:
             raise AgentError(str(error)) from None
         self._context = context
         self._config = config
         self._demos = context.demos if config.demo_ratio > 0 else None
-        manifest = context.store.manifest(self._demos) if self._demos else None
-        self._num_demo_items = manifest.num_steps - manifest.num_episodes if manifest else 0
+        self._num_demo_items = (preload_bound(context.store.manifest(self._demos), replay.layout(config), TRANSITIONS)
+                                if self._demos else 0)
 
     # ---- replay process ----------------------------------------------------------------------
 
@@ -65,10 +66,9 @@ class DQfDOnline:
         statistics = compute_statistics(context.store, self._demos) if self._demos else None
         networks = DQfDBuilder().make_networks(context.specs, config, statistics)
         pretrain = config.pretrain_steps if self._demos else 0
-        split = replay.BatchSplit.of(config)
         # β reaches 1 at the run's expected last update: each agent transition is sampled
         # samples_per_insert times, replay_rows at a time.
-        anneal = pretrain + int(context.env_steps * config.samples_per_insert / split.replay_rows)
+        anneal = pretrain + int(context.env_steps * config.samples_per_insert / self._split.replay_rows)
         return OnlineDQfDLearner(networks, config, replay_address,
                                  lambda batch_split: replay.sampled_batches(replay_address, batch_split),
                                  pretrain_steps=pretrain, anneal_updates=anneal)

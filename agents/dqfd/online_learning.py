@@ -60,9 +60,9 @@ class OnlineDQfDLearner(DQfDLearner):
             num_updates = min(num_updates, self._pretrain_steps - step)
         else:
             self._iterators.pop("pretrain", None)  # stops its sampling stream
-        if phase not in self._iterators:
-            self._iterators[phase] = iter(self._batches(self._splits[phase]))
         split = self._splits[phase]
+        if phase not in self._iterators:
+            self._iterators[phase] = iter(self._batches(split))
         try:
             metrics = self._run_prioritized(self._iterators[phase], tf.constant(num_updates, tf.int64),
                                             split.demo_rows, split.replay_rows)

@@ -28,18 +28,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
-
 import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
 from agents.dqfd.config import DQfDConfig
+from agents.online.context import actor_schema
 from agents.specs import DataSpecs
-from rlstore.episode import make_episode
 from rlstore.replay import TRANSITIONS, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, transition_signature
-from rlstore.schema import Schema
 
 DEMO_TABLE = "demonstrations"
 REPLAY_TABLE = TRANSITIONS  # the actors' ReplayInserter fills the table named after the row kind
@@ -60,16 +57,6 @@ class BatchSplit:
             raise ValueError(f"demo_ratio {config.demo_ratio} of batch_size {config.batch_size} leaves one source "
                              "without rows; choose a ratio or batch size that gives each at least one")
         return cls(demo, config.batch_size - demo)
-
-
-def actor_schema(specs: DataSpecs) -> Schema:
-    """The schema of the episodes actors record (rlstore.rollout.EpisodeRecorder: float32 rewards
-    and discounts, observations and actions as the specs say)."""
-    zeros = {key: np.zeros((2, *spec.shape), spec.dtype) for key, spec in specs.observation.items()}
-    observation = zeros[""] if "" in zeros else zeros
-    action = np.zeros((2, *specs.action.shape), specs.action.dtype)
-    return Schema.derive(make_episode(observation=observation, action=action, reward=np.zeros(2, np.float32),
-                                      discount=np.ones(2, np.float32), is_terminal=False))
 
 
 def layout(config: DQfDConfig) -> Layout:

@@ -22,13 +22,13 @@ that were finished.
 """
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from agents import run_manifest
 from agents.evaluation import check_environment, evaluate, make_env
 from agents.logging import RunLogger
 from agents.online.context import RunContext
@@ -38,6 +38,7 @@ from rlstore.writeback import WriteBack
 from rlstore.writeback_replay import ReplayInserter
 
 DEFAULT_UPDATE_PERIOD = 100
+RETURN_FIELDS = ("return_mean", "return_std", "return_min", "return_max")
 
 
 def actor_budget(context: RunContext, index: int) -> int:
@@ -48,6 +49,11 @@ def actor_budget(context: RunContext, index: int) -> int:
 
 def summary_path(context: RunContext, index: int) -> Path:
     return context.run.logs / f"actor-{index}.json"
+
+
+def eval_row(result: dict[str, Any], learner_step: int) -> dict[str, Any]:
+    """The logs/eval.csv row of an `agents.evaluation.evaluate` result (actor 0's and the final one)."""
+    return {"learner_step": learner_step, **{k: result[k] for k in RETURN_FIELDS}}
 
 
 def run_actor(agent, context: RunContext, index: int, replay_address: str, learner_address: str,
@@ -70,7 +76,7 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
 
         def committed(commit) -> None:
             summary["write_back"]["versions"].append(commit.version)
-            _write(summary_path(context, index), summary)
+            run_manifest.write(summary_path(context, index), summary)
 
         writer = WriteBack(context.store, context.write_back, environment=context.env,
                            policy=f"{context.agent} behaviour policy, actor {index} of run {context.run_id}",
@@ -115,7 +121,7 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
             writer.close()  # commits every finished episode not yet committed
         if evaluator is not None:
             evaluator.close()
-        _write(summary_path(context, index), summary)
+        run_manifest.write(summary_path(context, index), summary)  # atomic, like run.json
     print(f"[actor {index}] done: {summary['env_steps']} env steps, {summary['episodes']} episodes"
           + (f", versions {summary['write_back']['versions']} of {context.write_back}" if writer else ""), flush=True)
     return summary
@@ -136,8 +142,7 @@ class _Evaluator:
         self._next = (env_steps // self._context.eval_every + 1) * self._context.eval_every
         result = evaluate(lambda env: self._actor.greedy_action, self._context.env, self._context.eval_episodes,
                           seed=self._context.env_seed, specs=self._context.specs)
-        row = {"learner_step": learner_step, **{k: result[k] for k in ("return_mean", "return_std", "return_min",
-                                                                       "return_max")}}
+        row = eval_row(result, learner_step)
         self._logger.write("eval", env_steps, row)
         print(f"[actor 0] {env_steps} env steps, learner step {learner_step}: return "
               f"{row['return_mean']:.3f} ± {row['return_std']:.3f}", flush=True)
@@ -145,9 +150,3 @@ class _Evaluator:
     def close(self) -> None:
         self._logger.close()
 
-
-def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=1))
-    temporary.replace(path)

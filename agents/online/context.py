@@ -23,6 +23,8 @@ from agents.config_args import config_from_json
 from agents.errors import AgentError
 from agents.runs import RunDirectory
 from agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, specs_from_schema
+from rlstore.episode import make_episode
+from rlstore.schema import Schema
 from rlstore.store import Store
 
 
@@ -85,6 +87,17 @@ def specs_from_environment(env: dm_env.Environment) -> DataSpecs:
     if not isinstance(action, dm_specs.Array):
         raise AgentError("online agents need a single action array (the environment's actions are a dict)")
     return DataSpecs(observation, ActionSpec(tuple(action.shape), np.dtype(action.dtype).name))
+
+
+def actor_schema(specs: DataSpecs) -> Schema:
+    """The schema of the episodes actors record (rlstore.rollout.EpisodeRecorder: float32 rewards
+    and discounts, observations and actions as the specs say): what an agent's replay signature
+    is derived from when the run may have no demonstrations to take a schema from."""
+    zeros = {key: np.zeros((2, *spec.shape), spec.dtype) for key, spec in specs.observation.items()}
+    observation = zeros[""] if "" in zeros else zeros
+    action = np.zeros((2, *specs.action.shape), specs.action.dtype)
+    return Schema.derive(make_episode(observation=observation, action=action, reward=np.zeros(2, np.float32),
+                                      discount=np.ones(2, np.float32), is_terminal=False))
 
 
 def check_demonstrations(specs: DataSpecs, store: Store, demos: str, env_spec: str) -> None:

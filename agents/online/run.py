@@ -75,16 +75,14 @@ def run(agent: str, store: Store, options: OnlineOptions, config: Mapping[str, A
     entry = registry.get(agent)
     factory = entry.online_factory()
     run_dir = RunDirectory.at(options.out)
-    if options.role == "all":
-        if run_dir.exists():
-            raise AgentError(f"{run_dir.path} already holds a run; online runs do not resume: choose a new --out")
-        manifest = _new_manifest(agent, entry, store, options, dict(config or {}))
-        factory(RunContext.from_manifest(manifest, run_dir))  # the agent refuses bad options now, not in a child
-        return _supervise(run_dir, manifest, options)
     if not run_dir.exists():
         manifest = _new_manifest(agent, entry, store, options, dict(config or {}))
-        factory(RunContext.from_manifest(manifest, run_dir))
+        factory(RunContext.from_manifest(manifest, run_dir))  # the agent refuses bad options now, not in a child
+        if options.role == "all":
+            return _supervise(run_dir, manifest, options)
         run_manifest.write(run_dir.manifest_path, manifest)
+    elif options.role == "all":
+        raise AgentError(f"{run_dir.path} already holds a run; online runs do not resume: choose a new --out")
     elif run_manifest.read(run_dir.manifest_path).get("agent") != agent:
         raise AgentError(f"{run_dir.path} holds a run of another agent")
     run_role(run_dir.path, options.role, options.index, options.replay_address, options.learner_address,
@@ -183,10 +181,7 @@ def plot_run_curve(run_dir: str | Path) -> Path | None:
 
 def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options: OnlineOptions,
                   overrides: dict[str, Any]) -> dict[str, Any]:
-    try:
-        config = entry.config_class()(**overrides)
-    except ValueError as error:
-        raise AgentError(str(error)) from error
+    config = entry.make_config(overrides)
     specs = specs_from_environment(make_env(options.env, options.env_seed))
     demos = None
     if options.demos:
@@ -224,12 +219,12 @@ def _checkpoint_step(run: RunDirectory) -> int:
 def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> dict[str, Any]:
     """The final checkpoint on `episodes` fresh episodes, also appended to logs/eval.csv."""
     from agents.logging import RunLogger
+    from agents.online.acting import eval_row
     from agents.runs import load_trained
 
     trained = load_trained(run.path)
     result = evaluate(trained.make_actor, context.env, episodes, seed=context.env_seed, specs=trained.specs)
-    row = {"learner_step": trained.step, **{k: result[k] for k in ("return_mean", "return_std", "return_min",
-                                                                   "return_max")}}
+    row = eval_row(result, trained.step)
     env_steps = run_manifest.read(run.manifest_path)["online"]["env_steps_done"]
     # A logger "resumed" past every row keeps them all and appends the final one.
     logger = RunLogger(run.logs, total_steps=0, initial_step=2**62, progress=False)

@@ -64,7 +64,6 @@ class VariableClient:
     def __init__(self, address: str, variables: Sequence[tf.Variable], update_period: int):
         if update_period < 1:
             raise AgentError(f"update_period must be >= 1, got {update_period}")
-        self._address = address
         self._variables = list(variables)
         self._period = update_period
         self._client = reverb.Client(address)
