@@ -13,6 +13,7 @@ from agents.specs import DataSpecs, flat_observation
 from rlstore.envs import EnvSpecError, make_environment
 
 Policy = Callable[[dm_env.TimeStep], Any]
+RETURN_FIELDS = ("return_mean", "return_std", "return_min", "return_max")  # what a log row keeps of a result
 
 
 def evaluate(make_actor: Callable[[dm_env.Environment], Policy], env_spec: str, episodes: int, seed: int = 0,

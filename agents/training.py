@@ -20,7 +20,7 @@ from agents import registry, run_manifest
 from agents.checkpointing import Checkpointer
 from agents.config_args import config_from_json
 from agents.errors import AgentError
-from agents.evaluation import env_num_actions, evaluate, make_env
+from agents.evaluation import RETURN_FIELDS, env_num_actions, evaluate, make_env
 from agents.logging import RunLogger
 from agents.runs import RunDirectory
 from agents.specs import DataSpecs, specs_from_schema
@@ -81,7 +81,7 @@ def train(agent: str, store: Store, dataset: str, out: str | Path, schedule: Sch
     def evaluate_now() -> None:
         result = evaluate(lambda env: builder.make_actor(policy, specs, env), schedule.eval_env,
                           schedule.eval_episodes, seed=seed + EVAL_SEED_OFFSET, specs=specs)
-        row = {k: result[k] for k in ("return_mean", "return_std", "return_min", "return_max")}
+        row = {k: result[k] for k in RETURN_FIELDS}
         logger.write("eval", step, row)
         logger.message(f"step {step}: return {row['return_mean']:.3f} ± {row['return_std']:.3f} "
                        f"over {schedule.eval_episodes} episodes of {schedule.eval_env}")
@@ -133,10 +133,7 @@ def _open_manifest(run: RunDirectory, entry: registry.AgentEntry, agent: str, st
         if tf.train.latest_checkpoint(str(run.checkpoints)) is not None:
             return manifest, None
         return manifest, compute_statistics(store, manifest["dataset"]["ref"])  # died before its first checkpoint
-    try:
-        config = entry.config_class()(**overrides)
-    except ValueError as error:
-        raise AgentError(str(error)) from error
+    config = entry.make_config(overrides)
     statistics = compute_statistics(store, str(store.resolve(dataset)))
     return _new_manifest(agent, store, dataset, config, 0 if seed is None else seed, eval_env, statistics), statistics
 

@@ -19,6 +19,12 @@ class RlstoreError(Exception):
         return str(self)
 
 
+def describe(error: BaseException) -> str:
+    """One line for any error a child process reports to its parent: ours as the user reads
+    them, anything else with its type, since a bare message may not say what failed."""
+    return error.readable() if isinstance(error, RlstoreError) else f"{type(error).__name__}: {error}"
+
+
 class StoreError(RlstoreError):
     """The store was asked for something it does not hold or cannot do."""
 

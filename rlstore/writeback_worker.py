@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Mapping
 
 from rlstore import wire
-from rlstore.errors import RlstoreError
+from rlstore.errors import describe
 from rlstore.nest import unflatten
 from rlstore.store import Store
 from rlstore.writeback_channel import SLOT_BYTES, SLOTS, Receiver
@@ -113,10 +113,6 @@ def _exit_with(lifeline: Connection) -> None:
     os._exit(1)
 
 
-def _describe(error: BaseException) -> str:
-    return error.readable() if isinstance(error, RlstoreError) else f"{type(error).__name__}: {error}"
-
-
 def main(argv: list[str]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
@@ -146,7 +142,7 @@ def main(argv: list[str]) -> int:
             sink.abort()
         if isinstance(error, EOFError):  # the actor dropped the writer without close()
             return 1
-        wire.send(replies, ("error", _describe(error)))
+        wire.send(replies, ("error", describe(error)))
         return 1
 
 

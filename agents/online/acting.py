@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agents import run_manifest
-from agents.evaluation import check_environment, evaluate, make_env
+from agents.evaluation import RETURN_FIELDS, check_environment, evaluate, make_env
 from agents.logging import RunLogger
 from agents.online.context import RunContext
 from agents.online.variables import VariableClient
@@ -38,9 +38,6 @@ from rlstore.writeback import WriteBack
 from rlstore.writeback_replay import ReplayInserter
 
 DEFAULT_UPDATE_PERIOD = 100
-RETURN_FIELDS = ("return_mean", "return_std", "return_min", "return_max")
-
-
 def actor_budget(context: RunContext, index: int) -> int:
     """Actor `index`'s share of the run's env steps (the shares add up to the budget)."""
     share, extra = divmod(context.env_steps, context.actors)

@@ -33,11 +33,10 @@ def main(argv: list[str]) -> int:
         run_role(args.out, args.role, args.index, args.replay_address, args.learner_address, stop)
     except Exception as error:
         traceback.print_exc()
-        from rlstore.errors import RlstoreError
+        from rlstore.errors import describe
 
-        text = error.readable() if isinstance(error, RlstoreError) else f"{type(error).__name__}: {error}"
-        print(f"error: [{args.role}{'' if args.role != 'actor' else f' {args.index}'}] {text}", file=sys.stderr,
-              flush=True)
+        part = args.role if args.role != "actor" else f"actor {args.index}"
+        print(f"error: [{part}] {describe(error)}", file=sys.stderr, flush=True)
         return 1
     return 0
 
