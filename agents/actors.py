@@ -13,6 +13,11 @@ from agents.specs import DataSpecs
 BatchedPolicy = Callable[[Any], tf.Tensor]
 
 
+def _batch_of_one(observation: Any) -> Any:
+    """A timestep's observation as a batch of one, as the traced batched policies take it."""
+    return tf.nest.map_structure(lambda x: np.asarray(x)[None], observation)
+
+
 class FeedForwardActor:
     """A dm_env policy (`timestep -> action`) over a batched, memoryless TF policy.
 
@@ -28,8 +33,7 @@ class FeedForwardActor:
             self._bounds = (env_action_spec.minimum, env_action_spec.maximum)
 
     def __call__(self, timestep: dm_env.TimeStep) -> np.ndarray:
-        observation = tf.nest.map_structure(lambda x: np.asarray(x)[None], timestep.observation)
-        action = self._policy(observation)[0].numpy()
+        action = self._policy(_batch_of_one(timestep.observation))[0].numpy()
         if self._bounds is not None:
             action = np.clip(action, *self._bounds).astype(action.dtype)
         return action
@@ -59,8 +63,7 @@ class RecurrentActor:
     def __call__(self, timestep: dm_env.TimeStep) -> np.ndarray:
         if timestep.first():
             self._state = self._initial
-        observation = tf.nest.map_structure(lambda x: np.asarray(x)[None], timestep.observation)
         self.step_state = self._state
-        action, state = self._policy(observation, self._state)
+        action, state = self._policy(_batch_of_one(timestep.observation), self._state)
         self._state = tf.nest.map_structure(lambda x: x.numpy(), state)
         return action[0].numpy()

@@ -24,14 +24,10 @@ import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 from rlstore.reading.transforms import episode_sequences, episode_transitions
-from rlstore.replay.loading import CHUNK_LENGTH
-from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError
+from rlstore.replay.loading import CHUNK_LENGTH, check_fits, insert_rows, with_zero_core_state
+from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError, with_one_step
 
 _CONNECT_SECONDS = 30
-# Reverb logs a warning per item (costly in itself) once about 64 are unconfirmed: every
-# _FLUSH_EVERY items, wait until at most _IN_FLIGHT are.
-_FLUSH_EVERY = 32
-_IN_FLIGHT = 16
 
 # Traced once per table and input structure; batches of any length reuse the trace.
 _transitions = tf.function(episode_transitions, reduce_retracing=True)
@@ -43,33 +39,14 @@ def layout_rows(steps: Mapping[str, Any], layout: Layout, table: str) -> dict[st
     if table == TRANSITIONS:
         rows = _transitions(dict(steps), layout.n_step, layout.gamma)
         if layout.one_step:  # the n=1 rows of the same steps, in the same order (as the bulk loader adds them)
-            from rlstore.replay.tables import with_one_step
-
             rows = with_one_step(rows, _transitions(dict(steps), 1, layout.gamma))
     else:
         rows = _sequences(dict(steps), layout.sequence_length, layout.sequence_period, layout.burn_in,
                           layout.is_demo)
     rows = tree.map_structure(lambda tensor: tensor.numpy(), rows)
     if table != TRANSITIONS and layout.core_state_shapes:
-        count = len(rows["is_demo"])
-        rows["core_state"] = tuple(np.zeros((count, *shape), np.float32) for shape in layout.core_state_shapes)
+        rows = with_zero_core_state(rows, layout)
     return rows
-
-
-def _check_rows(rows: Mapping[str, Any], signature: Any, table: str) -> None:
-    """Rows must be exactly the table's items, field by field (the server would reject them)."""
-    if signature is None:
-        return
-    try:
-        tree.assert_same_structure(rows, signature)
-    except (ValueError, TypeError) as error:
-        raise ReplayError(f"the episodes' rows do not fit table {table!r}: {error}") from None
-    for (path, spec), column in zip(tree.flatten_with_path(signature), tree.flatten(rows)):
-        have = (tf.as_dtype(column.dtype).name, list(column.shape[1:]))
-        want = (spec.dtype.name, spec.shape.as_list())
-        if have != want:
-            raise ReplayError(f"the episodes' rows do not fit table {table!r}: field {'/'.join(map(str, path))} "
-                              f"is {have[0]}{have[1]} in the rows, {want[0]}{want[1]} in the table")
 
 
 class ReplayInserter:
@@ -102,16 +79,11 @@ class ReplayInserter:
         steps = tree.map_structure(lambda *columns: np.concatenate(columns), *episodes)
         for table, writer in self._writers.items():
             rows = layout_rows(steps, self._layout, table)
-            _check_rows(rows, self._signatures[table], table)
+            if self._signatures[table] is not None:
+                check_fits(rows, self._signatures[table], f"the episodes' rows do not fit table {table!r}")
             columns = tree.flatten(rows)
-            priority = self._layout.table_options(table).initial_priority
-            squeeze = [True] * len(columns)
-            append, create, flush = writer.Append, writer.CreateItem, writer.Flush
-            for index, row in enumerate(zip(*columns), 1):
-                create(table, priority, [[cell] for cell in append(list(row))], squeeze)
-                if index % _FLUSH_EVERY == 0:
-                    flush(_IN_FLIGHT, -1)
-            flush(0, -1)
+            insert_rows(writer, table, self._layout.table_options(table).initial_priority, columns)
+            writer.Flush(0, -1)
             self.inserted[table] += len(columns[0])
 
     def close(self) -> None:

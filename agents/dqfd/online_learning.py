@@ -12,7 +12,7 @@ Each update (in graph, inside the same `tf.function` loop as the offline learner
 - new priorities |δ| + ε, plus ε_d on demonstration rows (Hester et al. 2018, section 3.1),
   sent to each row's table with Reverb's TF client right after the step.
 
-When a table's rate limiter blocks sampling for agents.dqfd.replay.SAMPLE_TIMEOUT_MS (the
+When a table's rate limiter blocks sampling for agents.prioritized.SAMPLE_TIMEOUT_MS (the
 actors are behind, or have stopped), `run` returns early with what it did; the next call
 starts a new sampling stream.
 """
@@ -29,6 +29,7 @@ from agents.dqfd.learning import DQfDLearner
 from agents.dqfd.losses import METRICS
 from agents.dqfd.networks import DQfDNetworks
 from agents.dqfd.replay import DEMO_TABLE, REPLAY_TABLE, BatchSplit
+from agents.prioritized import importance_weights
 from agents.update_loop import mean_metrics
 
 ONLINE_METRICS = METRICS + ("demo_fraction", "beta", "priority_mean")
@@ -80,8 +81,7 @@ class OnlineDQfDLearner(DQfDLearner):
         config = self._config
         progress = tf.minimum(tf.cast(self.steps, tf.float32) / self._anneal, 1.0)
         beta = config.importance_exponent + (1.0 - config.importance_exponent) * progress
-        weight = tf.pow(sample["table_size"] * sample["probability"], -beta)
-        batch = {**sample, "weight": weight / tf.reduce_max(weight)}
+        batch = {**sample, "weight": importance_weights(sample["probability"], sample["table_size"], beta)}
         output = self._apply(batch)
         is_demo = tf.cast(batch["is_demo"], tf.float32)
         priorities = tf.abs(output.td_error) + config.priority_epsilon + config.demo_priority_bonus * is_demo

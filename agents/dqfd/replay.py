@@ -34,13 +34,13 @@ import tensorflow as tf
 
 from agents.dqfd.config import DQfDConfig
 from agents.online.context import actor_schema
+from agents.prioritized import SAMPLE_TIMEOUT_MS, sample_info
 from agents.specs import DataSpecs
 from rlstore.replay import TRANSITIONS, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, transition_signature
 
 DEMO_TABLE = "demonstrations"
 REPLAY_TABLE = TRANSITIONS  # the actors' ReplayInserter fills the table named after the row kind
-SAMPLE_TIMEOUT_MS = 1000  # a dataset ends after waiting this long, so the learner can see a stop request
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,12 +107,11 @@ def sampled_batches(address: str, split: BatchSplit) -> tf.data.Dataset:
 
 def _rows(sample: reverb.ReplaySample, is_demo: bool) -> dict[str, Any]:
     """A sampled item batch as DQfD rows: its 1-step target as `reward`..., n-step as `n_step_*`."""
-    item, info = sample.data, sample.info
+    item = sample.data
     size = tf.shape(item["action"])[0]
     return {"observation": item["observation"], "action": item["action"],
             "reward": item["one_step_reward"], "discount": item["one_step_discount"],
             "next_observation": item["one_step_next_observation"],
             "n_step_reward": item["reward"], "n_step_discount": item["discount"],
             "n_step_next_observation": item["next_observation"],
-            "is_demo": tf.fill([size], is_demo), "key": info.key,
-            "probability": tf.cast(info.probability, tf.float32), "table_size": tf.cast(info.table_size, tf.float32)}
+            "is_demo": tf.fill([size], is_demo), **sample_info(sample)}

@@ -19,6 +19,7 @@ import tensorflow as tf
 from agents.actors import RecurrentActor
 from agents.errors import AgentError
 from agents.online.context import RunContext
+from agents.prioritized import SAMPLE_TIMEOUT_MS
 from agents.r2d3 import replay
 from agents.r2d3.acting import RecurrentPolicy, actor_epsilon
 from agents.r2d3.adder import SequenceInserter, StepStates
@@ -27,7 +28,6 @@ from agents.r2d3.learning import R2D3Learner
 from agents.statistics import compute_statistics
 from rlstore.replay import load_version
 
-SAMPLE_TIMEOUT_MS = 1000  # a learner starved this long returns to its loop, which may be asked to stop
 EXPLORATION_SEED_STRIDE = 7919
 
 
@@ -67,7 +67,7 @@ class OnlineLearner:
         self._with_demos = context.demos is not None
         self._rebuilds = 0
         self._learner = R2D3Learner(self._networks, self._batches(), context.config,
-                                    replay.PriorityWriter(replay_address, self._with_demos))
+                                    replay.priority_writer(replay_address, self._with_demos))
         self.steps = self._learner.steps
 
     def variables(self) -> Sequence[tf.Variable]:

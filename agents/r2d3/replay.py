@@ -15,21 +15,20 @@ learner writes each row's new priority back to the table it came from.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
-import numpy as np
+from typing import Any
 
 import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
+from agents.online.context import actor_schema as agent_schema
+from agents.prioritized import PriorityWriter, importance_weights, sample_info
 from agents.r2d3.config import R2D3Config
 from agents.specs import DataSpecs
-from rlstore.episode import make_episode
 from rlstore.reading import mix
+from rlstore.reading.mixing import SOURCE_FIELD
 from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, sequence_signature
-from rlstore.schema import Schema
 
 DEMO_TABLE = SEQUENCES
 AGENT_TABLE = "agent_sequences"
@@ -54,40 +53,24 @@ def agent_options(config: R2D3Config) -> TableOptions:
                         prioritized=True, priority_exponent=config.priority_exponent)
 
 
-def agent_schema(specs: DataSpecs) -> Schema:
-    """The RLDS step schema of the episodes actors record (rlstore.rollout's dtypes), from specs."""
-    observation = {key: np.zeros((2, *spec.shape), spec.dtype) for key, spec in specs.observation.items()}
-    episode = make_episode(observation=observation[""] if "" in observation else observation,
-                           action=np.zeros((2, *specs.action.shape), specs.action.dtype),
-                           reward=np.zeros(2, np.float32), discount=np.zeros(2, np.float32), is_terminal=True)
-    return Schema.derive(episode)
-
-
 def tables(config: R2D3Config, specs: DataSpecs, demo_schema: Schema | None) -> list[reverb.Table]:
     """The agent table and, with demonstrations (their version's schema), the demonstration table."""
-    agent = make_table(AGENT_TABLE, agent_options(config), sequence_signature(agent_schema(specs), layout(config)),
+    sequences = layout(config)
+    agent = make_table(AGENT_TABLE, agent_options(config), sequence_signature(agent_schema(specs), sequences),
                        preload=0)
     if demo_schema is None:
         return [agent]
-    demos = make_table(DEMO_TABLE, layout(config).options, sequence_signature(demo_schema, layout(config)),
-                       preload=0)
+    demos = make_table(DEMO_TABLE, sequences.options, sequence_signature(demo_schema, sequences), preload=0)
     return [demos, agent]
 
 
 def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:
-    """A batch of samples as rows: the item plus what priorities and importance weights need."""
+    """A batch of samples as rows: the item (rewards and discounts as float32, so both tables'
+    rows concatenate) plus what priorities and importance weights need."""
     rows = dict(sample.data)
     for name in _FLOAT_FIELDS:
         rows[name] = tf.cast(rows[name], tf.float32)
-    rows["key"] = sample.info.key
-    rows["probability"] = tf.cast(sample.info.probability, tf.float32)
-    rows["table_size"] = tf.cast(sample.info.table_size, tf.float32)
-    return rows
-
-
-def _weighted(rows: dict[str, Any], exponent: float) -> dict[str, Any]:
-    weight = tf.pow(rows["table_size"] * rows["probability"], -exponent)
-    return {**rows, "weight": weight / tf.reduce_max(weight)}
+    return {**rows, **sample_info(sample)}
 
 
 def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int,
@@ -103,19 +86,12 @@ def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int
         sources = {read(DEMO_TABLE): config.demo_ratio, agent: 1.0 - config.demo_ratio}
         batches = mix(sources, seed=seed, batch_size=config.batch_size).dataset
     else:
-        batches = agent.map(lambda rows: {**rows, "source": tf.fill(tf.shape(rows["key"]), AGENT_SOURCE)})
-    return batches.map(lambda rows: _weighted(rows, config.importance_exponent)).prefetch(config.prefetch)
+        batches = agent.map(lambda rows: {**rows, SOURCE_FIELD: tf.fill(tf.shape(rows["key"]), AGENT_SOURCE)})
+    return batches.map(lambda rows: {**rows, "weight": importance_weights(
+        rows["probability"], rows["table_size"], config.importance_exponent)}).prefetch(config.prefetch)
 
 
-class PriorityWriter:
-    """Writes new sequence priorities back to the table each row came from (in-graph, for R2D3Learner)."""
-
-    def __init__(self, address: str, with_demos: bool):
-        self._client = reverb.TFClient(address)
-        self._tables = ((DEMO_SOURCE, DEMO_TABLE),) * with_demos + ((AGENT_SOURCE, AGENT_TABLE),)
-
-    def __call__(self, batch: Mapping[str, Any], priorities: tf.Tensor) -> None:
-        for source, table in self._tables:
-            chosen = tf.equal(batch["source"], source)
-            self._client.update_priorities(table, tf.boolean_mask(batch["key"], chosen),
-                                           tf.cast(tf.boolean_mask(priorities, chosen), tf.float64))
+def priority_writer(address: str, with_demos: bool) -> PriorityWriter:
+    """New sequence priorities back to the table each row came from (in-graph, for R2D3Learner)."""
+    return PriorityWriter(address, {DEMO_SOURCE: DEMO_TABLE, AGENT_SOURCE: AGENT_TABLE} if with_demos
+                          else {AGENT_SOURCE: AGENT_TABLE})

@@ -60,19 +60,20 @@ def _join_one_step(rows: dict[str, Any], one: dict[str, Any]) -> dict[str, Any]:
     return with_one_step(rows, one)
 
 
-def _check_compatible(rows: tf.data.Dataset, item_signature: Any, table: str) -> None:
-    """The reader's rows must be exactly the table's items (checked once, not per item)."""
-    wanted = {key: value for key, value in item_signature.items() if key != "core_state"}
-    readable = dict(rows.element_spec)
+def check_fits(rows: Any, item_signature: Any, what: str) -> None:
+    """Rows must be exactly the table's items, field by field, or the server would reject them:
+    checked once per reader or batch, not per item. `rows` holds anything with a `dtype` and a
+    batch-major `shape` (tensor specs, arrays); `what` opens the error message."""
     try:
-        tree.assert_same_structure(readable, wanted)
+        tree.assert_same_structure(rows, item_signature)
     except (ValueError, TypeError) as error:
-        raise ReplayError(f"the {table} reader's rows do not match the table signature: {error}") from None
-    for (path, want), have in zip(tree.flatten_with_path(wanted), tree.flatten(readable)):
-        if have.dtype != want.dtype or have.shape[1:] != want.shape:
-            raise ReplayError(f"the {table} reader's rows do not match the table signature: field "
-                              f"{'/'.join(map(str, path))} is {have.dtype.name}{list(have.shape[1:])} in the "
-                              f"rows, {want.dtype.name}{list(want.shape)} in the table")
+        raise ReplayError(f"{what}: {error}") from None
+    for (path, want), have in zip(tree.flatten_with_path(item_signature), tree.flatten(rows)):
+        have_type = (tf.as_dtype(have.dtype).name, list(have.shape[1:]))
+        want_type = (want.dtype.name, want.shape.as_list())
+        if have_type != want_type:
+            raise ReplayError(f"{what}: field {'/'.join(map(str, path))} is {have_type[0]}{have_type[1]} in the "
+                              f"rows, {want_type[0]}{want_type[1]} in the table")
 
 
 def _insert_budget(info: reverb.reverb_types.TableInfo) -> int:
@@ -82,14 +83,16 @@ def _insert_budget(info: reverb.reverb_types.TableInfo) -> int:
     return math.floor((limiter.max_diff - error) / limiter.samples_per_insert)
 
 
-def _with_core_state(batch: dict[str, Any], layout: Layout) -> dict[str, Any]:
-    size = len(batch["is_demo"])
-    batch["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
-    return batch
+def with_zero_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """Sequence rows plus the layout's `core_state` column, all zeros: a store version (and a
+    writer that sees only timesteps) has no recurrent state, so items start from the zero state."""
+    size = len(rows["is_demo"])
+    rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    return rows
 
 
-def _insert_rows(writer: pybind.TrajectoryWriter, table: str, priority: float, columns: list[list],
-                 written: int) -> None:
+def insert_rows(writer: pybind.TrajectoryWriter, table: str, priority: float, columns: list[list],
+                written: int = 0) -> None:
     """One step and one item per row; every `FLUSH_EVERY` rows of the writer (`written` came
     before these), waits until at most `UNCONFIRMED` items are unconfirmed (never for all:
     that would drain the stream)."""
@@ -121,7 +124,7 @@ def _insert(address: str, table: str, priority: float, batches: Iterable[dict[st
                 queued.popleft().result()
             bounds = np.linspace(0, count, streams + 1).astype(int)
             for lane, (start, stop) in enumerate(zip(bounds, bounds[1:])):
-                queued.append(lanes[lane].submit(_insert_rows, writers[lane], table, priority,
+                queued.append(lanes[lane].submit(insert_rows, writers[lane], table, priority,
                                                  [column[start:stop] for column in columns], written[lane]))
                 written[lane] += stop - start
             inserted += count
@@ -156,10 +159,11 @@ def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layo
         table = (into or {}).get(kind, kind)
         rows = _rows(store, ref, layout, kind)
         item_signature = signature(schema, layout, kind)
-        _check_compatible(rows, item_signature, table)
+        loaded = {key: value for key, value in item_signature.items() if key != "core_state"}  # added below
+        check_fits(dict(rows.element_spec), loaded, f"the {table} reader's rows do not match the table signature")
         batches = rows.as_numpy_iterator()
         if kind == SEQUENCES and layout.core_state_shapes:
-            batches = (_with_core_state(batch, layout) for batch in batches)
+            batches = (with_zero_core_state(batch, layout) for batch in batches)
         info = client.server_info()[table]
         streams = WRITERS if preload_bound(manifest, layout, kind) <= info.max_size - info.current_size else 1
         counts[table] = _insert(address, table, layout.table_options(kind).initial_priority, batches,
