@@ -24,11 +24,13 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from rlstore import __version__
+from rlstore.confinement import UnsafePathError, confine, confine_child
 from rlstore.errors import StoreError
 from rlstore.manifest import MANIFEST_FORMAT, Manifest, utc_now, writer_identity
 from rlstore.names import DatasetRef, parse_ref, validate_name
@@ -145,8 +147,21 @@ class Store:
     def segment_dirs(self, ref: str | DatasetRef) -> list[Path]:
         """Absolute paths of a version's TFDS segment directories."""
         manifest = self.manifest(ref)
-        base = self.dataset_dir(manifest.name)
-        return [base / segment["path"] for segment in manifest.segments]
+        return [self.segment_dir(manifest.name, segment) for segment in manifest.segments]
+
+    def segment_dir(self, name: str, segment: Mapping[str, Any]) -> Path:
+        """The directory of one manifest segment record, which must lie in `segments/`."""
+        segments = self.dataset_dir(name) / "segments"
+        path = confine(self.dataset_dir(name), segment.get("path"), what="segment path")
+        if path.parent != segments.resolve():
+            raise UnsafePathError(f"segment path {segment.get('path')!r} is not inside {segments}")
+        return path
+
+    def shard_paths(self, ref: str | DatasetRef) -> list[Path]:
+        """Every TFRecord shard of a version, in manifest order (segments, then shards)."""
+        manifest = self.manifest(ref)
+        return [shard_path(self.segment_dir(manifest.name, segment), shard)
+                for segment in manifest.segments for shard in segment["shards"]]
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -226,54 +241,98 @@ class Store:
 
     # ---- housekeeping -----------------------------------------------------------------------
 
-    def collect_garbage(self, name: str | None = None) -> list[Path]:
+    def collect_garbage(self, name: str | None = None) -> "GarbageReport":
         """Removes staging left by dead writers and the unpublished segments they moved.
 
         A staging lock that can be taken belongs to no living process. The directory's
         `pending.json` names segments that were moved into `segments/` but never made it into a
-        version; those are deleted unless some version references them.
+        version; those are deleted unless some version references them. Only real directories
+        inside the dataset are ever deleted: a name that is not a dataset, a symlink, or a
+        pending entry that would leave `segments/` is skipped and reported.
         """
-        names = [name] if name else [p.name for p in self.root.iterdir() if p.is_dir()] if self.root.is_dir() else []
-        removed: list[Path] = []
-        for dataset in names:
-            dataset_dir = self.dataset_dir(dataset)
-            staging_root = dataset_dir / "staging"
-            if not staging_root.is_dir():
+        report = GarbageReport()
+        for dataset in [name] if name else self._dataset_candidates(report):
+            staging_root = self.dataset_dir(dataset) / "staging"
+            if not staging_root.is_dir() or staging_root.is_symlink():
                 continue
             for lock_path in staging_root.glob(f"*{_LOCK_SUFFIX}"):
+                if lock_path.is_symlink():
+                    report.skipped.append(f"{lock_path}: a symlink, not a staging lock")
+                    continue
                 with open(lock_path, "a") as lock:
                     try:
                         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         continue
                     area = staging_root / lock_path.name[: -len(_LOCK_SUFFIX)]
-                    removed.extend(self._remove_abandoned(dataset, area))
+                    self._remove_abandoned(dataset, area, report)
                     lock_path.unlink(missing_ok=True)
             for area in staging_root.iterdir():
-                if area.is_dir() and not area.with_name(area.name + _LOCK_SUFFIX).exists():
-                    removed.extend(self._remove_abandoned(dataset, area))
-        return removed
+                if (area.is_dir() or area.is_symlink()) and not area.with_name(area.name + _LOCK_SUFFIX).exists():
+                    self._remove_abandoned(dataset, area, report)
+        return report
 
-    def _remove_abandoned(self, dataset: str, area: Path) -> list[Path]:
-        removed = []
+    def _dataset_candidates(self, report: "GarbageReport") -> list[str]:
+        """Names of the root's entries that can be datasets; the rest are noted and left alone."""
+        if not self.root.is_dir():
+            return []
+        names = []
+        for entry in sorted(self.root.iterdir()):
+            try:
+                self.dataset_dir(entry.name)
+            except StoreError as error:
+                report.skipped.append(f"{entry}: not a dataset ({error.readable()})")
+                continue
+            names.append(entry.name)
+        return names
+
+    def _remove_abandoned(self, dataset: str, area: Path, report: "GarbageReport") -> None:
+        if area.is_symlink() or not area.is_dir():
+            report.skipped.append(f"{area}: not a staging directory (symlink or file), left alone")
+            return
         pending = area / _PENDING
         if pending.exists():
             referenced = self._referenced_segments(dataset)
-            for segment_id in json.loads(pending.read_text()):
-                segment = self.dataset_dir(dataset) / "segments" / segment_id
-                if segment_id not in referenced and segment.exists():
+            segments = self.dataset_dir(dataset) / "segments"
+            for segment_id in _read_pending(pending):
+                try:
+                    segment = confine_child(segments, segment_id, what=f"{pending}: pending segment")
+                except UnsafePathError as error:
+                    report.skipped.append(error.readable())
+                    continue
+                if segment_id not in referenced and segment.is_dir() and not segment.is_symlink():
                     shutil.rmtree(segment)
-                    removed.append(segment)
-        if area.exists():
-            shutil.rmtree(area, ignore_errors=True)
-            removed.append(area)
-        return removed
+                    report.removed.append(segment)
+        shutil.rmtree(area, ignore_errors=True)
+        report.removed.append(area)
 
     def _referenced_segments(self, name: str) -> set[str]:
         referenced: set[str] = set()
         for version in self.versions(name):
             referenced.update(Path(s["path"]).name for s in self.manifest(DatasetRef(name, version)).segments)
         return referenced
+
+
+@dataclass
+class GarbageReport:
+    """What `collect_garbage` deleted, and what it found suspicious and left alone."""
+
+    removed: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def shard_path(segment_dir: Path, entry: Mapping[str, Any]) -> Path:
+    """A shard or metadata file named by a manifest entry, confined to its segment."""
+    return confine(segment_dir, entry.get("file"), what="shard file")
+
+
+def _read_pending(path: Path) -> list:
+    """The segment ids of a staging `pending.json`; unreadable content counts as none."""
+    try:
+        ids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return ids if isinstance(ids, list) else []
 
 
 def _manifest_document(

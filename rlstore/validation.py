@@ -10,9 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlstore.confinement import UnsafePathError
 from rlstore.errors import BadInputError, Location
 from rlstore.names import DatasetRef
-from rlstore.store import Store, sha256_file
+from rlstore.store import Store, sha256_file, shard_path
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,15 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
     schema = manifest.schema
     expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
     problems: list[Problem] = []
-    for segment, directory in zip(manifest.segments, store.segment_dirs(ref)):
-        files = [*segment["shards"], *segment["metadata_files"]]
-        damaged = [problem for entry in files if (problem := _check_file(directory / entry["file"], entry))]
+    manifest_file = str(store.dataset_dir(manifest.name) / "versions" / f"{manifest.version}.json")
+    for segment in manifest.segments:
+        try:
+            directory = store.segment_dir(manifest.name, segment)
+            files = [(shard_path(directory, entry), entry) for entry in [*segment["shards"], *segment["metadata_files"]]]
+        except UnsafePathError as error:
+            problems.append(Problem(manifest_file, error.readable()))
+            continue
+        damaged = [problem for path, entry in files if (problem := _check_file(path, entry))]
         problems.extend(damaged)
         if damaged:
             continue
@@ -66,7 +73,7 @@ def _check_episodes(directory: Path, segment, schema) -> list[Problem]:
 
     problems = []
     for shard in segment["shards"]:
-        path = str(directory / shard["file"])
+        path = str(shard_path(directory, shard))
         count = 0
         try:
             for index, episode in enumerate(episodes_in_shard(str(directory), path)):

@@ -121,8 +121,10 @@ def _validate(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
 
 def _gc(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
-    removed = store.collect_garbage(args.dataset)
-    for path in removed:
+    report = store.collect_garbage(args.dataset)
+    for path in report.removed:
         print(f"removed {path}")
-    print(f"{len(removed)} path(s) removed")
+    for note in report.skipped:
+        print(f"skipped {note}")
+    print(f"{len(report.removed)} path(s) removed")
     return 0

@@ -18,9 +18,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 def shard_files(store: Store, ref: str | DatasetRef) -> list[str]:
     """Every TFRecord shard of a version, in manifest order (segments, then shards)."""
-    manifest = store.manifest(ref)
-    base = store.dataset_dir(manifest.name)
-    return [str(base / segment["path"] / shard["file"]) for segment in manifest.segments for shard in segment["shards"]]
+    return [str(path) for path in store.shard_paths(ref)]
 
 
 def episode_records(
