@@ -24,12 +24,18 @@ INSTALL_REQUIRES = [
     "google-crc32c==1.9.0",
 ]
 
+_NESTED = ("pipelines", "agents", "datasets")
+
 setup(
     name="rlstore",
     version="0.1.0",
     description="Offline RL data platform: versioned RLDS store, Beam ingest, tf.data and Reverb serving.",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["rlstore*", "pipelines*", "agents*", "datasets*"]),
+    # The design card's top-level folders install inside the one `rlstore` namespace, so
+    # installing rlstore never shadows another distribution's `datasets`, `agents` or `pipelines`.
+    packages=find_packages(include=["rlstore", "rlstore.*"]) + [
+        f"rlstore.{package}" for package in find_packages(include=list(_NESTED) + [f"{n}.*" for n in _NESTED])],
+    package_dir={f"rlstore.{name}": name for name in _NESTED},
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "envlogger": ["envlogger==1.2"],

@@ -2,5 +2,5 @@
 
 Shared pieces live here (specs, statistics, networks, training loop, checkpoints, logs, run
 manifests, evaluation, export, reports); each agent is a folder with Acme's split: config.py,
-learning.py, acting.py, builder.py, registered by name in `agents.registry`.
+learning.py, acting.py, builder.py, registered by name in `rlstore.agents.registry`.
 """

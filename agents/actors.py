@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from dm_env import specs as dm_specs
 
-from agents.specs import DataSpecs
+from rlstore.agents.specs import DataSpecs
 
 BatchedPolicy = Callable[[Any], tf.Tensor]
 
@@ -43,7 +43,7 @@ class RecurrentActor:
     """A dm_env policy (`timestep -> action`) over a batched RECURRENT TF policy.
 
     The policy maps `(observation, state) -> (action, state)` and has `initial_state(batch_size)`
-    (agents.r2d3.acting.RecurrentPolicy). The state is carried from one step to the next and reset
+    (rlstore.agents.r2d3.acting.RecurrentPolicy). The state is carried from one step to the next and reset
     to the initial state at every episode's first timestep, so one actor plays any number of
     episodes. `step_state` is the state the last action was chosen from: what an online actor
     stores with a replay sequence that starts at that step (R2D2's stored recurrent state);

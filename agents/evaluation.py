@@ -8,8 +8,8 @@ import numpy as np
 from dm_env import specs as dm_specs
 from tqdm import tqdm
 
-from agents.errors import AgentError
-from agents.specs import DataSpecs, flat_observation
+from rlstore.agents.errors import AgentError
+from rlstore.agents.specs import DataSpecs, flat_observation
 from rlstore.envs import EnvSpecError, make_environment
 
 Policy = Callable[[dm_env.TimeStep], Any]

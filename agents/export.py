@@ -22,8 +22,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from agents.runs import TrainedAgent
-from agents.specs import SINGLE, flat_observation
+from rlstore.agents.runs import TrainedAgent
+from rlstore.agents.specs import SINGLE, flat_observation
 from rlstore.nest import unflatten
 
 

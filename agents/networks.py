@@ -14,7 +14,7 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
-from agents.specs import ActionSpec, ArraySpec, flat_observation
+from rlstore.agents.specs import ActionSpec, ArraySpec, flat_observation
 
 LOG_STD_RANGE = (-5.0, 2.0)
 NORMALIZED_CLIP = 10.0

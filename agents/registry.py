@@ -11,7 +11,7 @@ import dataclasses
 import importlib
 from typing import Any, Mapping, Protocol
 
-from agents.errors import AgentError
+from rlstore.agents.errors import AgentError
 
 
 class Learner(Protocol):
@@ -32,7 +32,7 @@ class AgentBuilder(Protocol):
     def make_networks(self, specs: Any, config: Any, statistics: Any = None) -> Any:
         """The agent's networks with their variables created (so a checkpoint can restore into them).
 
-        `statistics` (agents.statistics.DataStatistics) is given when a run starts from scratch,
+        `statistics` (rlstore.agents.statistics.DataStatistics) is given when a run starts from scratch,
         None when its networks are about to be restored from a checkpoint."""
 
     def make_dataset(self, store: Any, ref: str, specs: Any, config: Any, seed: int) -> Any:
@@ -55,7 +55,7 @@ class AgentEntry:
     config: str
     builder: str
     description: str
-    online: str | None = None  # "module:attribute" of its online factory (agents.online), if it has one
+    online: str | None = None  # "module:attribute" of its online factory (rlstore.agents.online), if it has one
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -71,7 +71,7 @@ class AgentEntry:
         return _load(self.builder)()
 
     def online_factory(self) -> Any:
-        """The agent's `factory(context) -> OnlineAgent` (see agents.online); AgentError if it has none."""
+        """The agent's `factory(context) -> OnlineAgent` (see rlstore.agents.online); AgentError if it has none."""
         if self.online is None:
             raise AgentError("this agent has no online mode (`rlstore run`); online agents: "
                              + ", ".join(sorted(name for name, entry in AGENTS.items() if entry.online)))
@@ -79,14 +79,14 @@ class AgentEntry:
 
 
 AGENTS: dict[str, AgentEntry] = {
-    "bc": AgentEntry("agents.bc.config:BCConfig", "agents.bc.builder:BCBuilder",
+    "bc": AgentEntry("rlstore.agents.bc.config:BCConfig", "rlstore.agents.bc.builder:BCBuilder",
                      "behaviour cloning: supervised learning of the logged actions"),
-    "dqfd": AgentEntry("agents.dqfd.config:DQfDConfig", "agents.dqfd.builder:DQfDBuilder",
+    "dqfd": AgentEntry("rlstore.agents.dqfd.config:DQfDConfig", "rlstore.agents.dqfd.builder:DQfDBuilder",
                        "DQfD (Hester et al. 2018): n-step double-Q TD + large-margin loss on demonstrations",
-                       online="agents.dqfd.online:DQfDOnline"),
-    "r2d3": AgentEntry("agents.r2d3.config:R2D3Config", "agents.r2d3.builder:R2D3Builder",
+                       online="rlstore.agents.dqfd.online:DQfDOnline"),
+    "r2d3": AgentEntry("rlstore.agents.r2d3.config:R2D3Config", "rlstore.agents.r2d3.builder:R2D3Builder",
                        "R2D3 (Paine et al. 2019): recurrent (LSTM) n-step double-Q on sequences with demonstrations",
-                       online="agents.r2d3.online:R2D3Online"),
+                       online="rlstore.agents.r2d3.online:R2D3Online"),
 }
 
 

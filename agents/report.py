@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from agents import run_manifest
-from agents.logging import read_csv
-from agents.runs import RunDirectory
+from rlstore.agents import run_manifest
+from rlstore.agents.logging import read_csv
+from rlstore.agents.runs import RunDirectory
 
 
 def plot_learning_curve(run_dir: str | Path, out: str | Path, references: Mapping[str, float] | None = None) -> Path:
@@ -55,7 +55,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path, evaluations: Mapping[
     """Writes `report.md` and `learning_curve.png` into `out_dir`; returns the markdown path.
 
     `evaluations` maps a policy's name (e.g. "bc", "expert", "random") to an
-    `agents.evaluation.evaluate` result; the first entry is the trained agent.
+    `rlstore.agents.evaluation.evaluate` result; the first entry is the trained agent.
     """
     out_dir = Path(out_dir)
     run = RunDirectory.at(run_dir)

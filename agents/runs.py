@@ -1,6 +1,6 @@
 """A run directory (what `train --out` writes and `eval`/`export --checkpoint` read) and loading from it.
 
-    DIR/run.json        the run manifest (agents.run_manifest): dataset version, config, seed, code
+    DIR/run.json        the run manifest (rlstore.agents.run_manifest): dataset version, config, seed, code
     DIR/checkpoints/    tf.train.Checkpoint files, the last few kept
     DIR/logs/           train.csv, eval.csv and TensorBoard event files
 
@@ -15,11 +15,11 @@ from typing import Any
 
 import tensorflow as tf
 
-from agents import registry, run_manifest
-from agents.checkpointing import Checkpointer
-from agents.config_args import config_from_json
-from agents.errors import AgentError
-from agents.specs import DataSpecs
+from rlstore.agents import registry, run_manifest
+from rlstore.agents.checkpointing import Checkpointer
+from rlstore.agents.config_args import config_from_json
+from rlstore.agents.errors import AgentError
+from rlstore.agents.specs import DataSpecs
 
 
 @dataclasses.dataclass(frozen=True)

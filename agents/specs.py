@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from agents.errors import AgentError
+from rlstore.agents.errors import AgentError
 from rlstore.nest import flatten, unflatten
 from rlstore.schema import Schema
 

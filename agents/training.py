@@ -16,15 +16,15 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
-from agents import registry, run_manifest
-from agents.checkpointing import Checkpointer
-from agents.config_args import config_from_json
-from agents.errors import AgentError
-from agents.evaluation import RETURN_FIELDS, env_num_actions, evaluate, make_env
-from agents.logging import RunLogger
-from agents.runs import RunDirectory
-from agents.specs import DataSpecs, specs_from_schema
-from agents.statistics import DataStatistics, compute_statistics
+from rlstore.agents import registry, run_manifest
+from rlstore.agents.checkpointing import Checkpointer
+from rlstore.agents.config_args import config_from_json
+from rlstore.agents.errors import AgentError
+from rlstore.agents.evaluation import RETURN_FIELDS, env_num_actions, evaluate, make_env
+from rlstore.agents.logging import RunLogger
+from rlstore.agents.runs import RunDirectory
+from rlstore.agents.specs import DataSpecs, specs_from_schema
+from rlstore.agents.statistics import DataStatistics, compute_statistics
 from rlstore.store import Store
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes never replay the seed the demonstrations were recorded with

@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import choose_budget, log  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 ROOT = Path(__file__).resolve().parent.parent
 RLSTORE = [sys.executable, "-m", "rlstore"]
@@ -48,7 +50,7 @@ def rates(run_dir: Path) -> dict:
     """Env steps/s and learner updates/s of a finished run directory, start-up excluded."""
     import tensorflow as tf
 
-    from agents.runs import RunDirectory
+    from rlstore.agents.runs import RunDirectory
 
     run = RunDirectory.at(run_dir)
     actors = [json.loads(path.read_text()) for path in sorted(run.logs.glob("actor-*.json"))]
@@ -61,7 +63,7 @@ def rates(run_dir: Path) -> dict:
 
 
 def supervised(store, demos: str, root: Path, actors: int, budget: dict) -> dict:
-    from agents.online.run import OnlineOptions, run
+    from rlstore.agents.online.run import OnlineOptions, run
 
     out = root / f"actors-{actors}"
     options = OnlineOptions(env=ENV, env_steps=budget["env_steps"], out=out, demos=demos, actors=actors,
@@ -104,7 +106,7 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 def separate_server(store_root: Path, demos: str, root: Path, budget: dict) -> dict:
     """`rlstore serve` in its own process, then the learner and one actor as separate commands."""
-    from agents.r2d3.config import R2D3Config
+    from rlstore.agents.r2d3.config import R2D3Config
 
     config = R2D3Config(**CONFIG)
     replay_port, learner_port = _free_port(), _free_port()
@@ -150,7 +152,7 @@ def separate_server(store_root: Path, demos: str, root: Path, budget: dict) -> d
 
 def main() -> None:
     quick, budget = choose_budget(__doc__, QUICK, FULL)
-    from datasets.demonstrations import ingest_expert_demos
+    from rlstore.datasets.demonstrations import ingest_expert_demos
     from rlstore.store import Store
 
     with tempfile.TemporaryDirectory(prefix="r2d3_actors_") as tmp:

@@ -29,8 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import choose_budget, log  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
-from datasets.external import external_file
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
+
+from rlstore.datasets.external import external_file  # noqa: E402
 
 CARTPOLE_FILE = external_file("imitation_cartpole_expert.npz")
 CARTPOLE_ENV = "gym:CartPole-v1"
@@ -43,9 +46,9 @@ EVAL_SEED = 1_000
 
 
 def train_and_evaluate(store, ref: str, run_dir: Path, env: str, updates: int, episodes: int, seed: int) -> dict:
-    from agents.evaluation import evaluate
-    from agents.runs import load_trained
-    from agents.training import Schedule, train
+    from rlstore.agents.evaluation import evaluate
+    from rlstore.agents.runs import load_trained
+    from rlstore.agents.training import Schedule, train
 
     summary = train("bc", store, ref, run_dir, Schedule(steps=updates, log_every=250), config=CONFIG, seed=seed)
     agent = load_trained(run_dir)
@@ -55,14 +58,14 @@ def train_and_evaluate(store, ref: str, run_dir: Path, env: str, updates: int, e
 
 
 def random_return(env: str, episodes: int) -> float:
-    from agents.evaluation import evaluate
+    from rlstore.agents.evaluation import evaluate
     from rlstore.envs import make_policy
 
     return evaluate(lambda e: make_policy("random", env, e, seed=EVAL_SEED), env, episodes, seed=EVAL_SEED)["return_mean"]
 
 
 def cartpole_row(store, root: Path, budget: dict) -> dict:
-    from pipelines.ingest import ingest
+    from rlstore.pipelines.ingest import ingest
 
     log(f"ingesting {CARTPOLE_FILE.name} (--format imitation)")
     manifest = ingest(store, "cartpole_imitation", [str(CARTPOLE_FILE)], format="imitation",
@@ -85,7 +88,7 @@ def cartpole_row(store, root: Path, budget: dict) -> dict:
 
 
 def catch_row(store, root: Path, budget: dict) -> dict:
-    from datasets.demonstrations import ingest_expert_demos
+    from rlstore.datasets.demonstrations import ingest_expert_demos
 
     log(f"recording {budget['catch_demos']} expert episodes of catch and ingesting them (--format npz)")
     manifest = ingest_expert_demos(store, "catch_expert", "catch", budget["catch_demos"], root / "catch_logs")

@@ -7,7 +7,7 @@ Rows:
                       and the same seeds; 100 evaluation episodes per seed.
                       Target (the issue's): DQfD at least as good as BC (mean success over the seeds).
   deep_sea_dqfd       `deep_sea:size=20` (a random policy reaches the reward with probability 2^-20), 5
-                      expert demonstration episodes, DQfD online (agents.online: a replay process, a
+                      expert demonstration episodes, DQfD online (rlstore.agents.online: a replay process, a
                       learner, one actor) for 20,000 env steps. Target: mean eval return >= 0.9.
   deep_sea_ratio_0    the same run with demo ratio 0: no demonstrations at all, i.e. plain prioritized
                       n-step double DQN with ε-greedy exploration, the control. Target: <= 0.05.
@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import choose_budget, log  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 FULL = {"seeds": [0, 1, 2], "updates": 1000, "episodes": 100, "demos": 100,
         "online_rows": ["deep_sea_dqfd", "deep_sea_ratio_0", "mountain_car_dqfd"], "online_scale": 1.0}
@@ -66,9 +68,9 @@ ONLINE_EVAL_EPISODES = 30
 
 def success(agent: str, store, ref: str, run_dir: Path, budget: dict, seed: int) -> dict:
     """Trains `agent` on `ref` and returns its catch success rate (return +1 means caught)."""
-    from agents.evaluation import evaluate
-    from agents.runs import load_trained
-    from agents.training import Schedule, train
+    from rlstore.agents.evaluation import evaluate
+    from rlstore.agents.runs import load_trained
+    from rlstore.agents.training import Schedule, train
 
     summary = train(agent, store, ref, run_dir, Schedule(steps=budget["updates"], log_every=100),
                     config=CONFIGS[agent], seed=seed, progress=False)
@@ -80,7 +82,7 @@ def success(agent: str, store, ref: str, run_dir: Path, budget: dict, seed: int)
 
 
 def catch_offline_row(store, root: Path, budget: dict) -> dict:
-    from datasets.demonstrations import ingest_expert_demos
+    from rlstore.datasets.demonstrations import ingest_expert_demos
 
     log(f"recording {budget['demos']} expert episodes of catch and ingesting them (--format npz)")
     manifest = ingest_expert_demos(store, "catch_expert", "catch", budget["demos"], root / "catch_logs")
@@ -102,12 +104,12 @@ def catch_offline_row(store, root: Path, budget: dict) -> dict:
 
 
 def online_row(store, root: Path, name: str, budget: dict, demo_refs: dict) -> dict:
-    """One online row: `rlstore run dqfd` (agents.online.run) per seed, then the final checkpoint evaluated."""
-    from agents.evaluation import evaluate
-    from agents.logging import read_csv
-    from agents.online.run import OnlineOptions, run
-    from agents.runs import load_trained
-    from datasets.demonstrations import ingest_expert_demos
+    """One online row: `rlstore run dqfd` (rlstore.agents.online.run) per seed, then the final checkpoint evaluated."""
+    from rlstore.agents.evaluation import evaluate
+    from rlstore.agents.logging import read_csv
+    from rlstore.agents.online.run import OnlineOptions, run
+    from rlstore.agents.runs import load_trained
+    from rlstore.datasets.demonstrations import ingest_expert_demos
 
     spec = ONLINE[name]
     env_steps = max(int(spec["env_steps"] * budget["online_scale"]), 1000)

@@ -2,12 +2,12 @@
 
 Workload (from the issue): episodes of 200 steps, each step a float32[4] observation, an int64
 action, a float32 reward and a float32 discount, half the episodes terminal and half cut by a
-time limit, logged as one `.npz` file per episode (`pipelines.sources.npz.write_episode`).
+time limit, logged as one `.npz` file per episode (`rlstore.pipelines.sources.npz.write_episode`).
 
 Throughput: the same log directory is written by both sides, timed around the writing call
 alone. TensorFlow and TFDS are imported, and each side has written a few warm-up episodes,
 before any timing.
-  * rlstore: `pipelines.ingest.ingest(Store(...), "bench", [logs], format="npz")` on the
+  * rlstore: `rlstore.pipelines.ingest.ingest(Store(...), "bench", [logs], format="npz")` on the
     default runner (multi-process DirectRunner on every core);
   * baseline: `tfds.dataset_builders.store_as_tfds_dataset` fed by a Python generator that loads
     each `.npz` with numpy and yields the RLDS episode, i.e. what a user writes without us.
@@ -62,14 +62,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import log, quick_parser  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 logging.getLogger().setLevel(logging.ERROR)  # Beam warns on the root logger about optional GCP clients
 
 import numpy as np  # noqa: E402
 
-from pipelines.ingest import ingest  # noqa: E402
-from pipelines.sources.npz import write_episode  # noqa: E402
+from rlstore.pipelines.ingest import ingest  # noqa: E402
+from rlstore.pipelines.sources.npz import write_episode  # noqa: E402
 from rlstore.episode import make_episode  # noqa: E402
 from rlstore.store import Store  # noqa: E402
 

@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import choose_budget, log  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 from tqdm import tqdm  # noqa: E402
 
@@ -41,8 +43,8 @@ ENV = "gym:CartPole-v1"
 
 
 def make_dataset(root: Path, episodes: int):
-    from datasets.demonstrations import record_npz_logs
-    from pipelines.ingest import ingest
+    from rlstore.datasets.demonstrations import record_npz_logs
+    from rlstore.pipelines.ingest import ingest
     from rlstore.store import Store
 
     store = Store(root / "store")
@@ -60,9 +62,9 @@ def timed(fn, updates: int) -> float:
 def main() -> None:
     quick, budget = choose_budget(__doc__, QUICK, FULL)
 
-    from agents.bc.builder import BCBuilder
-    from agents.bc.config import BCConfig
-    from agents.specs import specs_from_schema
+    from rlstore.agents.bc.builder import BCBuilder
+    from rlstore.agents.bc.config import BCConfig
+    from rlstore.agents.specs import specs_from_schema
 
     with tempfile.TemporaryDirectory(prefix="rlstore-bench-learner-") as temp:
         log(f"recording {budget['episodes']} expert episodes of {ENV} and ingesting them")

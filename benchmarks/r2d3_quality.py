@@ -1,6 +1,6 @@
 """R2D3 quality: online on the T-maze memory task, with and without demonstrations, vs feed-forward DQfD.
 
-Rows (every one an online run through `agents.online.run`, i.e. what `rlstore run` does: a Reverb
+Rows (every one an online run through `rlstore.agents.online.run`, i.e. what `rlstore run` does: a Reverb
 replay process, a learner process and one actor process on loopback):
   r2d3   `run r2d3` with 10 expert demonstration episodes (recorded by the scripted expert as npz
          logs, ingested through the Beam pipeline), demo ratio 0.25
@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import choose_budget, log  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 ENV = "tmaze:length=10"
 FULL = {"seeds": [0, 1], "env_steps": 30_000, "demos": 10, "eval_episodes": 100, "variants": ["r2d3", "r2d2", "dqfd"]}
@@ -45,7 +47,7 @@ TARGETS = {"r2d3": (">=", 0.9), "r2d2": ("<=", 0.6), "dqfd": ("<=", 0.6)}
 
 def online_run(variant: str, store, demos: str, root: Path, budget: dict, seed: int) -> dict:
     """One online run of `variant`; its final evaluation and what it cost."""
-    from agents.online.run import OnlineOptions, run
+    from rlstore.agents.online.run import OnlineOptions, run
 
     agent, with_demos, config = VARIANTS[variant]
     options = OnlineOptions(env=ENV, env_steps=budget["env_steps"], out=root / f"{variant}-{seed}",
@@ -61,7 +63,7 @@ def online_run(variant: str, store, demos: str, root: Path, budget: dict, seed: 
 def main() -> None:
     quick, budget = choose_budget(__doc__, QUICK, FULL)
     started = time.perf_counter()
-    from datasets.demonstrations import ingest_expert_demos
+    from rlstore.datasets.demonstrations import ingest_expert_demos
     from rlstore.store import Store
 
     with tempfile.TemporaryDirectory(prefix="r2d3_quality_") as tmp:

@@ -41,7 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import log, quick_parser  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

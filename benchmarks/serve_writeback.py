@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import log, quick_parser  # noqa: E402
 
-import rlstore.quiet  # noqa: E402,F401  (before TensorFlow)
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
 
 from rlstore.envs import make_environment, make_policy  # noqa: E402
 from rlstore.store import Store  # noqa: E402

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.sources.npz import write_episode
+from rlstore.pipelines.sources.npz import write_episode
 from rlstore.envs import make_environment, make_policy
 from rlstore.rollout import run_episodes
 
@@ -27,7 +27,7 @@ def ingest_expert_demos(store, dataset: str, env_spec: str, num_episodes: int, l
 
     The benchmarks start from data that went through the real ingest path, like a user's would.
     """
-    from pipelines.ingest import ingest
+    from rlstore.pipelines.ingest import ingest
 
     record_npz_logs(env_spec, "expert", num_episodes, logs_dir, seed=seed)
     return ingest(store, dataset, [str(logs_dir)], format="npz")

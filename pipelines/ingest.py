@@ -28,10 +28,10 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pipelines.notes import pop_notes
-from pipelines.quality import add_rejects
-from pipelines.sources import WorkItem, detect_format, expand_paths, get_format
-from pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
+from rlstore.pipelines.notes import pop_notes
+from rlstore.pipelines.quality import add_rejects
+from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format
+from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
 from rlstore.errors import BadInputError, StoreError
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
@@ -131,7 +131,7 @@ def ingest(
 ) -> Manifest:
     """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest.
 
-    `format_options` are keyword arguments of the source format (see `pipelines.sources`).
+    `format_options` are keyword arguments of the source format (see `rlstore.pipelines.sources`).
     `on_error` is "fail" or "skip" (see the module docstring). The manifest's `report` holds the
     quality report of the episodes this version adds.
     """

@@ -5,7 +5,7 @@ D4RL file whose last episode has neither a terminal nor a timeout (kept, but tru
 `next_observations` row that disagrees with the following step's observation (D4RL's
 out-of-sync timeouts). The reader attaches a note to the episode it yields:
 
-    from pipelines.notes import TRUNCATED, add_note, observation_jumps
+    from rlstore.pipelines.notes import TRUNCATED, add_note, observation_jumps
     add_note(episode, TRUNCATED, "the file ends inside this episode")
     for t in observation_jumps(observations, next_observations):
         add_note(episode, OBSERVATION_JUMP, "next_observations[t] != observations[t+1]", step=t)

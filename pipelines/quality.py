@@ -19,7 +19,7 @@ What it holds (for the episodes a version adds):
   dataset without terminals always has discount 1), reward outliers (more than
   OUTLIER_STDS std from the mean; a count read off the reward histogram, so "at least", and
   the places of the most extreme, at most one per episode), and every note a reader attached to an episode
-  (pipelines.notes: truncated final episodes, D4RL observation jumps).
+  (rlstore.pipelines.notes: truncated final episodes, D4RL observation jumps).
 NaN and infinite values are never stored: Schema.check rejects the episode. So they appear in
 the report through the rejects (`add_rejects`): under --on-error=skip as a `non_finite`
 warning naming the rejected episodes; under --on-error=fail the ingest stops instead.
@@ -32,8 +32,8 @@ from typing import Any, Mapping, Sequence
 import apache_beam as beam
 import numpy as np
 
-from pipelines.notes import OBSERVATION_JUMP, TRUNCATED, Note
-from pipelines.summaries import Columns, ElementMoments, Histogram, Ranked
+from rlstore.pipelines.notes import OBSERVATION_JUMP, TRUNCATED, Note
+from rlstore.pipelines.summaries import Columns, ElementMoments, Histogram, Ranked
 from rlstore.episode import Episode
 from rlstore.errors import Location
 from rlstore.nest import flatten

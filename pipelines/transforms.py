@@ -25,8 +25,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import apache_beam as beam
 import numpy as np
 
-from pipelines.notes import pop_notes
-from pipelines.quality import QualityAccumulator, QualityCombineFn
+from rlstore.pipelines.notes import pop_notes
+from rlstore.pipelines.quality import QualityAccumulator, QualityCombineFn
 from rlstore.episode import Episode
 from rlstore.errors import BadInputError
 from rlstore.nest import flatten
@@ -83,7 +83,7 @@ class IngestBatch(beam.DoFn):
         self._quality = QualityCombineFn(schema)
 
     def setup(self) -> None:
-        from pipelines.sources import get_format
+        from rlstore.pipelines.sources import get_format
 
         self._format = get_format(self._format_name, self._format_options)
         self._schema = Schema.from_json(self._schema_json)

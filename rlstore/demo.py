@@ -30,8 +30,8 @@ def run_main_job(out: str | Path, env_spec: str = "catch", episodes: int = 100, 
     """Runs every stage under `out` and returns a summary (also written to out/summary.json).
 
     `online_steps` is the DQfD online run's env-step budget (0 leaves the online stage out)."""
-    from datasets.demonstrations import record_npz_logs
-    from pipelines.ingest import ingest
+    from rlstore.datasets.demonstrations import record_npz_logs
+    from rlstore.pipelines.ingest import ingest
     from rlstore.info import describe
 
     out = Path(out)
@@ -86,7 +86,7 @@ def run_main_job(out: str | Path, env_spec: str = "catch", episodes: int = 100, 
 
 
 def _train_bc(store: Store, dataset: str, run_dir: Path, env_spec: str, steps: int, seed: int) -> Path:
-    from agents.training import Schedule, train
+    from rlstore.agents.training import Schedule, train
 
     schedule = Schedule(steps=steps, log_every=50, eval_env=env_spec, eval_every=max(steps // 5, 1), eval_episodes=20)
     result = train("bc", store, dataset, run_dir, schedule, seed=seed)
@@ -97,7 +97,7 @@ def _train_bc(store: Store, dataset: str, run_dir: Path, env_spec: str, steps: i
 
 def _run_dqfd_online(store: Store, dataset: str, run_dir: Path, env_spec: str, env_steps: int, seed: int,
                      write_back: str) -> dict:
-    from agents.online.run import OnlineOptions, run
+    from rlstore.agents.online.run import OnlineOptions, run
 
     options = OnlineOptions(env=env_spec, env_steps=env_steps, out=run_dir, demos=dataset, write_back=write_back,
                             commit_every=100, seed=seed, env_seed=seed, eval_every_env_steps=max(env_steps // 6, 1),
@@ -110,16 +110,16 @@ def _run_dqfd_online(store: Store, dataset: str, run_dir: Path, env_spec: str, e
 
 
 def _evaluate_run(run_dir: Path, env_spec: str, episodes: int) -> dict:
-    from agents.evaluation import evaluate
-    from agents.runs import load_trained
+    from rlstore.agents.evaluation import evaluate
+    from rlstore.agents.runs import load_trained
 
     agent = load_trained(run_dir)
     return evaluate(agent.make_actor, env_spec, episodes, seed=EVAL_SEED, specs=agent.specs)
 
 
 def _evaluate_all(run_dir: Path, env_spec: str, episodes: int) -> dict[str, dict]:
-    from agents.evaluation import evaluate
-    from agents.runs import load_trained
+    from rlstore.agents.evaluation import evaluate
+    from rlstore.agents.runs import load_trained
     from rlstore.envs import make_expert, make_policy
 
     agent = load_trained(run_dir)
@@ -131,8 +131,8 @@ def _evaluate_all(run_dir: Path, env_spec: str, episodes: int) -> dict[str, dict
 
 
 def _export(run_dir: Path, out: Path) -> Path:
-    from agents.export import export_saved_model
-    from agents.runs import load_trained
+    from rlstore.agents.export import export_saved_model
+    from rlstore.agents.runs import load_trained
 
     path = export_saved_model(load_trained(run_dir), out)
     print(f"    exported the policy as a SavedModel to {path}")
@@ -141,7 +141,7 @@ def _export(run_dir: Path, out: Path) -> Path:
 
 def _report(out: Path, store: Store, run_dir: Path, dataset: str, env_spec: str, evaluations: dict, policy_dir: Path,
             started: float, online: dict | None) -> Path:
-    from agents.report import write_report
+    from rlstore.agents.report import write_report
 
     notes = [
         f"Behaviour cloning on `{dataset}`: expert demonstrations of `{env_spec}` recorded as npz logs, "
@@ -183,7 +183,7 @@ def _online_notes(store: Store, dataset: str, env_spec: str, online: dict) -> li
 
 def _plot_both_curves(bc_run: Path, online_run: Path, evaluations: dict, out: Path) -> None:
     """Replaces the BC-only curve with BC's (return vs updates) and DQfD's (return vs env steps) side by side."""
-    from agents.logging import read_csv
+    from rlstore.agents.logging import read_csv
     from rlstore.report_plot import plot_curves
 
     references = {f"{name} ({evaluations[name]['return_mean']:.2f})": evaluations[name]["return_mean"]

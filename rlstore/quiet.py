@@ -1,18 +1,15 @@
-"""Keeps TensorFlow, absl and Beam from flooding the terminal.
+"""Keeps TensorFlow, absl and Beam from flooding a terminal, for entry points that own one.
 
-Imported before TensorFlow by every entry point; the environment variables only take effect if
-they are set before the first TF import.
+Nothing happens on import: the library never changes a user's environment variables, warning
+filters or loggers. Programs call `silence()` first thing (the CLI, the processes an online run
+starts, the benchmarks, the test session); the environment variables only take effect if they
+are set before the first TensorFlow import.
 """
 import logging
 import os
 import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-os.environ.setdefault("AUTOGRAPH_VERBOSITY", "0")
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-warnings.filterwarnings("ignore", category=UserWarning, module="apache_beam")
-warnings.filterwarnings("ignore", category=FutureWarning)
+_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "AUTOGRAPH_VERBOSITY": "0"}
 
 
 class _DropNoise(logging.Filter):
@@ -22,9 +19,19 @@ class _DropNoise(logging.Filter):
         return "apitools not found" not in record.getMessage()
 
 
-def silence_loggers() -> None:
-    """Turns down the Python loggers of our dependencies (safe to call repeatedly)."""
-    logging.getLogger().addFilter(_DropNoise())
+def silence() -> None:
+    """Quiets TF's C++ logs, gRPC, AutoGraph, deprecation chatter and dependency loggers.
+
+    Safe to call repeatedly; variables the user has already set are left as they are.
+    """
+    for name, value in _ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="apache_beam")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    root = logging.getLogger()
+    if not any(isinstance(f, _DropNoise) for f in root.filters):
+        root.addFilter(_DropNoise())
     for name in ("absl", "apache_beam", "tensorflow", "tensorflow_datasets", "distributed"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
@@ -33,6 +40,3 @@ def silence_loggers() -> None:
         absl_logging.set_verbosity(absl_logging.ERROR)
     except ImportError:
         pass
-
-
-silence_loggers()

@@ -75,7 +75,6 @@ def finish_segment(
     lineage: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Names the shards as TFDS expects, writes TFDS metadata, returns the segment record."""
-    import rlstore.quiet  # noqa: F401  (before TF)
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import naming
 

@@ -167,7 +167,6 @@ class Store:
 
     def builder(self, ref: str | DatasetRef):
         """A stock TFDS builder over every segment of the version."""
-        import rlstore.quiet  # noqa: F401  (before TF)
         import tensorflow_datasets as tfds
 
         return tfds.builder_from_directories([str(p) for p in self.segment_dirs(ref)])

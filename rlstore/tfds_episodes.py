@@ -12,7 +12,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-import rlstore.quiet  # noqa: F401  (before TF)
 from rlstore.episode import Episode, zero_fill_last_step
 
 

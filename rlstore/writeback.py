@@ -43,11 +43,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import dm_env
 
+from rlstore.child_env import child_environment
 from rlstore.errors import BadInputError, RlstoreError
 from rlstore.names import validate_name
 from rlstore.store import Store
@@ -199,8 +199,7 @@ class WriteBack:
         returned_read, returned_write = os.pipe()
         life_read, self._lifeline = os.pipe()
         region_fd, region = shared_region()
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        env = child_environment()
         child_fds = (data_read, reply_write, life_read, region_fd, returned_write)
         self._process = subprocess.Popen([sys.executable, "-m", "rlstore.writeback_worker", *map(str, child_fds)],
                                          pass_fds=child_fds, env=env)

@@ -20,7 +20,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import tree
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 from rlstore.reading.transforms import episode_sequences, episode_transitions

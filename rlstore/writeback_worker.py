@@ -49,7 +49,6 @@ class StreamSink:
                  replay: str | None, layout: dict[str, Any] | None):
         """`layout` is a replay `Layout` as `Layout.to_json` gives it (default: `Layout()`)."""
         # Imported now rather than at the first commit, which would stall the actor for seconds.
-        import rlstore.quiet  # noqa: F401
         import tensorflow  # noqa: F401
         import tensorflow_datasets  # noqa: F401
 
@@ -114,6 +113,9 @@ def _exit_with(lifeline: Connection) -> None:
 
 
 def main(argv: list[str]) -> int:
+    from rlstore.quiet import silence
+
+    silence()  # this process owns no terminal, but its log should stay readable
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     data_fd, reply_fd, lifeline_fd, region_fd, returned_fd = (int(fd) for fd in argv)

@@ -1,12 +1,11 @@
 """Session-wide fixtures: TensorFlow is imported once per worker and expensive data built once."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import rlstore.quiet  # noqa: E402,F401
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # the test session is a program of its own: keep its output readable
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def rich_episode(length: int, seed: int) -> Episode:
 
 
 def write_npz_logs(directory: Path, episodes: Sequence[Episode]) -> list[Path]:
-    from pipelines.sources.npz import write_episode
+    from rlstore.pipelines.sources.npz import write_episode
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []

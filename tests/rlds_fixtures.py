@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-import rlstore.quiet  # noqa: F401  (before TF)
 
 Episode = dict[str, Any]
 
@@ -243,8 +242,8 @@ def rlstore_episode(episode_id: int, length: int, terminal: bool, rng: np.random
 
 def write_rlstore_segment(directory: str | Path, seed: int = 0) -> tuple[Path, list[Episode]]:
     """npz logs ingested into a fresh store under `directory`; returns one segment directory."""
-    from pipelines.ingest import ingest
-    from pipelines.sources.npz import write_episode
+    from rlstore.pipelines.ingest import ingest
+    from rlstore.pipelines.sources.npz import write_episode
     from rlstore.store import Store
 
     directory = Path(directory)

@@ -2,7 +2,6 @@
 import shutil
 
 import numpy as np
-import pytest
 
 from rlstore.cli import main
 from rlstore.store import Store

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from agents.errors import AgentError
-from agents.evaluation import evaluate
-from agents.logging import read_csv
-from agents.runs import load_trained
-from agents.training import Schedule, train
+from rlstore.agents.errors import AgentError
+from rlstore.agents.evaluation import evaluate
+from rlstore.agents.logging import read_csv
+from rlstore.agents.runs import load_trained
+from rlstore.agents.training import Schedule, train
 from rlstore.envs import make_environment, make_expert, make_policy
 from rlstore.rollout import run_episodes
 from rlstore.store import Store
@@ -150,7 +150,7 @@ def test_dict_image_observations_and_continuous_losses(tmp_path):
         assert rows[-1]["loss"] < rows[0]["loss"]
         agent = load_trained(out)
         assert agent.specs.observation["pixels"].image and not agent.specs.observation["state/pos"].image
-    from agents.export import export_saved_model
+    from rlstore.agents.export import export_saved_model
 
     exported = export_saved_model(agent, tmp_path / "policy")
     episode = rich_episode(3, seed=99)
@@ -176,7 +176,7 @@ def test_dict_image_observations_and_continuous_losses(tmp_path):
 def test_losses_ignore_last_steps_and_match_their_formulas():
     import tensorflow as tf
 
-    from agents.bc.learning import cross_entropy_loss, gaussian_nll_loss, mse_loss
+    from rlstore.agents.bc.learning import cross_entropy_loss, gaussian_nll_loss, mse_loss
 
     logits = tf.constant([[2.0, 0.0, -1.0], [0.0, 1.0, 0.0], [5.0, 5.0, 5.0]])
     mask = tf.constant([1.0, 1.0, 0.0])  # the third row is an episode's last step

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.ingest import ingest
-from pipelines.sources.npz import write_episode
+from rlstore.pipelines.ingest import ingest
+from rlstore.pipelines.sources.npz import write_episode
 from rlstore.errors import BadInputError
 from rlstore.store import Store
 from tests.format_fixtures import stock_read

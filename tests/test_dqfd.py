@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agents.dqfd.builder import DQfDBuilder
-from agents.dqfd.config import DQfDConfig
-from agents.dqfd.data import demonstration_batches
-from agents.dqfd.losses import double_q_target, dqfd_loss, margin_loss
-from agents.evaluation import evaluate
-from agents.runs import load_trained
-from agents.specs import ActionSpec, ArraySpec, DataSpecs
+from rlstore.agents.dqfd.builder import DQfDBuilder
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.dqfd.data import demonstration_batches
+from rlstore.agents.dqfd.losses import double_q_target, dqfd_loss, margin_loss
+from rlstore.agents.evaluation import evaluate
+from rlstore.agents.runs import load_trained
+from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs
 from rlstore.envs import make_environment, make_expert, make_policy
 from rlstore.episode import make_episode
 from rlstore.rollout import run_episodes

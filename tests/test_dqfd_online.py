@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -20,12 +18,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # Reverb's import-time distutils version check
     import reverb
 
-from agents.dqfd import replay
-from agents.dqfd.config import DQfDConfig
-from agents.dqfd.online import DQfDOnline
-from agents.logging import read_csv
-from agents.online.context import RunContext, specs_from_environment
-from agents.runs import RunDirectory
+from rlstore.agents.dqfd import replay
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.dqfd.online import DQfDOnline
+from rlstore.agents.logging import read_csv
+from rlstore.agents.online.context import RunContext, specs_from_environment
+from rlstore.agents.runs import RunDirectory
 from rlstore.envs import make_environment, make_expert, make_policy
 from rlstore.rollout import run_episodes
 from rlstore.store import Store

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from pipelines.ingest import ingest
+from rlstore.pipelines.ingest import ingest
 from rlstore.info import describe
 from rlstore.store import Store
 from tests.helpers import rich_episode, steps_equal, write_npz_logs

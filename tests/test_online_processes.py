@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from agents.errors import AgentError
-from agents.online.processes import ProcessGroup
-from agents.online.variables import VariableClient, VariableServer
+from rlstore.agents.errors import AgentError
+from rlstore.agents.online.processes import ProcessGroup
+from rlstore.agents.online.variables import VariableClient, VariableServer
 
 # A child that exits 0 on SIGINT after writing where it stopped (the clean-shutdown contract).
 _POLITE = textwrap.dedent("""
     import signal, sys, time
-    from agents.online.processes import watch_lifeline
+    from rlstore.agents.online.processes import watch_lifeline
     watch_lifeline()
     stop = []
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -95,7 +95,7 @@ def test_wait_returns_when_the_named_children_succeed_and_stop_kills_stragglers(
 def test_children_exit_when_the_supervisor_is_killed(tmp_path):
     supervisor = textwrap.dedent(f"""
         import sys, time
-        from agents.online.processes import ProcessGroup
+        from rlstore.agents.online.processes import ProcessGroup
         group = ProcessGroup()
         child = group.start("child", ["-c", {_POLITE!r}, {str(tmp_path / 'never')!r}])
         print(child.pid, flush=True)

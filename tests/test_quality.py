@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.ingest import ingest
-from pipelines.notes import OBSERVATION_JUMP, TRUNCATED, add_note, observation_jumps, pop_notes
-from pipelines.quality import QualityCombineFn
-from pipelines.summaries import MAX_BINS, ElementMoments, Histogram
+from rlstore.pipelines.ingest import ingest
+from rlstore.pipelines.notes import OBSERVATION_JUMP, TRUNCATED, add_note, observation_jumps, pop_notes
+from rlstore.pipelines.quality import QualityCombineFn
+from rlstore.pipelines.summaries import MAX_BINS, ElementMoments, Histogram
 from rlstore.cli import main
 from rlstore.episode import make_episode
 from rlstore.errors import Location

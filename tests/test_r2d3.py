@@ -11,15 +11,15 @@ import pytest
 import reverb
 import tensorflow as tf
 
-from agents.evaluation import evaluate
-from agents.export import export_saved_model
-from agents.r2d3 import replay
-from agents.r2d3.adder import SequenceInserter, episode_items
-from agents.r2d3.builder import R2D3Builder
-from agents.r2d3.config import R2D3Config
-from agents.r2d3.losses import inverse_value_rescale, n_step_returns, r2d3_loss, value_rescale
-from agents.runs import load_trained
-from agents.specs import ActionSpec, ArraySpec, DataSpecs
+from rlstore.agents.evaluation import evaluate
+from rlstore.agents.export import export_saved_model
+from rlstore.agents.r2d3 import replay
+from rlstore.agents.r2d3.adder import SequenceInserter, episode_items
+from rlstore.agents.r2d3.builder import R2D3Builder
+from rlstore.agents.r2d3.config import R2D3Config
+from rlstore.agents.r2d3.losses import inverse_value_rescale, n_step_returns, r2d3_loss, value_rescale
+from rlstore.agents.runs import load_trained
+from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs
 from rlstore import reading
 from rlstore.episode import make_episode
 from rlstore.replay import load_version, sample_dataset, sequence_signature
@@ -171,8 +171,8 @@ def _processes_mentioning(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def online_run(tmp_path_factory):
     """One short online run, shared: replay server, learner and one actor as processes on loopback."""
-    from agents.online.run import OnlineOptions, run
-    from datasets.demonstrations import ingest_expert_demos
+    from rlstore.agents.online.run import OnlineOptions, run
+    from rlstore.datasets.demonstrations import ingest_expert_demos
 
     root = tmp_path_factory.mktemp("r2d3_online")
     store = Store(root / "store")

@@ -5,9 +5,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from pipelines.ingest import ingest, plan
-from pipelines.notes import pop_notes
-from pipelines.sources.d4rl import D4rlFormat
+from rlstore.pipelines.ingest import ingest, plan
+from rlstore.pipelines.notes import pop_notes
+from rlstore.pipelines.sources.d4rl import D4rlFormat
 from rlstore.cli import main
 from rlstore.errors import BadInputError
 from rlstore.store import Store

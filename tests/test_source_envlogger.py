@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from pipelines.ingest import ingest, plan
+from rlstore.pipelines.ingest import ingest, plan
 from rlstore.errors import BadInputError
 from rlstore.store import Store
 from tests.format_fixtures import assert_rejected, assert_trees_equal, stock_read, write_envlogger_log
@@ -81,7 +81,7 @@ def test_missing_shard_file(tmp_path, log):
 def test_damaged_records_name_the_episode(tmp_path, log):
     import shutil
 
-    from pipelines.sources.envlogger import EnvloggerFormat
+    from rlstore.pipelines.sources.envlogger import EnvloggerFormat
 
     directory, _ = log
     copy = tmp_path / "log"
@@ -100,7 +100,7 @@ def test_damaged_records_name_the_episode(tmp_path, log):
 def test_reset_only_episode_takes_its_zeros_from_the_specs(tmp_path):
     import envlogger
 
-    from pipelines.sources.envlogger import EnvloggerFormat
+    from rlstore.pipelines.sources.envlogger import EnvloggerFormat
     from rlstore.envs import make_environment
 
     directory = tmp_path / "log"

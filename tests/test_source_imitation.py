@@ -3,9 +3,9 @@ unpickling, through the Beam pipeline and read back with stock TFDS."""
 import numpy as np
 import pytest
 
-from datasets.external import external_file
-from pipelines.ingest import ingest, plan
-from pipelines.sources.imitation import ImitationFormat
+from rlstore.datasets.external import external_file
+from rlstore.pipelines.ingest import ingest, plan
+from rlstore.pipelines.sources.imitation import ImitationFormat
 from rlstore.errors import BadInputError
 from rlstore.store import Store
 from tests.format_fixtures import assert_rejected, stock_read

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from pipelines.ingest import ingest, plan
+from rlstore.pipelines.ingest import ingest, plan
 from rlstore.errors import BadInputError
 from rlstore.store import Store
 from tests.format_fixtures import assert_rejected, assert_trees_equal, stock_read, write_minari_dataset

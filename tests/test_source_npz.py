@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipelines.sources.npz import NpzFormat, episode_from_arrays, write_episode
+from rlstore.pipelines.sources.npz import NpzFormat, episode_from_arrays, write_episode
 from rlstore.errors import BadInputError, Location
 from tests.helpers import rich_episode, steps_equal
 

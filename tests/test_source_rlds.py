@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rlstore.quiet  # noqa: F401  (before TF)
-from pipelines.ingest import ingest
+from rlstore.pipelines.ingest import ingest
 from rlstore.errors import BadInputError
 from rlstore.store import Store
 from tests import rlds_fixtures as fx

@@ -46,7 +46,7 @@ def _replay_server(spec, layout):
     import reverb
 
     from rlstore.replay import sequence_signature, transition_signature
-    from rlstore.schema import FieldSpec, Schema
+    from rlstore.schema import Schema
 
     environment = make_environment(spec, seed=0)
     schema = Schema.derive(next(run_episodes(environment, make_policy("random", spec, environment, seed=0), 1)))

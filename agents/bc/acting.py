@@ -10,8 +10,8 @@ from typing import Any
 import sonnet as snt
 import tensorflow as tf
 
-from agents.networks import PolicyNetwork
-from agents.specs import ActionSpec
+from rlstore.agents.networks import PolicyNetwork
+from rlstore.agents.specs import ActionSpec
 
 
 class BCPolicy(snt.Module):

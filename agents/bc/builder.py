@@ -5,13 +5,13 @@ from typing import Any
 
 import tensorflow as tf
 
-from agents.actors import FeedForwardActor
-from agents.bc.acting import BCPolicy
-from agents.bc.config import BCConfig
-from agents.bc.learning import BCLearner
-from agents.networks import PolicyNetwork
-from agents.specs import DataSpecs
-from agents.statistics import DataStatistics
+from rlstore.agents.actors import FeedForwardActor
+from rlstore.agents.bc.acting import BCPolicy
+from rlstore.agents.bc.config import BCConfig
+from rlstore.agents.bc.learning import BCLearner
+from rlstore.agents.networks import PolicyNetwork
+from rlstore.agents.specs import DataSpecs
+from rlstore.agents.statistics import DataStatistics
 from rlstore import reading
 from rlstore.store import Store
 
@@ -19,7 +19,7 @@ STEP_FIELDS = ("observation", "action", "is_last")
 
 
 class BCBuilder:
-    """The `AgentBuilder` of BC (see agents.registry)."""
+    """The `AgentBuilder` of BC (see rlstore.agents.registry)."""
 
     def make_networks(self, specs: DataSpecs, config: BCConfig,
                       statistics: DataStatistics | None = None) -> PolicyNetwork:

@@ -17,10 +17,10 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
-from agents.bc.config import BCConfig
-from agents.networks import PolicyNetwork
-from agents.update_loop import Metrics, mean_metrics
-from agents.specs import ActionSpec
+from rlstore.agents.bc.config import BCConfig
+from rlstore.agents.networks import PolicyNetwork
+from rlstore.agents.update_loop import Metrics, mean_metrics
+from rlstore.agents.specs import ActionSpec
 
 Batch = Mapping[str, Any]
 LossFn = Callable[[dict[str, tf.Tensor], tf.Tensor, tf.Tensor], Metrics]

@@ -13,9 +13,9 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
-from agents.actors import FeedForwardActor
-from agents.dqfd.networks import QNetwork
-from agents.specs import ActionSpec, DataSpecs
+from rlstore.agents.actors import FeedForwardActor
+from rlstore.agents.dqfd.networks import QNetwork
+from rlstore.agents.specs import ActionSpec, DataSpecs
 
 
 class GreedyPolicy(snt.Module):
@@ -31,7 +31,7 @@ class GreedyPolicy(snt.Module):
 
 
 class EpsilonGreedyActor:
-    """An online actor (agents.online's OnlineActor): ε-greedy on the online Q-network.
+    """An online actor (rlstore.agents.online's OnlineActor): ε-greedy on the online Q-network.
 
     Its network's variables are overwritten with the learner's published ones; `layout` names
     the replay table (and rows) its finished episodes go to.

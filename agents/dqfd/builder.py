@@ -6,20 +6,20 @@ from typing import Any
 
 import tensorflow as tf
 
-from agents.actors import FeedForwardActor
-from agents.dqfd.acting import GreedyPolicy
-from agents.dqfd.config import DQfDConfig
-from agents.dqfd.data import demonstration_batches
-from agents.dqfd.learning import DQfDLearner
-from agents.dqfd.networks import DQfDNetworks, QNetwork
-from agents.errors import AgentError
-from agents.specs import DataSpecs
-from agents.statistics import DataStatistics
+from rlstore.agents.actors import FeedForwardActor
+from rlstore.agents.dqfd.acting import GreedyPolicy
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.dqfd.data import demonstration_batches
+from rlstore.agents.dqfd.learning import DQfDLearner
+from rlstore.agents.dqfd.networks import DQfDNetworks, QNetwork
+from rlstore.agents.errors import AgentError
+from rlstore.agents.specs import DataSpecs
+from rlstore.agents.statistics import DataStatistics
 from rlstore.store import Store
 
 
 class DQfDBuilder:
-    """The `AgentBuilder` of DQfD (see agents.registry). Q-learning needs discrete actions."""
+    """The `AgentBuilder` of DQfD (see rlstore.agents.registry). Q-learning needs discrete actions."""
 
     def make_networks(self, specs: DataSpecs, config: DQfDConfig,
                       statistics: DataStatistics | None = None) -> DQfDNetworks:

@@ -1,4 +1,4 @@
-"""The DQfD learner: Adam on J(Q) (agents.dqfd.losses) and the periodic target-network sync.
+"""The DQfD learner: Adam on J(Q) (rlstore.agents.dqfd.losses) and the periodic target-network sync.
 
 As for BC, updates run in an in-graph loop (`tf.function` over `tf.range`) pulling prefetched
 batches from a tf.data iterator inside the graph, so Python never sits between two updates.
@@ -12,17 +12,17 @@ from typing import Any, Mapping
 import sonnet as snt
 import tensorflow as tf
 
-from agents.dqfd.config import DQfDConfig
-from agents.dqfd.losses import METRICS, LossOutput, dqfd_loss
-from agents.dqfd.networks import DQfDNetworks
-from agents.update_loop import Metrics, mean_metrics
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.dqfd.losses import METRICS, LossOutput, dqfd_loss
+from rlstore.agents.dqfd.networks import DQfDNetworks
+from rlstore.agents.update_loop import Metrics, mean_metrics
 
 
 class DQfDLearner:
-    """Owns the optimizer and the update counter; `run(n)` performs n updates (agents.registry.Learner)."""
+    """Owns the optimizer and the update counter; `run(n)` performs n updates (rlstore.agents.registry.Learner)."""
 
     def __init__(self, networks: DQfDNetworks, dataset: tf.data.Dataset | None, config: DQfDConfig):
-        """`dataset` None: a subclass brings its own batches (agents.dqfd.online_learning)."""
+        """`dataset` None: a subclass brings its own batches (rlstore.agents.dqfd.online_learning)."""
         self._networks = networks
         self._config = config
         self._optimizer = snt.optimizers.Adam(config.learning_rate)

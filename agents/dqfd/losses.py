@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
 
-from agents.dqfd.config import DQfDConfig
-from agents.dqfd.networks import DQfDNetworks
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.dqfd.networks import DQfDNetworks
 
 METRICS = ("loss", "td_loss", "n_step_td_loss", "margin_loss", "l2_loss", "demo_accuracy", "q_mean")
 
@@ -65,7 +65,7 @@ def l2_penalty(variables: Sequence[tf.Variable]) -> tf.Tensor:
 
 
 def dqfd_loss(networks: DQfDNetworks, batch: Mapping[str, Any], config: DQfDConfig) -> LossOutput:
-    """J(Q) on one batch of rows (fields as in agents.dqfd.data.ROW_FIELDS).
+    """J(Q) on one batch of rows (fields as in rlstore.agents.dqfd.data.ROW_FIELDS).
 
     Per-row terms are averaged over the whole batch (non-demonstration rows contribute 0 to J_E),
     so a demonstration's margin term has the same scale whatever the batch's demo share.

@@ -2,7 +2,7 @@
 
 The Q-network reuses the shared observation encoder (so dict and image observations and the
 dataset's standardisation work as for BC), then an MLP torso and the shared plain or dueling
-head; the learner holds it with its target copy (agents.networks.OnlineAndTarget).
+head; the learner holds it with its target copy (rlstore.agents.networks.OnlineAndTarget).
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any, Mapping, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-from agents.networks import ObservationEncoder, OnlineAndTarget, QHead
-from agents.specs import ArraySpec
+from rlstore.agents.networks import ObservationEncoder, OnlineAndTarget, QHead
+from rlstore.agents.specs import ArraySpec
 
 
 class QNetwork(snt.Module):

@@ -1,9 +1,9 @@
-"""DQfD online (`rlstore run dqfd`): the agent's side of agents.online's plug-in shape.
+"""DQfD online (`rlstore run dqfd`): the agent's side of rlstore.agents.online's plug-in shape.
 
-Replay: agents.dqfd.replay (a never-evicted demonstration table, bulk-loaded from the exact
+Replay: rlstore.agents.dqfd.replay (a never-evicted demonstration table, bulk-loaded from the exact
 demonstration version, and the agent's rate-limited replay table). Learner:
-agents.dqfd.online_learning (pre-training on demonstrations, then mixed prioritized batches).
-Actors: ε-greedy on the learner's latest online Q-network (agents.dqfd.acting).
+rlstore.agents.dqfd.online_learning (pre-training on demonstrations, then mixed prioritized batches).
+Actors: ε-greedy on the learner's latest online Q-network (rlstore.agents.dqfd.acting).
 
 With `demo_ratio` 0 the run uses no demonstrations at all (no demonstration table, no
 pre-training; the margin loss sees no demonstration rows): plain prioritized n-step double
@@ -11,17 +11,16 @@ DQN, the control DQfD is measured against.
 """
 from __future__ import annotations
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
-from agents.dqfd import replay
-from agents.dqfd.acting import EpsilonGreedyActor
-from agents.dqfd.builder import DQfDBuilder
-from agents.dqfd.online_learning import OnlineDQfDLearner
-from agents.errors import AgentError
-from agents.online.context import RunContext
-from agents.statistics import compute_statistics
+from rlstore.agents.dqfd import replay
+from rlstore.agents.dqfd.acting import EpsilonGreedyActor
+from rlstore.agents.dqfd.builder import DQfDBuilder
+from rlstore.agents.dqfd.online_learning import OnlineDQfDLearner
+from rlstore.agents.errors import AgentError
+from rlstore.agents.online.context import RunContext
+from rlstore.agents.statistics import compute_statistics
 from rlstore.replay import TRANSITIONS, load_version
 from rlstore.replay.tables import preload_bound
 
@@ -29,7 +28,7 @@ ACTOR_SEED_STRIDE = 7919  # actors explore with different, reproducible random s
 
 
 class DQfDOnline:
-    """`factory(context) -> OnlineAgent` for DQfD (registered in agents.registry)."""
+    """`factory(context) -> OnlineAgent` for DQfD (registered in rlstore.agents.registry)."""
 
     def __init__(self, context: RunContext):
         config = context.config

@@ -2,17 +2,17 @@
 
 1. Pre-training: `pretrain_steps` updates on demonstrations alone (batches of the demo table).
 2. Online: every batch mixes demonstrations and the agent's replay at `demo_ratio`
-   (agents.dqfd.replay). Demonstrations stay available for the whole run.
+   (rlstore.agents.dqfd.replay). Demonstrations stay available for the whole run.
 
 Each update (in graph, inside the same `tf.function` loop as the offline learner's):
 - importance-sampling weights per row, w = (N · P(i))^-β with its own table's size N and
   sampling probability P(i), normalised by the batch's largest weight (Schaul et al. 2016);
   β is annealed linearly from β0 (`importance_exponent`) to 1 over the run's expected updates;
-- J(Q) with those weights (agents.dqfd.losses, unchanged from the offline learner);
+- J(Q) with those weights (rlstore.agents.dqfd.losses, unchanged from the offline learner);
 - new priorities |δ| + ε, plus ε_d on demonstration rows (Hester et al. 2018, section 3.1),
   sent to each row's table with Reverb's TF client right after the step.
 
-When a table's rate limiter blocks sampling for agents.prioritized.SAMPLE_TIMEOUT_MS (the
+When a table's rate limiter blocks sampling for rlstore.agents.prioritized.SAMPLE_TIMEOUT_MS (the
 actors are behind, or have stopped), `run` returns early with what it did; the next call
 starts a new sampling stream.
 """
@@ -20,23 +20,22 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
-from agents.dqfd.config import DQfDConfig
-from agents.dqfd.learning import DQfDLearner
-from agents.dqfd.losses import METRICS
-from agents.dqfd.networks import DQfDNetworks
-from agents.dqfd.replay import DEMO_TABLE, REPLAY_TABLE, BatchSplit
-from agents.prioritized import importance_weights
-from agents.update_loop import mean_metrics
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.dqfd.learning import DQfDLearner
+from rlstore.agents.dqfd.losses import METRICS
+from rlstore.agents.dqfd.networks import DQfDNetworks
+from rlstore.agents.dqfd.replay import DEMO_TABLE, REPLAY_TABLE, BatchSplit
+from rlstore.agents.prioritized import importance_weights
+from rlstore.agents.update_loop import mean_metrics
 
 ONLINE_METRICS = METRICS + ("demo_fraction", "beta", "priority_mean")
 
 
 class OnlineDQfDLearner(DQfDLearner):
-    """The OnlineLearner of agents.online for DQfD (see the module docstring)."""
+    """The OnlineLearner of rlstore.agents.online for DQfD (see the module docstring)."""
 
     def __init__(self, networks: DQfDNetworks, config: DQfDConfig, replay_address: str,
                  batches: Callable[[BatchSplit], tf.data.Dataset], pretrain_steps: int, anneal_updates: int):

@@ -28,14 +28,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
-from agents.dqfd.config import DQfDConfig
-from agents.online.context import actor_schema
-from agents.prioritized import SAMPLE_TIMEOUT_MS, sample_info
-from agents.specs import DataSpecs
+from rlstore.agents.dqfd.config import DQfDConfig
+from rlstore.agents.online.context import actor_schema
+from rlstore.agents.prioritized import SAMPLE_TIMEOUT_MS, sample_info
+from rlstore.agents.specs import DataSpecs
 from rlstore.replay import TRANSITIONS, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, transition_signature
 
@@ -89,7 +88,7 @@ def make_tables(config: DQfDConfig, specs: DataSpecs, num_demo_items: int) -> li
 def sampled_batches(address: str, split: BatchSplit) -> tf.data.Dataset:
     """Endless batches of `split.demo_rows` demonstration rows then `split.replay_rows` agent rows.
 
-    Each element: agents.dqfd.data.ROW_FIELDS except `weight` (the learner computes it), plus
+    Each element: rlstore.agents.dqfd.data.ROW_FIELDS except `weight` (the learner computes it), plus
     `key`, `probability` and `table_size` per row. A table that blocks for SAMPLE_TIMEOUT_MS ends
     the dataset.
     """

@@ -3,7 +3,7 @@
     replay   a Reverb server with the agent's tables (e.g. demonstrations + the agent's replay),
              at --replay-address
     learner  trains from the replay tables; hosts a one-table Reverb server ("variables", see
-             `agents.online.variables`) from which actors pull weights, at --learner-address;
+             `rlstore.agents.online.variables`) from which actors pull weights, at --learner-address;
              writes checkpoints and logs/train.csv into the run directory
     actor i  plays the environment with the latest weights; inserts every finished episode
              into the replay tables; with --write-back NAME, appends every episode to the
@@ -12,7 +12,7 @@
 
 Everything talks gRPC, so `--role replay|learner|actor` runs one part (on any host, with the
 others' addresses); `--role all` (the default) starts every part as a child of `rlstore run`
-on loopback and supervises them (`agents.online.processes.ProcessGroup`): Ctrl-C, or any part
+on loopback and supervises them (`rlstore.agents.online.processes.ProcessGroup`): Ctrl-C, or any part
 failing, stops every part cleanly (actors commit what they wrote, the learner checkpoints).
 The run directory has the layout of a `train` run (run.json, checkpoints/, logs/), so
 `rlstore eval` and `rlstore export` work on it unchanged.
@@ -24,8 +24,8 @@ loops, shared by every agent), `run` (the run manifest, the supervisor; what the
 
 The plug-in shape
 -----------------
-An agent opts in through `agents.registry.AgentEntry.online`: "module:attribute" of a callable
-`factory(context: agents.online.context.RunContext) -> OnlineAgent`, called once in every
+An agent opts in through `rlstore.agents.registry.AgentEntry.online`: "module:attribute" of a callable
+`factory(context: rlstore.agents.online.context.RunContext) -> OnlineAgent`, called once in every
 process of the run. `RunContext` carries the store, the environment spec, the demonstration
 version (exact "NAME@V", or None), the agent's config, the seed, the specs (from the
 environment, checked against the demonstrations), the run directory and the actor count.

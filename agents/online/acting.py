@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents import run_manifest
-from agents.evaluation import RETURN_FIELDS, check_environment, evaluate, make_env
-from agents.logging import RunLogger
-from agents.online.context import RunContext
-from agents.online.variables import VariableClient
+from rlstore.agents import run_manifest
+from rlstore.agents.evaluation import RETURN_FIELDS, check_environment, evaluate, make_env
+from rlstore.agents.logging import RunLogger
+from rlstore.agents.online.context import RunContext
+from rlstore.agents.online.variables import VariableClient
 from rlstore.rollout import EpisodeRecorder
 from rlstore.writeback import WriteBack
 from rlstore.writeback_replay import ReplayInserter
@@ -49,7 +49,7 @@ def summary_path(context: RunContext, index: int) -> Path:
 
 
 def eval_row(result: dict[str, Any], learner_step: int) -> dict[str, Any]:
-    """The logs/eval.csv row of an `agents.evaluation.evaluate` result (actor 0's and the final one)."""
+    """The logs/eval.csv row of an `rlstore.agents.evaluation.evaluate` result (actor 0's and the final one)."""
     return {"learner_step": learner_step, **{k: result[k] for k in RETURN_FIELDS}}
 
 

@@ -18,11 +18,11 @@ import dm_env
 import numpy as np
 from dm_env import specs as dm_specs
 
-from agents import registry, run_manifest
-from agents.config_args import config_from_json
-from agents.errors import AgentError
-from agents.runs import RunDirectory
-from agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, specs_from_schema
+from rlstore.agents import registry, run_manifest
+from rlstore.agents.config_args import config_from_json
+from rlstore.agents.errors import AgentError
+from rlstore.agents.runs import RunDirectory
+from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, specs_from_schema
 from rlstore.episode import make_episode
 from rlstore.schema import Schema
 from rlstore.store import Store
@@ -30,7 +30,7 @@ from rlstore.store import Store
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
-    """An online run as its parts see it (see agents.online for the plug-in shape)."""
+    """An online run as its parts see it (see rlstore.agents.online for the plug-in shape)."""
 
     agent: str
     run_id: str

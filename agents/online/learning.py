@@ -20,10 +20,10 @@ import sys
 import threading
 import time
 
-from agents.checkpointing import Checkpointer
-from agents.logging import RunLogger
-from agents.online.context import RunContext
-from agents.online.variables import VariableServer
+from rlstore.agents.checkpointing import Checkpointer
+from rlstore.agents.logging import RunLogger
+from rlstore.agents.online.context import RunContext
+from rlstore.agents.online.variables import VariableServer
 
 CHUNK = 25
 LOG_EVERY = 250

@@ -1,6 +1,6 @@
-"""A child process of an online run: `python -m agents.online.main --out DIR --role ROLE ...`.
+"""A child process of an online run: `python -m rlstore.agents.online.main --out DIR --role ROLE ...`.
 
-Started by `agents.online.run` (through a ProcessGroup) for `rlstore run --role all`; the run
+Started by `rlstore.agents.online.run` (through a ProcessGroup) for `rlstore run --role all`; the run
 directory's run.json tells it everything else. SIGINT/SIGTERM ask for a clean stop (exit 0);
 any other failure prints one line (and the traceback, which lands in the child's log) and
 exits 1, which makes the supervisor stop the whole run.
@@ -12,13 +12,14 @@ import os
 import sys
 import traceback
 
-import rlstore.quiet  # noqa: F401  (before TF)
-
-from agents.online.processes import stop_event, watch_lifeline
+from rlstore.agents.online.processes import stop_event, watch_lifeline
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="agents.online.main")
+    from rlstore.quiet import silence
+
+    silence()  # before TF
+    parser = argparse.ArgumentParser(prog="rlstore.agents.online.main")
     parser.add_argument("--out", required=True)
     parser.add_argument("--role", required=True, choices=("replay", "learner", "actor"))
     parser.add_argument("--index", type=int, default=0)
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     stop = stop_event()
     watch_lifeline()
-    from agents.online.run import run_role
+    from rlstore.agents.online.run import run_role
 
     try:
         run_role(args.out, args.role, args.index, args.replay_address, args.learner_address, stop)

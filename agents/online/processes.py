@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from agents.errors import AgentError
+from rlstore.agents.errors import AgentError
+from rlstore.child_env import child_environment
 
 LIFELINE_ENV = "RLSTORE_LIFELINE_FD"
 _POLL_SECONDS = 0.1
 _TAIL_LINES = 12
-_REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ProcessGroup:
@@ -49,8 +49,7 @@ class ProcessGroup:
         """Runs `[sys.executable, *argv]` with the repository importable, as child `name`."""
         if name in self._children:
             raise AgentError(f"a process named {name!r} was already started")
-        path = [_REPO_ROOT, os.environ.get("PYTHONPATH")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path)), LIFELINE_ENV: str(self._life_read)}
+        env = child_environment(**{LIFELINE_ENV: str(self._life_read)})
         stderr: Any = None
         if self._log_dir is not None:
             self._log_dir.mkdir(parents=True, exist_ok=True)

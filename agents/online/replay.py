@@ -9,11 +9,10 @@ from __future__ import annotations
 import sys
 import threading
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 
-from agents.errors import AgentError
-from agents.online.context import RunContext
+from rlstore.agents.errors import AgentError
+from rlstore.agents.online.context import RunContext
 
 _POLL_SECONDS = 0.2
 

@@ -1,4 +1,4 @@
-"""`rlstore run AGENT`: creates the online run directory and runs its parts (see agents.online).
+"""`rlstore run AGENT`: creates the online run directory and runs its parts (see rlstore.agents.online).
 
 With `role="all"` the calling process is the supervisor: it writes run.json (the demonstration
 version, the config, the specs, the run's options), starts the replay server, the learner and
@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from agents import registry, run_manifest
-from agents.errors import AgentError
-from agents.evaluation import evaluate, make_env
-from agents.online.context import RunContext, check_demonstrations, specs_from_environment
-from agents.runs import RunDirectory
+from rlstore.agents import registry, run_manifest
+from rlstore.agents.errors import AgentError
+from rlstore.agents.evaluation import evaluate, make_env
+from rlstore.agents.online.context import RunContext, check_demonstrations, specs_from_environment
+from rlstore.agents.runs import RunDirectory
 from rlstore.store import Store
 
 ROLES = ("all", "replay", "learner", "actor")
@@ -70,7 +70,7 @@ class OnlineOptions:
 
 def run(agent: str, store: Store, options: OnlineOptions, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Runs (a part of) an online run; with role "all" returns its summary (see the module docstring)."""
-    from agents.online.processes import stop_event
+    from rlstore.agents.online.processes import stop_event
 
     entry = registry.get(agent)
     factory = entry.online_factory()
@@ -95,22 +95,22 @@ def run_role(out: str | Path, role: str, index: int, replay_address: str, learne
     context = RunContext.load(out)
     agent = registry.get(context.agent).online_factory()(context)
     if role == "replay":
-        from agents.online.replay import serve_replay
+        from rlstore.agents.online.replay import serve_replay
 
         serve_replay(agent, context, _port(replay_address), stop)
     elif role == "learner":
-        from agents.online.learning import run_learner
+        from rlstore.agents.online.learning import run_learner
 
         run_learner(agent, context, replay_address, _port(learner_address), stop)
     else:
-        from agents.online.acting import run_actor
+        from rlstore.agents.online.acting import run_actor
 
         run_actor(agent, context, index, replay_address, learner_address, stop)
 
 
 def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptions) -> dict[str, Any]:
-    from agents.online.acting import summary_path
-    from agents.online.processes import ProcessGroup
+    from rlstore.agents.online.acting import summary_path
+    from rlstore.agents.online.processes import ProcessGroup
 
     started = time.perf_counter()
     addresses = {"replay": f"localhost:{_free_port()}", "learner": f"localhost:{_free_port()}"}
@@ -122,7 +122,7 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
     actors = [f"actor-{index}" for index in range(options.actors)]
 
     def argv(role: str, index: int = 0) -> list[str]:
-        return ["-m", "agents.online.main", "--out", str(run.path), "--role", role, "--index", str(index),
+        return ["-m", "rlstore.agents.online.main", "--out", str(run.path), "--role", role, "--index", str(index),
                 "--replay-address", addresses["replay"], "--learner-address", addresses["learner"]]
 
     previous = _sigterm_as_interrupt()
@@ -163,7 +163,7 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
 
 def plot_run_curve(run_dir: str | Path) -> Path | None:
     """Draws `<run>/learning_curve.png` (evaluation return against env steps) from logs/eval.csv."""
-    from agents.logging import read_csv
+    from rlstore.agents.logging import read_csv
     from rlstore.report_plot import plot_curves
 
     run = RunDirectory.at(run_dir)
@@ -218,9 +218,9 @@ def _checkpoint_step(run: RunDirectory) -> int:
 
 def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> dict[str, Any]:
     """The final checkpoint on `episodes` fresh episodes, also appended to logs/eval.csv."""
-    from agents.logging import RunLogger
-    from agents.online.acting import eval_row
-    from agents.runs import load_trained
+    from rlstore.agents.logging import RunLogger
+    from rlstore.agents.online.acting import eval_row
+    from rlstore.agents.runs import load_trained
 
     trained = load_trained(run.path)
     result = evaluate(trained.make_actor, context.env, episodes, seed=context.env_seed, specs=trained.specs)

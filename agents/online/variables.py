@@ -17,11 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
-from agents.errors import AgentError
+from rlstore.agents.errors import AgentError
 
 TABLE = "variables"
 _POLL_SECONDS = 0.1

@@ -1,8 +1,8 @@
 """The R2D3 policy: (ε-)greedy actions of the online recurrent Q-network, one step at a time.
 
 A TF-only module over batched observations and the LSTM state, `(observation, state) ->
-(action, state)` with `initial_state(batch_size)`: the shape `agents.actors.RecurrentActor`
-drives in evaluation and acting, and `agents.export` saves as a SavedModel (greedy; the target
+(action, state)` with `initial_state(batch_size)`: the shape `rlstore.agents.actors.RecurrentActor`
+drives in evaluation and acting, and `rlstore.agents.export` saves as a SavedModel (greedy; the target
 network is not part of it). Actors explore with ε-greedy, and actor i of K uses
 ε_i = ε^(1 + α·i/(K-1)) (Ape-X / R2D2), so the fleet spans from exploring to nearly greedy.
 """
@@ -13,8 +13,8 @@ from typing import Any
 import sonnet as snt
 import tensorflow as tf
 
-from agents.r2d3.networks import RecurrentQNetwork, State
-from agents.specs import ActionSpec
+from rlstore.agents.r2d3.networks import RecurrentQNetwork, State
+from rlstore.agents.specs import ActionSpec
 
 
 class RecurrentPolicy(snt.Module):

@@ -9,7 +9,7 @@ records one state per step of the episode (the state before each step, and after
 action for a window that starts on the final step); here row i, which starts at step
 i·period, gets state number i·period.
 
-This is the online actor's `make_inserter` (see agents.online): it replaces the layout-only
+This is the online actor's `make_inserter` (see rlstore.agents.online): it replaces the layout-only
 ReplayInserter, which would store zeros. New items get priority `initial_priority` (1.0, above
 typical |δ|, so fresh sequences are sampled soon, as Ape-X gives new items the maximum priority).
 """
@@ -20,12 +20,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import tree
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 
-from agents.errors import AgentError
-from agents.r2d3 import replay
-from agents.r2d3.config import R2D3Config
+from rlstore.agents.errors import AgentError
+from rlstore.agents.r2d3 import replay
+from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.replay import SEQUENCES, Layout
 from rlstore.writeback_replay import layout_rows
 

@@ -1,5 +1,5 @@
 """Wires R2D3: the recurrent online/target Q-networks, batch-mode sequences from one store version,
-the learner, the greedy recurrent policy and its actor. The online mode (agents.r2d3.online)
+the learner, the greedy recurrent policy and its actor. The online mode (rlstore.agents.r2d3.online)
 builds on the same pieces with Reverb in between."""
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from typing import Any
 
 import tensorflow as tf
 
-from agents.actors import RecurrentActor
-from agents.errors import AgentError
-from agents.r2d3.acting import RecurrentPolicy
-from agents.r2d3.config import R2D3Config
-from agents.r2d3.learning import R2D3Learner
-from agents.r2d3.networks import R2D3Networks, RecurrentQNetwork
-from agents.specs import DataSpecs
-from agents.statistics import DataStatistics
+from rlstore.agents.actors import RecurrentActor
+from rlstore.agents.errors import AgentError
+from rlstore.agents.r2d3.acting import RecurrentPolicy
+from rlstore.agents.r2d3.config import R2D3Config
+from rlstore.agents.r2d3.learning import R2D3Learner
+from rlstore.agents.r2d3.networks import R2D3Networks, RecurrentQNetwork
+from rlstore.agents.specs import DataSpecs
+from rlstore.agents.statistics import DataStatistics
 from rlstore import reading
 from rlstore.store import Store
 
 
 class R2D3Builder:
-    """The `AgentBuilder` of R2D3 (see agents.registry). Q-learning needs discrete actions."""
+    """The `AgentBuilder` of R2D3 (see rlstore.agents.registry). Q-learning needs discrete actions."""
 
     def make_networks(self, specs: DataSpecs, config: R2D3Config,
                       statistics: DataStatistics | None = None) -> R2D3Networks:

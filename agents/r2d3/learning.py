@@ -1,4 +1,4 @@
-"""The R2D3 learner: Adam on the sequence loss (agents.r2d3.losses), the periodic target sync and,
+"""The R2D3 learner: Adam on the sequence loss (rlstore.agents.r2d3.losses), the periodic target sync and,
 online, the new priorities of the sampled sequences.
 
 Updates run in an in-graph loop (`tf.function` over `tf.range`) pulling batches from a tf.data
@@ -13,15 +13,15 @@ from typing import Any, Callable, Mapping
 import sonnet as snt
 import tensorflow as tf
 
-from agents.r2d3.config import R2D3Config
-from agents.r2d3.losses import METRICS, r2d3_loss
-from agents.r2d3.networks import R2D3Networks
-from agents.update_loop import Metrics, mean_metrics
+from rlstore.agents.r2d3.config import R2D3Config
+from rlstore.agents.r2d3.losses import METRICS, r2d3_loss
+from rlstore.agents.r2d3.networks import R2D3Networks
+from rlstore.agents.update_loop import Metrics, mean_metrics
 PriorityUpdate = Callable[[Mapping[str, Any], tf.Tensor], None]
 
 
 class R2D3Learner:
-    """Owns the optimizer and the update counter; `run(n)` performs n updates (agents.registry.Learner)."""
+    """Owns the optimizer and the update counter; `run(n)` performs n updates (rlstore.agents.registry.Learner)."""
 
     def __init__(self, networks: R2D3Networks, dataset: tf.data.Dataset, config: R2D3Config,
                  update_priorities: PriorityUpdate | None = None):

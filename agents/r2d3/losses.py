@@ -25,8 +25,8 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-from agents.r2d3.config import R2D3Config
-from agents.r2d3.networks import R2D3Networks, State
+from rlstore.agents.r2d3.config import R2D3Config
+from rlstore.agents.r2d3.networks import R2D3Networks, State
 
 METRICS = ("loss", "td_abs_mean", "q_mean", "priority_mean", "demo_share")
 

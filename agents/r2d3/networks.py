@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 import sonnet as snt
 import tensorflow as tf
 
-from agents.networks import ObservationEncoder, OnlineAndTarget, QHead
-from agents.specs import ArraySpec
+from rlstore.agents.networks import ObservationEncoder, OnlineAndTarget, QHead
+from rlstore.agents.specs import ArraySpec
 
 State = tuple[tf.Tensor, tf.Tensor]
 

@@ -1,10 +1,10 @@
-"""R2D3 online (`rlstore run r2d3`): the agent's side of agents.online's plug-in shape.
+"""R2D3 online (`rlstore run r2d3`): the agent's side of rlstore.agents.online's plug-in shape.
 
-    replay   two prioritized tables (agents.r2d3.replay): the demonstrations, bulk-loaded from
+    replay   two prioritized tables (rlstore.agents.r2d3.replay): the demonstrations, bulk-loaded from
              the store, and the actors' sequences, rate-limited to `samples_per_insert`
     learner  R2D3Learner on batches mixing both at `demo_ratio`, priorities written back in-graph
     actor i  ε_i-greedy on the LSTM Q-network, ε_i = ε^(1 + α·i/(K-1)); its sequences go into
-             replay with the recurrent state each starts from (agents.r2d3.adder)
+             replay with the recurrent state each starts from (rlstore.agents.r2d3.adder)
 
 Without `--demos` the run is R2D2: only the agent table exists and `demo_ratio` is unused. The
 networks are the builder's, so the run directory's checkpoints serve `rlstore eval`/`export`.
@@ -16,23 +16,23 @@ from typing import Any, Sequence
 import dm_env
 import tensorflow as tf
 
-from agents.actors import RecurrentActor
-from agents.errors import AgentError
-from agents.online.context import RunContext
-from agents.prioritized import SAMPLE_TIMEOUT_MS
-from agents.r2d3 import replay
-from agents.r2d3.acting import RecurrentPolicy, actor_epsilon
-from agents.r2d3.adder import SequenceInserter, StepStates
-from agents.r2d3.builder import R2D3Builder
-from agents.r2d3.learning import R2D3Learner
-from agents.statistics import compute_statistics
+from rlstore.agents.actors import RecurrentActor
+from rlstore.agents.errors import AgentError
+from rlstore.agents.online.context import RunContext
+from rlstore.agents.prioritized import SAMPLE_TIMEOUT_MS
+from rlstore.agents.r2d3 import replay
+from rlstore.agents.r2d3.acting import RecurrentPolicy, actor_epsilon
+from rlstore.agents.r2d3.adder import SequenceInserter, StepStates
+from rlstore.agents.r2d3.builder import R2D3Builder
+from rlstore.agents.r2d3.learning import R2D3Learner
+from rlstore.agents.statistics import compute_statistics
 from rlstore.replay import load_version
 
 EXPLORATION_SEED_STRIDE = 7919
 
 
 class R2D3Online:
-    """`factory(context) -> OnlineAgent` for R2D3 (see agents.online)."""
+    """`factory(context) -> OnlineAgent` for R2D3 (see rlstore.agents.online)."""
 
     def __init__(self, context: RunContext):
         if not context.specs.action.discrete:

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
-from agents.online.context import actor_schema as agent_schema
-from agents.prioritized import PriorityWriter, importance_weights, sample_info
-from agents.r2d3.config import R2D3Config
-from agents.specs import DataSpecs
+from rlstore.agents.online.context import actor_schema as agent_schema
+from rlstore.agents.prioritized import PriorityWriter, importance_weights, sample_info
+from rlstore.agents.r2d3.config import R2D3Config
+from rlstore.agents.specs import DataSpecs
 from rlstore.reading import mix
 from rlstore.reading.mixing import SOURCE_FIELD
 from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, sequence_signature
+from rlstore.schema import Schema
 
 DEMO_TABLE = SEQUENCES
 AGENT_TABLE = "agent_sequences"

@@ -4,13 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths
-from pipelines.sources.d4rl import D4rlFormat
-from pipelines.sources.envlogger import EnvloggerFormat
-from pipelines.sources.imitation import ImitationFormat
-from pipelines.sources.minari import MinariFormat
-from pipelines.sources.npz import NpzFormat
-from pipelines.sources.rlds import RldsFormat
+from rlstore.pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths
+from rlstore.pipelines.sources.d4rl import D4rlFormat
+from rlstore.pipelines.sources.envlogger import EnvloggerFormat
+from rlstore.pipelines.sources.imitation import ImitationFormat
+from rlstore.pipelines.sources.minari import MinariFormat
+from rlstore.pipelines.sources.npz import NpzFormat
+from rlstore.pipelines.sources.rlds import RldsFormat
 from rlstore.errors import BadInputError, Location
 
 # Detection order: specific layouts first; npz (any .npz file) last, after imitation's flat npz.

@@ -28,8 +28,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from pipelines.notes import OBSERVATION_JUMP, TRUNCATED, add_note, observation_jumps
-from pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
+from rlstore.pipelines.notes import OBSERVATION_JUMP, TRUNCATED, add_note, observation_jumps
+from rlstore.pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
 from rlstore.episode import Episode, make_episode
 from rlstore.errors import BadInputError, Location
 from rlstore.nest import unflatten

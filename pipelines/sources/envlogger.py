@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from pipelines.sources.base import SourceFile, WorkItem, hash_file
+from rlstore.pipelines.sources.base import SourceFile, WorkItem, hash_file
 from rlstore.episode import RLDS_STEP_FIELDS, Episode, make_episode
 from rlstore.errors import BadInputError, Location
 

@@ -25,8 +25,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from pipelines.sources.base import SourceFile, WorkItem, hash_file
-from pipelines.sources.d4rl import open_hdf5
+from rlstore.pipelines.sources.base import SourceFile, WorkItem, hash_file
+from rlstore.pipelines.sources.d4rl import open_hdf5
 from rlstore.episode import Episode, make_episode
 from rlstore.errors import BadInputError, Location
 

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
+from rlstore.pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
 from rlstore.episode import Episode, make_episode
 from rlstore.errors import BadInputError, Location
 from rlstore.nest import flatten, unflatten

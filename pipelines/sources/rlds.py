@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
+from rlstore.pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
 from rlstore.episode import RLDS_STEP_FIELDS, Episode
 from rlstore.errors import BadInputError, Location
 from rlstore.tfds_episodes import episodes_in_shard, tf_error_reason
@@ -74,7 +74,6 @@ def _dataset_dirs(path: Path, depth: int = 3) -> list[Path]:
 
 
 def _shards(directory: Path) -> list[WorkItem]:
-    import rlstore.quiet  # noqa: F401
     import tensorflow_datasets as tfds
 
     where = Location(file=str(directory))

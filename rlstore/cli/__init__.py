@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Sequence
 
-import rlstore.quiet  # noqa: F401  (before anything imports TF)
 from rlstore.errors import RlstoreError
+from rlstore.quiet import silence
 from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
 
 COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.report_command", "rlstore.cli.demo_command",
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    silence()  # before anything imports TF
     argv = list(sys.argv[1:] if argv is None else argv)
     beam_args: list[str] = []
     if "--" in argv:

@@ -1,4 +1,4 @@
-"""Agent commands: train, eval, export. Every registered agent (agents.registry) plugs in unchanged.
+"""Agent commands: train, eval, export. Every registered agent (rlstore.agents.registry) plugs in unchanged.
 
     rlstore train bc --dataset NAME[@V] --steps N --out DIR [--batch-size B] [--seed S]
                      [--eval-env ENV --eval-every K]
@@ -18,8 +18,8 @@ from rlstore.store import Store
 
 
 def register(commands) -> None:
-    from agents import registry
-    from agents.config_args import add_config_arguments
+    from rlstore.agents import registry
+    from rlstore.agents.config_args import add_config_arguments
 
     train = commands.add_parser(
         "train", help="train an agent from a dataset version",
@@ -61,9 +61,9 @@ def register(commands) -> None:
 
 
 def _train(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
-    from agents import registry
-    from agents.config_args import given_overrides
-    from agents.training import Schedule, train
+    from rlstore.agents import registry
+    from rlstore.agents.config_args import given_overrides
+    from rlstore.agents.training import Schedule, train
 
     overrides = given_overrides(args, registry.get(args.agent).config_class())
     schedule = Schedule(steps=args.steps, log_every=args.log_every, checkpoint_every=args.checkpoint_every,
@@ -80,8 +80,8 @@ def _train(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
 
 def _eval(_: Store, args: argparse.Namespace, __: Sequence[str]) -> int:
-    from agents.evaluation import evaluate
-    from agents.runs import load_trained
+    from rlstore.agents.evaluation import evaluate
+    from rlstore.agents.runs import load_trained
 
     agent = load_trained(args.checkpoint)
     result = evaluate(agent.make_actor, args.env, args.episodes, seed=args.seed, specs=agent.specs,
@@ -98,8 +98,8 @@ def _eval(_: Store, args: argparse.Namespace, __: Sequence[str]) -> int:
 
 
 def _export(_: Store, args: argparse.Namespace, __: Sequence[str]) -> int:
-    from agents.export import export_saved_model
-    from agents.runs import load_trained
+    from rlstore.agents.export import export_saved_model
+    from rlstore.agents.runs import load_trained
 
     agent = load_trained(args.checkpoint)
     out = export_saved_model(agent, args.saved_model)

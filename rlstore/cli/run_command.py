@@ -1,4 +1,4 @@
-"""`rlstore run AGENT`: an online run with demonstrations mixed in (a thin layer over agents.online.run).
+"""`rlstore run AGENT`: an online run with demonstrations mixed in (a thin layer over rlstore.agents.online.run).
 
     rlstore --store S run dqfd --env ENV --demos NAME[@V] --env-steps N --out DIR
             [--demo-ratio R] [--write-back NAME] [--actors K] [--seed S] [--env-seed E]
@@ -18,8 +18,8 @@ from rlstore.store import Store
 
 
 def register(commands) -> None:
-    from agents import registry
-    from agents.config_args import add_config_arguments
+    from rlstore.agents import registry
+    from rlstore.agents.config_args import add_config_arguments
 
     run = commands.add_parser(
         "run", help="run an agent online: acting, learning, demonstrations mixed in, episodes written back",
@@ -65,9 +65,9 @@ def register(commands) -> None:
 
 
 def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
-    from agents import registry
-    from agents.config_args import given_overrides
-    from agents.online.run import OnlineOptions, run
+    from rlstore.agents import registry
+    from rlstore.agents.config_args import given_overrides
+    from rlstore.agents.online.run import OnlineOptions, run
 
     options = OnlineOptions(env=args.env, env_steps=args.env_steps, out=args.out, demos=args.demos,
                             actors=args.actors, write_back=args.write_back, commit_every=args.commit_every,

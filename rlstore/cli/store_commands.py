@@ -51,7 +51,7 @@ def register(commands) -> None:
 
 
 def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) -> int:
-    from pipelines.ingest import ingest
+    from rlstore.pipelines.ingest import ingest
 
     options = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
     manifest = ingest(store, args.dataset, args.paths, format=args.format, beam_args=beam_args,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 from rlstore.nest import unflatten

@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 from rlstore.names import DatasetRef

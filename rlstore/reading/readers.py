@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 from rlstore.manifest import Manifest

@@ -7,7 +7,6 @@ their decoded steps, so shuffling them is cheap. All randomness is seeded.
 """
 from __future__ import annotations
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 from rlstore.names import DatasetRef

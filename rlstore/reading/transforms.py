@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import tensorflow as tf
 
 Steps = dict[str, Any]

@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 

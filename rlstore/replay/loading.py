@@ -23,7 +23,6 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import tree
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 from reverb import pybind

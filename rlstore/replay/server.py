@@ -34,7 +34,6 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 
 from rlstore.names import DatasetRef

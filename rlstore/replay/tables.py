@@ -49,7 +49,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import rlstore.quiet  # noqa: F401  (before TF)
 import reverb
 import tensorflow as tf
 
