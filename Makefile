@@ -10,10 +10,13 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# dopamine-rl writes the replay checkpoints the dqn_replay tests read; --no-deps keeps its pins
+# (jax, an older TensorFlow, ...) off this stack: its replay buffer needs only TF, gin and numpy.
 $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[envlogger,test]'
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt dopamine-rl==4.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -39,7 +39,11 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "envlogger": ["envlogger==1.2"],
-        "test": ["pytest==8.4.2", "pytest-xdist==3.8.0", "minari[hdf5,arrow]==0.5.3"],
+        # ale-py ships the Atari ROMs (real frames for the image tests and benchmark); gin-config is
+        # what dopamine-rl needs to import its replay buffer, which the Makefile installs with
+        # --no-deps (its own pins would replace this TensorFlow stack).
+        "test": ["pytest==8.4.2", "pytest-xdist==3.8.0", "minari[hdf5,arrow]==0.5.3", "ale-py==0.12.1",
+                 "gin-config==0.5.0"],
     },
     entry_points={"console_scripts": ["rlstore=rlstore.cli:entry_point"]},
 )

@@ -141,6 +141,9 @@ def ingest(
     format_options = dict(format_options or {})
     source_format, items, run_metadata, plan_rejects = plan(paths, format, format_options, on_error)
     schema = derive_schema(source_format, items, on_error)
+    frame_stack = getattr(source_format, "frame_stack", None)
+    if frame_stack is not None:
+        schema = schema.with_frames("observation", frame_stack)
     if store.versions(dataset):
         problem = store.manifest(dataset).schema.difference(schema)
         if problem:

@@ -27,11 +27,16 @@ _FLOAT_STEP_FIELDS = ("reward", "discount")
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One leaf field: numpy dtype name ('str' for text), shape of one step, encoding."""
+    """One leaf field: numpy dtype name ('str' for text), shape of one step, encoding.
+
+    `stack` > 1 marks a field stored as single frames whose readers rebuild stacks of the last
+    `stack` frames (`rlstore.frames`); `shape` is then the shape of one frame.
+    """
 
     dtype: str
     shape: tuple[int, ...]
     encoding: str = "none"
+    stack: int = 1
 
     @classmethod
     def of(cls, value: np.ndarray, field: str, where: Location) -> "FieldSpec":
@@ -52,7 +57,18 @@ class FieldSpec:
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) or "scalar"
         suffix = "" if self.encoding == "none" else f", {self.encoding}"
-        return f"{self.dtype}[{shape}{suffix}]"
+        stacked = f", frames stacked by {self.stack}" if self.stack > 1 else ""
+        return f"{self.dtype}[{shape}{suffix}{stacked}]"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.stack == 1:
+            del data["stack"]  # versions written before frame stacks existed read back equal
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FieldSpec":
+        return cls(data["dtype"], tuple(data["shape"]), data.get("encoding", "none"), data.get("stack", 1))
 
 
 @dataclass(frozen=True)
@@ -77,15 +93,23 @@ class Schema:
     # ---- serialisation of the schema itself -------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {"steps": {k: asdict(v) for k, v in self.steps.items()},
-                "episode": {k: asdict(v) for k, v in self.episode.items()}}
+        return {"steps": {k: v.to_json() for k, v in self.steps.items()},
+                "episode": {k: v.to_json() for k, v in self.episode.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Schema":
         def specs(part):
-            return {k: FieldSpec(v["dtype"], tuple(v["shape"]), v.get("encoding", "none")) for k, v in part.items()}
+            return {k: FieldSpec.from_json(v) for k, v in part.items()}
 
         return cls(specs(data["steps"]), specs(data["episode"]))
+
+    def with_frames(self, field: str, stack: int) -> "Schema":
+        """This schema with step field `field` stored as single frames, each compressed on its own
+        with zlib (TFDS's Tensor encoding, so stock TFDS decodes it), stacked by `stack` on reading."""
+        spec = self.steps[field]
+        if spec.dtype != "uint8":
+            raise BadInputError(f"frames must be uint8, got {spec.dtype}", Location(field=f"steps/{field}"))
+        return Schema({**self.steps, field: FieldSpec(spec.dtype, spec.shape, "zlib", stack)}, self.episode)
 
     def describe(self) -> dict[str, str]:
         described = {f"steps/{k}": v.describe() for k, v in self.steps.items()}
@@ -196,7 +220,11 @@ def _tfds_feature(spec: FieldSpec):
     dtype = tf.string if spec.dtype == "str" else np.dtype(spec.dtype)
     if not spec.shape and spec.encoding == "none":
         return tfds.features.Scalar(dtype=dtype)
-    return tfds.features.Tensor(shape=spec.shape, dtype=dtype, encoding=tfds.features.Encoding(spec.encoding))
+    doc = None
+    if spec.stack > 1:
+        doc = (f"one frame per step; the agent's observation at step t stacks the last {spec.stack} frames of its "
+               f"episode on a new last axis, oldest first, with all-zero frames before the first step")
+    return tfds.features.Tensor(shape=spec.shape, dtype=dtype, encoding=tfds.features.Encoding(spec.encoding), doc=doc)
 
 
 def _dicts(tree: Mapping[str, Any]):

@@ -16,3 +16,23 @@ def vector_logs(tmp_path_factory):
     episodes = [vector_episode(5 + i, seed=i, terminal=i % 2 == 0) for i in range(12)]
     directory = tmp_path_factory.mktemp("vector_logs")
     return directory, write_npz_logs(directory, episodes), episodes
+
+
+@pytest.fixture(scope="session")
+def dopamine_run(tmp_path_factory):
+    """Two Dopamine replay checkpoints (one wrapped) of real Breakout frames, written by Dopamine."""
+    from tests.dopamine_fixtures import played_episodes, write_checkpoints
+
+    return write_checkpoints(tmp_path_factory.mktemp("dopamine") / "replay", played_episodes())
+
+
+@pytest.fixture(scope="session")
+def dopamine_store(tmp_path_factory, dopamine_run):
+    """The checkpoints above ingested (format auto-detected) as one version of dataset `atari`."""
+    from rlstore.pipelines.ingest import ingest
+    from rlstore.store import Store
+
+    store = Store(tmp_path_factory.mktemp("dopamine_store"))
+    ingest(store, "atari", [str(dopamine_run.directory)], beam_args=["--direct_num_workers=1",
+                                                                      "--direct_running_mode=in_memory"])
+    return store

@@ -6,27 +6,37 @@ from typing import Any, Mapping, Sequence
 
 from rlstore.pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths
 from rlstore.pipelines.sources.d4rl import D4rlFormat
+from rlstore.pipelines.sources.dqn_replay import DqnReplayFormat
 from rlstore.pipelines.sources.envlogger import EnvloggerFormat
 from rlstore.pipelines.sources.imitation import ImitationFormat
 from rlstore.pipelines.sources.minari import MinariFormat
 from rlstore.pipelines.sources.npz import NpzFormat
 from rlstore.pipelines.sources.rlds import RldsFormat
+from rlstore.pipelines.sources.stacked import FrameStacked
 from rlstore.errors import BadInputError, Location
 
 # Detection order: specific layouts first; npz (any .npz file) last, after imitation's flat npz.
-FORMATS: dict[str, type] = {f.name: f for f in (EnvloggerFormat, MinariFormat, RldsFormat, D4rlFormat,
+FORMATS: dict[str, type] = {f.name: f for f in (EnvloggerFormat, MinariFormat, RldsFormat, DqnReplayFormat, D4rlFormat,
                                                 ImitationFormat, NpzFormat)}
 
 
 def get_format(name: str, options: Mapping[str, Any] | None = None) -> SourceFormat:
     """An instance of format `name`; `options` are that format's keyword arguments (e.g. D4RL's
-    max_episode_steps). Options a format does not take are an error, not silently ignored."""
+    max_episode_steps). Options a format does not take are an error, not silently ignored.
+
+    `frame_stack` is taken by every format: dqn_replay's frames are single already (it names
+    Dopamine's stack size); any other format's observations are read as stacks of that many
+    frames and stored once (`FrameStacked`).
+    """
     if name not in FORMATS:
         raise BadInputError(f"unknown format {name!r} (known: auto, {', '.join(FORMATS)})")
+    options = dict(options or {})
+    frame_stack = None if FORMATS[name] is DqnReplayFormat else options.pop("frame_stack", None)
     try:
-        return FORMATS[name](**(options or {}))
+        source_format = FORMATS[name](**options)
     except TypeError:
-        raise BadInputError(f"format {name!r} does not take options {sorted(options or {})}") from None
+        raise BadInputError(f"format {name!r} does not take options {sorted(options)}") from None
+    return FrameStacked(source_format, int(frame_stack)) if frame_stack is not None else source_format
 
 
 def detect_format(paths: Sequence[Path], options: Mapping[str, Any] | None = None) -> SourceFormat:

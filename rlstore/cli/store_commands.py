@@ -18,10 +18,13 @@ def register(commands) -> None:
                     "runner, the DirectRunner uses every core.")
     ingest.add_argument("--dataset", required=True, help="dataset name: letters, digits, '_' and '-'")
     ingest.add_argument("--format", default="auto",
-                        help="source format: auto (default), envlogger, minari, rlds, d4rl, imitation or npz")
+                        help="source format: auto (default), envlogger, minari, rlds, dqn_replay, d4rl, imitation or npz")
     ingest.add_argument("--max-episode-steps", type=int, metavar="N",
                         help="the environment's time limit: d4rl files without 'timeouts' are cut into episodes of "
                              "at most N steps; imitation episodes of exactly N actions are time-limit cuts, not terminations")
+    ingest.add_argument("--frame-stack", type=int, metavar="K",
+                        help="observations are stacks of the last K frames (last axis): store each frame once and "
+                             "let readers rebuild the stacks; for dqn_replay, Dopamine's stack size (default 4)")
     ingest.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                         help="fail (default): the first bad episode stops the ingest and nothing is published; "
                              "skip: bad episodes go to rejects.jsonl, kept with the version, and the rest is published")
@@ -54,6 +57,8 @@ def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) ->
     from rlstore.pipelines.ingest import ingest
 
     options = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
+    if args.frame_stack is not None:
+        options["frame_stack"] = args.frame_stack
     manifest = ingest(store, args.dataset, args.paths, format=args.format, beam_args=beam_args,
                       progress=sys.stderr.isatty(), format_options=options, on_error=args.on_error)
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes, "

@@ -27,7 +27,7 @@ from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
 from rlstore.reading.decoding import decode_episodes
 from rlstore.reading.records import AUTOTUNE, episode_records, shard_files
-from rlstore.reading.transforms import episode_sequences, episode_transitions, shuffle_rows
+from rlstore.reading.transforms import episode_sequences, episode_transitions, shuffle_rows, stack_steps
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
@@ -41,9 +41,16 @@ def chunk_episodes_for(manifest: Manifest) -> int:
     CHUNK_BYTES, at most MAX_CHUNK_EPISODES. Small vector episodes get large chunks (less
     overhead per row, more episodes per batch); image episodes get few, so memory stays bounded."""
     step_bytes = sum(math.prod(spec.shape) * (_TEXT_BYTES if spec.dtype == "str" else np.dtype(spec.dtype).itemsize)
+                     * (2 * spec.stack if spec.stack > 1 else 1)  # rows hold stacks of this and the next step
                      for spec in manifest.schema.steps.values())
     episode_bytes = step_bytes * manifest.num_steps / max(manifest.num_episodes, 1)
     return int(min(MAX_CHUNK_EPISODES, max(1, CHUNK_BYTES // max(episode_bytes, 1))))
+
+
+def frame_stack_of(manifest: Manifest) -> int:
+    """How many frames the readers stack into each observation (1: the observation is stored whole)."""
+    spec = manifest.schema.steps.get("observation")
+    return spec.stack if spec is not None else 1
 
 
 def _records(store: Store, ref: str | DatasetRef, shuffle: bool, seed: int, repeat: bool, shuffle_buffer: int):
@@ -91,16 +98,18 @@ def _rows(
     shuffle_buffer: int,
     chunk_episodes: int | None,
 ) -> tf.data.Dataset:
-    """Batches of the rows `to_rows` makes from chunks of whole episodes laid end to end.
+    """Batches of the rows `to_rows(steps, frame_stack=k)` makes from chunks of whole episodes
+    laid end to end; k is the observation's stack size from the schema (1: not stacked).
 
     With `repeat`, batches all have exactly `batch_size` rows (a static batch dimension);
     without it, the last batch of the epoch holds what is left, so an epoch yields every row once.
     """
     manifest, records = _records(store, ref, shuffle, seed, repeat, shuffle_buffer)
     schema = manifest.schema
+    frame_stack = frame_stack_of(manifest)
 
     def chunk(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, Any]:
-        rows = to_rows(decode_episodes(serialized, schema)[0])
+        rows = to_rows(decode_episodes(serialized, schema)[0], frame_stack=frame_stack)
         return shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
 
     chunks = records.batch(chunk_episodes or chunk_episodes_for(manifest)).enumerate()
@@ -119,8 +128,9 @@ def steps(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of single RLDS steps (every step, last steps included), e.g. for BC."""
-    return _rows(store, ref, lambda rows: rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
+    """Batches of single RLDS steps (every step, last steps included), e.g. for BC; stacked
+    observations are rebuilt as in `transitions`."""
+    return _rows(store, ref, stack_steps, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
 
 
@@ -140,7 +150,9 @@ def transitions(
     """Batches of n-step transitions {observation, action, reward, discount, next_observation}.
 
     One per step with an action: `num_steps - num_episodes` per epoch. `reward` and
-    `discount` follow `transforms.episode_transitions` (gamma^m is inside `discount`).
+    `discount` follow `transforms.episode_transitions` (gamma^m is inside `discount`). A
+    dataset stored as single frames (`stack` in its schema) gets its stacks rebuilt here,
+    padded at episode starts as Dopamine pads them (`rlstore.frames`).
     """
     to_rows = partial(episode_transitions, n_step=n_step, gamma=gamma)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
