@@ -100,6 +100,8 @@ def test_one_version_stock_tfds_sees_frames_readers_rebuild_dopamines_stacks(dop
     assert np.array_equal(stacked_gather(episode["observation"], episode, every, STACK).numpy(), expected_stacks)
     batch = next(iter(sequences(dopamine_store, "atari", length=8, period=8, batch_size=4, shuffle=False)))
     assert batch["observation"].shape == (4, 8, 84, 84, STACK)
+    for i in range(4):  # the first episode's sequences from steps 0, 8, 16, 24
+        assert np.array_equal(batch["observation"][i].numpy(), expected_stacks[8 * i:8 * i + 8])
 
 
 def _frames_key(frames):

@@ -12,6 +12,15 @@ within a chunk. A batch mixes rows from about `chunk_episodes` episodes (by defa
 decode to ~16 MB, at most 128; see `chunk_episodes_for`); raise it for more mixing at the cost
 of memory. Same seed, same batches: every random op is seeded and every parallel stage keeps
 its order.
+
+Frame-stacked datasets (`stack` > 1 in the schema: one frame stored per step, see
+`rlstore.frames`) would multiply a chunk's memory by the rows' 2k frames each. So their rows
+are made over step *indices* (cheap), shuffled, batched within the chunk, and only then are each
+batch's stacks gathered from the chunk's frames (`transforms.stacked_gather`): every frame is
+decoded once per chunk, a chunk holds single frames only, and peak memory stays that of a few
+chunks however large the dataset. Batches never span chunks: with `repeat`, each chunk's last
+partial batch is dropped (a different one each epoch, since chunks are reshuffled); without
+it, it is kept, so an epoch still yields every row once.
 """
 from __future__ import annotations
 
@@ -27,13 +36,14 @@ from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
 from rlstore.reading.decoding import decode_episodes
 from rlstore.reading.records import AUTOTUNE, episode_records, shard_files
-from rlstore.reading.transforms import episode_sequences, episode_transitions, shuffle_rows, stack_steps
+from rlstore.reading.transforms import episode_sequences, episode_transitions, shuffle_rows, stacked_gather
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
 CHUNK_BYTES = 16 << 20
 MAX_CHUNK_EPISODES = 128
 _TEXT_BYTES = 64  # a guess for text fields, whose size the schema does not give
+_STACKED_ROW_FIELDS = ("observation", "next_observation")  # rows hold step indices here until batched
 
 
 def chunk_episodes_for(manifest: Manifest) -> int:
@@ -41,7 +51,6 @@ def chunk_episodes_for(manifest: Manifest) -> int:
     CHUNK_BYTES, at most MAX_CHUNK_EPISODES. Small vector episodes get large chunks (less
     overhead per row, more episodes per batch); image episodes get few, so memory stays bounded."""
     step_bytes = sum(math.prod(spec.shape) * (_TEXT_BYTES if spec.dtype == "str" else np.dtype(spec.dtype).itemsize)
-                     * (2 * spec.stack if spec.stack > 1 else 1)  # rows hold stacks of this and the next step
                      for spec in manifest.schema.steps.values())
     episode_bytes = step_bytes * manifest.num_steps / max(manifest.num_episodes, 1)
     return int(min(MAX_CHUNK_EPISODES, max(1, CHUNK_BYTES // max(episode_bytes, 1))))
@@ -98,8 +107,7 @@ def _rows(
     shuffle_buffer: int,
     chunk_episodes: int | None,
 ) -> tf.data.Dataset:
-    """Batches of the rows `to_rows(steps, frame_stack=k)` makes from chunks of whole episodes
-    laid end to end; k is the observation's stack size from the schema (1: not stacked).
+    """Batches of the rows `to_rows` makes from chunks of whole episodes laid end to end.
 
     With `repeat`, batches all have exactly `batch_size` rows (a static batch dimension);
     without it, the last batch of the epoch holds what is left, so an epoch yields every row once.
@@ -108,13 +116,43 @@ def _rows(
     schema = manifest.schema
     frame_stack = frame_stack_of(manifest)
 
-    def chunk(index: tf.Tensor, serialized: tf.Tensor) -> dict[str, Any]:
-        rows = to_rows(decode_episodes(serialized, schema)[0], frame_stack=frame_stack)
-        return shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
+    def chunk(index: tf.Tensor, serialized: tf.Tensor) -> Any:
+        steps = decode_episodes(serialized, schema)[0]
+        if frame_stack > 1:
+            frames = steps["observation"]
+            steps = {**steps, "observation": tf.range(tf.shape(frames, out_type=tf.int64)[0])}
+        rows = to_rows(steps)
+        rows = shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
+        if frame_stack > 1:
+            return rows, frames, {"is_first": steps["is_first"], "is_last": steps["is_last"]}
+        return rows
 
     chunks = records.batch(chunk_episodes or chunk_episodes_for(manifest)).enumerate()
     chunks = chunks.map(chunk, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
+    if frame_stack == 1:
+        return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
+
+    def batches(rows: dict[str, Any], frames: tf.Tensor, bounds: dict[str, tf.Tensor]) -> tf.data.Dataset:
+        def stacks(batch: dict[str, Any]) -> dict[str, Any]:
+            return {key: _stack_indices(value, frames, bounds, frame_stack, batch.get("mask"))
+                    if key in _STACKED_ROW_FIELDS else value for key, value in batch.items()}
+
+        return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size, drop_remainder=repeat).map(stacks)
+
+    return chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
+                             deterministic=True).prefetch(AUTOTUNE)
+
+
+def _stack_indices(indices: tf.Tensor, frames: tf.Tensor, bounds: dict[str, tf.Tensor], frame_stack: int,
+                   mask: tf.Tensor | None) -> tf.Tensor:
+    """The stacked observations at step indices of any shape ([B] rows, [B, L] sequences);
+    sequence padding (mask 0) becomes all-zero stacks, as unstacked padding is zeros."""
+    flat = stacked_gather(frames, bounds, tf.reshape(indices, [-1]), frame_stack)
+    stacked = tf.reshape(flat, tf.concat([tf.shape(indices), tf.shape(flat)[1:]], 0))
+    if mask is None:
+        return stacked
+    real = tf.reshape(mask > 0, tf.concat([tf.shape(mask), tf.ones([stacked.shape.rank - mask.shape.rank], tf.int32)], 0))
+    return tf.where(real, stacked, tf.zeros_like(stacked))
 
 
 def steps(
@@ -130,7 +168,7 @@ def steps(
 ) -> tf.data.Dataset:
     """Batches of single RLDS steps (every step, last steps included), e.g. for BC; stacked
     observations are rebuilt as in `transitions`."""
-    return _rows(store, ref, stack_steps, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
+    return _rows(store, ref, lambda rows: rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
 
 
@@ -151,8 +189,8 @@ def transitions(
 
     One per step with an action: `num_steps - num_episodes` per epoch. `reward` and
     `discount` follow `transforms.episode_transitions` (gamma^m is inside `discount`). A
-    dataset stored as single frames (`stack` in its schema) gets its stacks rebuilt here,
-    padded at episode starts as Dopamine pads them (`rlstore.frames`).
+    dataset stored as single frames (`stack` in its schema) gets its stacks rebuilt, padded at
+    episode starts as Dopamine pads them (`rlstore.frames`).
     """
     to_rows = partial(episode_transitions, n_step=n_step, gamma=gamma)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,

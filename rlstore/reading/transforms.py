@@ -10,10 +10,6 @@ concatenation and turn it into rows with a single call.
 
 Alignment is RLDS's SAR: step t holds o_t, a_t and the r_t, d_t that follow a_t; the last step
 of an episode holds only the final observation (its action, reward and discount are zeros).
-
-`frame_stack=k` > 1 means the observation field holds single frames and every row gets the
-stack of the last k frames instead (`stacked_gather`, the tf twin of `rlstore.frames.stack`):
-each frame is decoded once per chunk and gathered into the k stacks that use it.
 """
 from __future__ import annotations
 
@@ -45,32 +41,18 @@ def _as_rank(value: tf.Tensor, rank: int) -> tf.Tensor:
 
 def stacked_gather(frames: tf.Tensor, steps: Steps, indices: tf.Tensor, frame_stack: int) -> tf.Tensor:
     """Stacks [N, *frame_shape, k] of the last k frames up to each of `indices`, oldest first,
-    with all-zero frames before an episode's first step (Dopamine's padding; `rlstore.frames`)."""
+    with all-zero frames before an episode's first step: the tf twin of `rlstore.frames.stack`
+    (Dopamine's padding). `steps` gives the episode bounds (`is_first`, `is_last`) of `frames`."""
     episode, firsts, _ = _bounds(steps)
     indices = tf.cast(indices, tf.int64)
     first = tf.gather(firsts, tf.gather(episode, indices))[:, None]
     sources = indices[:, None] + tf.range(1 - frame_stack, 1, dtype=tf.int64)[None, :]
     gathered = tf.gather(frames, tf.maximum(sources, first))  # [N, k, *S]
     gathered = tf.where(_as_rank(sources >= first, gathered.shape.rank), gathered, tf.zeros_like(gathered))
-    rank = gathered.shape.rank
-    return tf.transpose(gathered, [0, *range(2, rank), 1])
+    return tf.transpose(gathered, [0, *range(2, gathered.shape.rank), 1])
 
 
-def _observations(steps: Steps, indices: tf.Tensor, frame_stack: int) -> Any:
-    if frame_stack > 1:
-        return stacked_gather(steps["observation"], steps, indices, frame_stack)
-    return _gather(steps["observation"], indices)
-
-
-def stack_steps(steps: Steps, frame_stack: int = 1) -> Steps:
-    """The steps themselves, with stacked observations when `frame_stack` > 1."""
-    if frame_stack <= 1:
-        return steps
-    every = tf.range(tf.shape(steps["is_first"], out_type=tf.int64)[0])
-    return {**steps, "observation": stacked_gather(steps["observation"], steps, every, frame_stack)}
-
-
-def episode_transitions(steps: Steps, n_step: int = 1, gamma: float = 0.99, frame_stack: int = 1) -> dict[str, Any]:
+def episode_transitions(steps: Steps, n_step: int = 1, gamma: float = 0.99) -> dict[str, Any]:
     """n-step transitions, one per step that has an action (T-1 per episode of T steps).
 
     For the transition from step t, let m = min(n_step, L - t) be the number of actions taken
@@ -106,16 +88,16 @@ def episode_transitions(steps: Steps, n_step: int = 1, gamma: float = 0.99, fram
         total += _as_rank(weight, reward.shape.rank) * tf.gather(reward, index)
         scale = tf.where(active, scale * gamma * tf.gather(discount, index), scale)
     return {
-        "observation": _observations(steps, start, frame_stack),
+        "observation": _gather(steps["observation"], start),
         "action": _gather(steps["action"], start),
         "reward": total,
         "discount": scale,
-        "next_observation": _observations(steps, tf.minimum(start + n_step, end), frame_stack),
+        "next_observation": _gather(steps["observation"], tf.minimum(start + n_step, end)),
     }
 
 
 def episode_sequences(
-    steps: Steps, length: int, period: int, burn_in: int = 0, is_demo: bool = False, frame_stack: int = 1
+    steps: Steps, length: int, period: int, burn_in: int = 0, is_demo: bool = False
 ) -> dict[str, Any]:
     """Fixed-length, overlapping sequences of steps for recurrent learners (R2D2 / R2D3).
 
@@ -140,15 +122,11 @@ def episode_sequences(
     index = starts[:, None] + tf.range(span, dtype=tf.int64)[None, :]
     real = index <= ends
 
-    clipped = tf.minimum(index, ends)
-
-    def pad(value: tf.Tensor) -> tf.Tensor:
+    def pad(leaf: tf.Tensor) -> tf.Tensor:
+        value = tf.gather(leaf, tf.minimum(index, ends))
         return tf.where(_as_rank(real, value.shape.rank), value, tf.zeros_like(value))
 
-    sequences = tf.nest.map_structure(lambda leaf: pad(tf.gather(leaf, clipped)), dict(steps))
-    if frame_stack > 1:
-        stacks = stacked_gather(steps["observation"], steps, tf.reshape(clipped, [-1]), frame_stack)
-        sequences["observation"] = pad(tf.reshape(stacks, tf.concat([tf.shape(clipped), tf.shape(stacks)[1:]], 0)))
+    sequences = tf.nest.map_structure(pad, dict(steps))
     sequences["mask"] = tf.cast(real, tf.float32)
     sequences["is_demo"] = tf.fill(tf.shape(starts), is_demo)
     return sequences

@@ -1,0 +1,197 @@
+"""Image-scale data: Atari frames stored once and read as stacked n-step transitions.
+
+The `atari` part (issue 11). The benchmark plays real ALE Pong itself (random policy, 4-frame
+skip, 84x84 grayscale, episodes cut at 500 steps; `rlstore.envs.atari`), feeds the frames to
+Dopamine's own OutOfGraphReplayBuffer and saves it, as the DQN Replay Dataset was made. Then:
+  * storage: the version's shard bytes per frame against Dopamine's gzipped frame file
+    (`$store$_observation_ckpt.0.gz`) per frame (target: at most 3x);
+  * ingest: `rlstore ingest` of that checkpoint (format auto-detected as dqn_replay), frames/s;
+  * reader: `rlstore.reading.transitions(n_step=3, batch_size=32)`, stacks of 4 rebuilt,
+    pulled inside a `tf.function` (as Acme's learners pull);
+  * baseline, same run: the stock RLDS path over the same episodes stored as today's 4-channel
+    PNG stacks: TFDS `as_dataset` + `rlds.transformations.batch(size=4, shift=1)` per episode
+    (a window of o_t..o_{t+3} is one 3-step transition), `.batch(32)` (target: reader >= 10x);
+  * ceiling: a numpy gather of stacked 3-step transitions (obs and next obs stacks, action,
+    reward) from the decoded frames in RAM, batch 32 (target: reader >= 0.25 of it).
+Each rate is the best of `rounds` timed windows taken in turns. Prints one JSON line with the
+load average; progress goes to stderr.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import log, quick_parser  # noqa: E402
+from benchmarks.serve import best_rates, graph_pull  # noqa: E402
+
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from rlstore.envs.atari import random_play  # noqa: E402
+from rlstore.episode import make_episode  # noqa: E402
+from rlstore.frames import episode_firsts, stack  # noqa: E402
+from rlstore.reading import transitions  # noqa: E402
+from rlstore.schema import Schema  # noqa: E402
+from rlstore.segment import ShardWriter, finish_segment  # noqa: E402
+from rlstore.store import Store  # noqa: E402
+
+STACK = 4
+N_STEP = 3
+BATCH = 32
+EPISODE_STEPS = 500
+TARGETS = {"ratio_vs_stock": 10.0, "fraction_of_ceiling": 0.25, "bytes_vs_dopamine_gzip": 3.0}
+FULL = {"frames": 200_000, "seconds": 3.0, "rounds": 3}
+QUICK = {"frames": 20_000, "seconds": 1.0, "rounds": 2}
+
+
+def dopamine_checkpoint(directory: Path, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plays Pong into Dopamine's replay buffer and saves it as checkpoint 0; returns the frames
+    and a per-frame episode number."""
+    from dopamine.tf.replay_memory.circular_replay_buffer import OutOfGraphReplayBuffer
+
+    episodes = -(-frames // EPISODE_STEPS)
+    buffer = OutOfGraphReplayBuffer((84, 84), STACK, frames + episodes * (STACK - 1), 32, update_horizon=N_STEP)
+    played, numbers, episode = [], [], 0
+    for step in random_play("Pong", frames, seed=0, max_episode_steps=EPISODE_STEPS):
+        buffer.add(step.frame, step.action, step.reward, step.terminal, episode_end=step.episode_end)
+        played.append(step.frame)
+        numbers.append(episode)
+        episode += step.episode_end
+    directory.mkdir(parents=True)
+    buffer.save(str(directory), 0)
+    return np.stack(played), np.array(numbers)
+
+
+def stock_png_version(store: Store, ingested: Store) -> str:
+    """Today's layout of the same episodes: 4-channel PNG stacks (the schema's default for uint8
+    HxWx4), written through the store API."""
+    from rlstore.reading import episodes
+
+    schema = None
+    with store.staging("png") as staging:
+        directory = staging.new_segment_dir()
+        writer = ShardWriter(directory)
+        for episode in episodes(ingested, "atari", shuffle=False):
+            steps = {k: v.numpy() for k, v in episode["steps"].items()}
+            stacks = stack(steps["observation"], episode_firsts(steps["is_first"]), np.arange(len(steps["is_first"])), STACK)
+            data = make_episode(stacks, steps["action"], steps["reward"], steps["discount"], bool(steps["is_terminal"][-1]))
+            schema = schema or Schema.derive(data)
+            writer.write(schema.encode(data), len(stacks), float(steps["reward"].sum()))
+        segment = finish_segment(directory, "png", schema, writer.close(), {})
+        store.publish("png", staging, [segment], schema, {"pipeline": "benchmarks.images"})
+    assert schema.steps["observation"].encoding == "png"
+    return "png"
+
+
+def stock_rlds(store: Store, ref: str) -> tf.data.Dataset:
+    """The stock RLDS path: TFDS as_dataset, then 4-step windows per episode = 3-step transitions."""
+    import rlds
+
+    episodes = store.builder(ref).as_dataset(split="train")
+    windows = episodes.flat_map(lambda episode: rlds.transformations.batch(episode["steps"], size=N_STEP + 1, shift=1,
+                                                                           drop_remainder=True))
+    return windows.repeat().batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def numpy_ceiling(frames: np.ndarray, numbers: np.ndarray, seconds: float, rounds: int) -> float:
+    """Stacked 3-step transitions/s gathered with numpy from decoded frames in RAM: both stacks
+    (`rlstore.frames.stack`), the action and the discounted 3-step reward sum, batch 32."""
+    boundary = np.r_[True, numbers[1:] != numbers[:-1]]
+    firsts = episode_firsts(boundary)
+    ends = np.flatnonzero(np.r_[boundary[1:], True])[np.cumsum(boundary) - 1]
+    actions = np.zeros(len(frames), np.int64)
+    rewards = np.zeros(len(frames), np.float32)
+    weights = 0.99 ** np.arange(N_STEP, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for _ in range(rounds):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            index = rng.integers(0, len(frames), BATCH)
+            window = index[:, None] + np.arange(N_STEP)[None, :]
+            live = window < ends[index][:, None]
+            batch = {"observation": stack(frames, firsts, index, STACK),
+                     "next_observation": stack(frames, firsts, np.minimum(index + N_STEP, ends[index]), STACK),
+                     "action": actions[index],
+                     "reward": (rewards[np.minimum(window, ends[index][:, None])] * weights * live).sum(axis=1)}
+            count += len(batch["action"])
+        best = max(best, count / (time.perf_counter() - start))
+    return best
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(frames: int, seconds: float, rounds: int) -> dict:
+    from rlstore.pipelines.ingest import ingest
+
+    work = Path(tempfile.mkdtemp(prefix="rlstore-bench-images-"))
+    try:
+        log(f"playing {frames} Pong frames into Dopamine's replay buffer")
+        played, numbers = dopamine_checkpoint(work / "replay", frames)
+        dopamine_bytes = (work / "replay" / "$store$_observation_ckpt.0.gz").stat().st_size
+        log("ingesting the checkpoint (format auto-detected)")
+        store = Store(work / "store")
+        start = time.perf_counter()
+        manifest = ingest(store, "atari", [str(work / "replay")])
+        ingest_seconds = time.perf_counter() - start
+        shard_bytes = sum(s["bytes"] for segment in manifest.segments for s in segment["shards"])
+        log("writing the same episodes as 4-channel PNG stacks")
+        png_store = Store(work / "png_store")
+        stock_png_version(png_store, store)
+        png_bytes = sum(s["bytes"] for segment in png_store.manifest("png").segments for s in segment["shards"])
+        log(f"timing reader and stock RLDS: {rounds} turns of {seconds} s windows")
+        reader = transitions(store, "atari", n_step=N_STEP, batch_size=BATCH)
+        rates = best_rates({"reader": (graph_pull(reader), BATCH),
+                            "stock": (graph_pull(stock_rlds(png_store, "png")), BATCH)}, seconds, rounds)
+        ceiling = numpy_ceiling(played, numbers, seconds, rounds)
+        log(f"reader {rates['reader']:,.0f}/s, stock {rates['stock']:,.0f}/s, numpy ceiling {ceiling:,.0f}/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    per_frame = shard_bytes / manifest.num_steps
+    return {
+        "frames": frames, "episodes": manifest.num_episodes, "stored_steps": manifest.num_steps,
+        "bytes_per_frame": round(per_frame, 1),
+        "dopamine_gzip_bytes_per_frame": round(dopamine_bytes / frames, 1),
+        "bytes_vs_dopamine_gzip": round(per_frame / (dopamine_bytes / frames), 2),
+        "png_stack_bytes_per_frame": round(png_bytes / manifest.num_steps, 1),
+        "ingest_frames_per_s": round(frames / ingest_seconds),
+        "reader_transitions_per_s": round(rates["reader"]),
+        "stock_transitions_per_s": round(rates["stock"]),
+        "ceiling_transitions_per_s": round(ceiling),
+        "ratio_vs_stock": round(rates["reader"] / rates["stock"], 2),
+        "fraction_of_ceiling": round(rates["reader"] / ceiling, 3),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "targets": TARGETS,
+    }
+
+
+def main() -> None:
+    parser = quick_parser(__doc__, f"{QUICK['frames']:,} frames and shorter windows (under a minute)")
+    parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 20,000 with --quick)")
+    args = parser.parse_args()
+    budget = {**(QUICK if args.quick else FULL), **({"frames": args.frames} if args.frames else {})}
+    report = {"benchmark": "images", "quick": args.quick, "n_step": N_STEP, "batch_size": BATCH, "stack": STACK}
+    with contextlib.redirect_stdout(sys.stderr):  # TFDS and friends print progress to stdout
+        report["atari"] = measure(budget["frames"], budget["seconds"], budget["rounds"])
+    report["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
