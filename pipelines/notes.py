@@ -26,6 +26,7 @@ import numpy as np
 NOTES_KEY = "_rlstore_notes"
 TRUNCATED = "truncated_final_episode"
 OBSERVATION_JUMP = "observation_jump"
+REPAIRED_IS_LAST = "repaired_is_last"
 
 Note = dict[str, Any]
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import apache_beam as beam
 import numpy as np
 
-from rlstore.pipelines.notes import OBSERVATION_JUMP, TRUNCATED, Note
+from rlstore.pipelines.notes import OBSERVATION_JUMP, REPAIRED_IS_LAST, TRUNCATED, Note
 from rlstore.pipelines.summaries import Columns, ElementMoments, Histogram, Ranked
 from rlstore.episode import Episode
 from rlstore.errors import Location
@@ -211,7 +211,9 @@ def _warnings(acc: QualityAccumulator) -> list[dict[str, Any]]:
                                  acc.single_step.examples.payloads()))
     wording = {TRUNCATED: "episode(s) were cut off by the end of their file and kept as truncated",
                OBSERVATION_JUMP: "step(s) where next_observations disagrees with the following step's observation "
-                                 "(out-of-sync timeouts?)"}
+                                 "(out-of-sync timeouts?)",
+               REPAIRED_IS_LAST: "episode(s) had no step marked is_last (windows cut from longer episodes?) and were "
+                                 "kept as truncations: the last step became is_last, is_terminal=False"}
     for kind, tally in sorted(acc.notes.items()):
         warnings.append(_warning(kind, tally.count, f"{tally.count} {wording.get(kind, f'reader note(s) of kind {kind}')}",
                                  tally.examples.payloads()))

@@ -4,15 +4,24 @@ The TFDS metadata is the authority on shard names (`filepathTemplate` covers fil
 without the `-of-NNNNN` suffix) and on encodings (PNG images, zlib tensors), so shards are
 listed and decoded through TFDS's own feature connectors. Every split is read; each shard file
 is one work item. Steps are decoded as whole tensors per episode, not one by one.
+
+Real RLDS datasets (Open X-Embodiment style) often hold windows cut from longer episodes with
+no step marked `is_last`. By default such an episode is repaired: its last step becomes
+`is_last` with `is_terminal=False`, a truncation, and the quality report counts the repairs
+(note kind REPAIRED_IS_LAST). `strict=True` (`--strict`) refuses it instead. Nothing else in
+the episode changes.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import numpy as np
+
 from rlstore.pipelines.sources.base import SourceFile, WorkItem, files_in, hash_file
 from rlstore.episode import RLDS_STEP_FIELDS, Episode
 from rlstore.errors import BadInputError, Location
+from rlstore.pipelines.notes import REPAIRED_IS_LAST, add_note
 from rlstore.tfds_episodes import episodes_in_shard, tf_error_reason
 
 _INFO = "dataset_info.json"
@@ -20,6 +29,9 @@ _INFO = "dataset_info.json"
 
 class RldsFormat:
     name = "rlds"
+
+    def __init__(self, strict: bool = False):
+        self.strict = bool(strict)
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and bool(_dataset_dirs(path))
@@ -51,7 +63,7 @@ class RldsFormat:
                 return
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
                 raise BadInputError(f"corrupt shard: {tf_error_reason(error)}", where) from None
-            yield where, episode
+            yield where, episode if self.strict else repair_is_last(episode)
             index += 1
 
     def source_files(self, item: WorkItem) -> list[SourceFile]:
@@ -99,3 +111,20 @@ def _shards(directory: Path) -> list[WorkItem]:
     if not items:
         raise BadInputError("the RLDS dataset has no shards", where)
     return items
+
+
+def repair_is_last(episode: Episode) -> Episode:
+    """`episode` with its last step marked `is_last` (and not terminal) if no step was: a window
+    cut from a longer episode is a truncation. Other flag errors are left for the schema check."""
+    steps = episode["steps"]
+    is_last = np.asarray(steps["is_last"], bool)
+    if is_last.size == 0 or is_last.any():
+        return episode
+    is_last = is_last.copy()
+    is_last[-1] = True
+    is_terminal = np.asarray(steps["is_terminal"], bool).copy()
+    is_terminal[-1] = False
+    repaired = {**episode, "steps": {**steps, "is_last": is_last, "is_terminal": is_terminal}}
+    add_note(repaired, REPAIRED_IS_LAST, "no step was marked is_last; the last step became is_last, a truncation",
+             step=len(is_last) - 1)
+    return repaired

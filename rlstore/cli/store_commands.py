@@ -25,6 +25,9 @@ def register(commands) -> None:
     ingest.add_argument("--frame-stack", type=int, metavar="K",
                         help="observations are stacks of the last K frames (last axis): store each frame once and "
                              "let readers rebuild the stacks; for dqn_replay, Dopamine's stack size (default 4)")
+    ingest.add_argument("--strict", action="store_true",
+                        help="rlds: refuse episodes with no step marked is_last instead of repairing them "
+                             "(by default the last step becomes is_last, a truncation, counted in the report)")
     ingest.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                         help="fail (default): the first bad episode stops the ingest and nothing is published; "
                              "skip: bad episodes go to rejects.jsonl, kept with the version, and the rest is published")
@@ -59,6 +62,8 @@ def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) ->
     options = {} if args.max_episode_steps is None else {"max_episode_steps": args.max_episode_steps}
     if args.frame_stack is not None:
         options["frame_stack"] = args.frame_stack
+    if args.strict:
+        options["strict"] = True
     manifest = ingest(store, args.dataset, args.paths, format=args.format, beam_args=beam_args,
                       progress=sys.stderr.isatty(), format_options=options, on_error=args.on_error)
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes, "
