@@ -222,3 +222,18 @@ def test_observations_that_are_not_stacks_are_refused(capsys, tmp_path, dopamine
     assert code == 1 and len(err.splitlines()) == 1, err
     assert f"file {logs / 'e.npz'}" in err and "step 6" in err and "steps/observation" in err, err
     assert "not the previous step's stack shifted by one frame" in err
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_tf_stacks_equal_the_numpy_definition(k):
+    from rlstore.reading.transforms import stacked_gather
+
+    rng = np.random.default_rng(k)
+    frames = rng.integers(1, 256, size=(12, 5, 3), dtype=np.uint8)
+    is_first = np.isin(np.arange(12), [0, 4, 5])  # episodes of 4, 1 and 7 steps
+    is_last = np.isin(np.arange(12), [3, 4, 11])
+    indices = rng.permutation(12)
+    expected = stack(frames, episode_firsts(is_first), indices, k)
+    actual = stacked_gather(frames, {"is_first": is_first, "is_last": is_last}, indices, k).numpy()
+    assert actual.shape == (12, 5, 3, k) and np.array_equal(actual, expected)
+    assert not expected[indices.tolist().index(4)][..., :-1].any()  # a one-step episode: all padding
