@@ -16,7 +16,7 @@ its order.
 Frame-stacked datasets (`stack` > 1 in the schema: one frame stored per step, see
 `rlstore.frames`) would multiply a chunk's memory by the rows' 2k frames each. So their rows
 are made over step *indices* (cheap), shuffled, batched within the chunk, and only then are each
-batch's stacks gathered from the chunk's frames (`transforms.stacked_gather`): every frame is
+batch's stacks gathered from the chunk's frames (`transforms.gather_stacks`): every frame is
 decoded once per chunk, a chunk holds single frames only, and peak memory stays that of a few
 chunks however large the dataset. Batches never span chunks: with `repeat`, each chunk's last
 partial batch is dropped (a different one each epoch, since chunks are reshuffled); without
@@ -36,7 +36,8 @@ from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
 from rlstore.reading.decoding import decode_episodes
 from rlstore.reading.records import AUTOTUNE, episode_records, shard_files
-from rlstore.reading.transforms import episode_sequences, episode_transitions, shuffle_rows, stacked_gather
+from rlstore.reading.transforms import (episode_firsts, episode_sequences, episode_transitions, frame_sources,
+                                        gather_stacks, shuffle_rows, with_zero_frame)
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
@@ -124,7 +125,7 @@ def _rows(
         rows = to_rows(steps)
         rows = shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
         if frame_stack > 1:
-            return rows, frames, {"is_first": steps["is_first"], "is_last": steps["is_last"]}
+            return rows, with_zero_frame(frames), episode_firsts(steps)
         return rows
 
     chunks = records.batch(chunk_episodes or chunk_episodes_for(manifest)).enumerate()
@@ -132,9 +133,9 @@ def _rows(
     if frame_stack == 1:
         return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
 
-    def batches(rows: dict[str, Any], frames: tf.Tensor, bounds: dict[str, tf.Tensor]) -> tf.data.Dataset:
+    def batches(rows: dict[str, Any], padded_frames: tf.Tensor, episode_first: tf.Tensor) -> tf.data.Dataset:
         def stacks(batch: dict[str, Any]) -> dict[str, Any]:
-            return {key: _stack_indices(value, frames, bounds, frame_stack, batch.get("mask"))
+            return {key: _stack_indices(value, padded_frames, episode_first, frame_stack, batch.get("mask"))
                     if key in _STACKED_ROW_FIELDS else value for key, value in batch.items()}
 
         return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size, drop_remainder=repeat).map(stacks)
@@ -143,11 +144,11 @@ def _rows(
                              deterministic=True).prefetch(AUTOTUNE)
 
 
-def _stack_indices(indices: tf.Tensor, frames: tf.Tensor, bounds: dict[str, tf.Tensor], frame_stack: int,
+def _stack_indices(indices: tf.Tensor, padded_frames: tf.Tensor, episode_first: tf.Tensor, frame_stack: int,
                    mask: tf.Tensor | None) -> tf.Tensor:
     """The stacked observations at step indices of any shape ([B] rows, [B, L] sequences);
     sequence padding (mask 0) becomes all-zero stacks, as unstacked padding is zeros."""
-    flat = stacked_gather(frames, bounds, tf.reshape(indices, [-1]), frame_stack)
+    flat = gather_stacks(padded_frames, frame_sources(episode_first, tf.reshape(indices, [-1]), frame_stack))
     stacked = tf.reshape(flat, tf.concat([tf.shape(indices), tf.shape(flat)[1:]], 0))
     if mask is None:
         return stacked

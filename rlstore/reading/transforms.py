@@ -41,16 +41,31 @@ def _as_rank(value: tf.Tensor, rank: int) -> tf.Tensor:
     return tf.reshape(value, tf.concat([tf.shape(value), tf.ones([extra], tf.int32)], 0)) if extra > 0 else value
 
 
-def stacked_gather(frames: tf.Tensor, steps: Steps, indices: tf.Tensor, frame_stack: int) -> tf.Tensor:
-    """Stacks [N, *frame_shape, k] of the last k frames up to each of `indices`, oldest first,
-    with all-zero frames before an episode's first step: the tf twin of `rlstore.frames.stack`
-    (Dopamine's padding). `steps` gives the episode bounds (`is_first`, `is_last`) of `frames`."""
+def episode_firsts(steps: Steps) -> tf.Tensor:
+    """For every step, the index of its episode's first step (tf twin of `rlstore.frames.episode_firsts`)."""
     episode, firsts, _ = _bounds(steps)
+    return tf.gather(firsts, episode)
+
+
+def with_zero_frame(frames: tf.Tensor) -> tf.Tensor:
+    """`frames` behind one all-zero frame at index 0, the padding every `frame_sources` slot
+    before an episode's start points at."""
+    return tf.concat([tf.zeros_like(frames[:1]), frames], 0)
+
+
+def frame_sources(episode_first: tf.Tensor, indices: tf.Tensor, frame_stack: int) -> tf.Tensor:
+    """[N, k] indices into `with_zero_frame(frames)` of the stacks at `indices`, oldest first;
+    slots before the episode's first step point at the zero frame (Dopamine's padding)."""
     indices = tf.cast(indices, tf.int64)
-    first = tf.gather(firsts, tf.gather(episode, indices))[:, None]
     sources = indices[:, None] + tf.range(1 - frame_stack, 1, dtype=tf.int64)[None, :]
-    gathered = tf.gather(frames, tf.maximum(sources, first))  # [N, k, *S]
-    gathered = tf.where(_as_rank(sources >= first, gathered.shape.rank), gathered, tf.zeros_like(gathered))
+    first = tf.gather(episode_first, indices)[:, None]
+    return tf.where(sources >= first, sources + 1, tf.zeros_like(sources))
+
+
+def gather_stacks(padded_frames: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
+    """Stacks [N, *frame_shape, k] from `with_zero_frame(frames)` and `frame_sources(...)`."""
+    gathered = tf.gather(padded_frames, sources)  # [N, k, *S]
+    frame_stack = sources.shape[-1]
     wide = _PACKED_WORDS.get(frame_stack) if gathered.dtype == tf.uint8 and sys.byteorder == "little" else None
     if wide is None:
         return tf.transpose(gathered, [0, *range(2, gathered.shape.rank), 1])
@@ -62,6 +77,15 @@ def stacked_gather(frames: tf.Tensor, steps: Steps, indices: tf.Tensor, frame_st
     for slot in range(frame_stack - 2, -1, -1):
         packed = tf.bitwise.bitwise_or(tf.bitwise.left_shift(packed, tf.constant(8, wide)), words[:, slot])
     return tf.bitcast(packed, tf.uint8)
+
+
+def stacked_gather(frames: tf.Tensor, steps: Steps, indices: tf.Tensor, frame_stack: int) -> tf.Tensor:
+    """Stacks [N, *frame_shape, k] of the last k frames up to each of `indices`, oldest first,
+    with all-zero frames before an episode's first step: the tf twin of `rlstore.frames.stack`.
+    `steps` gives the episode bounds (`is_first`, `is_last`) of `frames`. Readers that gather
+    many batches from the same frames keep `with_zero_frame` and `episode_firsts` instead."""
+    sources = frame_sources(episode_firsts(steps), indices, frame_stack)
+    return gather_stacks(with_zero_frame(tf.convert_to_tensor(frames)), sources)
 
 
 def episode_transitions(steps: Steps, n_step: int = 1, gamma: float = 0.99) -> dict[str, Any]:
