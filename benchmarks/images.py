@@ -12,16 +12,20 @@ Dopamine's own OutOfGraphReplayBuffer and saves it, as the DQN Replay Dataset wa
     PNG stacks: TFDS `as_dataset` + `rlds.transformations.batch(size=4, shift=1)` per episode
     (a window of o_t..o_{t+3} is one 3-step transition), `.batch(32)` (target: reader >= 10x);
   * ceiling: a numpy gather of stacked 3-step transitions (obs and next obs stacks, action,
-    reward) from the decoded frames in RAM, batch 32 (target: reader >= 0.25 of it).
+    reward) from the decoded frames in RAM, batch 32 (target: reader >= 0.25 of it);
+  * reader memory: peak RSS of a fresh process reading 200 batches from the version and from
+    a copy of its first quarter of episodes (4x smaller): it should not grow with the data.
 Each rate is the best of `rounds` timed windows taken in turns. Prints one JSON line with the
 load average; progress goes to stderr.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -137,6 +141,36 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def quarter_version(root: Path, source: Store) -> Store:
+    """A store holding the first quarter of `source`'s `atari` episodes, in the same schema."""
+    from rlstore.reading import episodes
+
+    manifest = source.manifest("atari")
+    store, keep = Store(root), max(1, manifest.num_episodes // 4)
+    with store.staging("atari") as staging:
+        directory = staging.new_segment_dir()
+        writer = ShardWriter(directory)
+        for episode in episodes(source, "atari", shuffle=False).take(keep):
+            data = tf.nest.map_structure(lambda t: t.numpy(), episode)
+            writer.write(manifest.schema.encode(data), len(data["steps"]["is_first"]), float(data["steps"]["reward"].sum()))
+        segment = finish_segment(directory, "atari", manifest.schema, writer.close(), {})
+        store.publish("atari", staging, [segment], manifest.schema, {"pipeline": "benchmarks.images"})
+    return store
+
+
+def reader_peak_rss(root: Path) -> float:
+    """Peak RSS (MiB) of a fresh process that reads 200 batches of stacked 3-step transitions."""
+    output = subprocess.run([sys.executable, __file__, "--read-peak-rss", str(root)], check=True,
+                            capture_output=True, text=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+def _read_peak_rss(root: str) -> None:
+    for _ in zip(range(200), transitions(Store(root), "atari", n_step=N_STEP, batch_size=BATCH)):
+        pass
+    print(peak_rss_mib())
+
+
 def measure(frames: int, seconds: float, rounds: int) -> dict:
     from rlstore.pipelines.ingest import ingest
 
@@ -161,6 +195,8 @@ def measure(frames: int, seconds: float, rounds: int) -> dict:
                             "stock": (graph_pull(stock_rlds(png_store, "png")), BATCH)}, seconds, rounds)
         ceiling = numpy_ceiling(played, numbers, seconds, rounds)
         log(f"reader {rates['reader']:,.0f}/s, stock {rates['stock']:,.0f}/s, numpy ceiling {ceiling:,.0f}/s")
+        log("reader peak memory on the version and on its first quarter")
+        memory = {"quarter": reader_peak_rss(quarter_version(work / "quarter", store).root), "full": reader_peak_rss(store.root)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     per_frame = shard_bytes / manifest.num_steps
@@ -176,7 +212,8 @@ def measure(frames: int, seconds: float, rounds: int) -> dict:
         "ceiling_transitions_per_s": round(ceiling),
         "ratio_vs_stock": round(rates["reader"] / rates["stock"], 2),
         "fraction_of_ceiling": round(rates["reader"] / ceiling, 3),
-        "peak_rss_mib": round(peak_rss_mib()),
+        "reader_peak_rss_mib": {"quarter": round(memory["quarter"]), "full": round(memory["full"]),
+                                "growth": round(memory["full"] / memory["quarter"], 2)},
         "targets": TARGETS,
     }
 
@@ -184,7 +221,10 @@ def measure(frames: int, seconds: float, rounds: int) -> dict:
 def main() -> None:
     parser = quick_parser(__doc__, f"{QUICK['frames']:,} frames and shorter windows (under a minute)")
     parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 20,000 with --quick)")
+    parser.add_argument("--read-peak-rss", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.read_peak_rss:
+        return _read_peak_rss(args.read_peak_rss)
     budget = {**(QUICK if args.quick else FULL), **({"frames": args.frames} if args.frames else {})}
     report = {"benchmark": "images", "quick": args.quick, "n_step": N_STEP, "batch_size": BATCH, "stack": STACK}
     with contextlib.redirect_stdout(sys.stderr):  # TFDS and friends print progress to stdout
