@@ -41,6 +41,8 @@ setup(
         "envlogger": ["envlogger==1.2"],
         # The CPU build: rlstore.torch reads the store without TensorFlow.
         "torch": ["torch==2.13.0"],
+        # `rlstore convert --to minari` writes through minari itself.
+        "minari": ["minari[hdf5,arrow]==0.5.3"],
         "test": ["pytest==8.4.2", "pytest-xdist==3.8.0", "minari[hdf5,arrow]==0.5.3"],
     },
     entry_points={"console_scripts": ["rlstore=rlstore.cli:entry_point"]},
