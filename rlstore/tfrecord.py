@@ -110,6 +110,28 @@ class RecordWriter:
         self.num_bytes += len(chunk)
 
 
+def _record_length(stream: BinaryIO, path: str, offset: int) -> int | None:
+    """The body length from the record header at the stream's position (None at the end)."""
+    header = stream.read(12)
+    if not header:
+        return None
+    if len(header) < 12:
+        raise ValueError(f"{path}: truncated record header at byte {offset}")
+    length_bytes, crc = header[:8], header[8:]
+    if _masked_crc(length_bytes) != crc:
+        raise ValueError(f"{path}: corrupt record length at byte {offset}")
+    return struct.unpack("<Q", length_bytes)[0]
+
+
+def _record_body(stream: BinaryIO, path: str, offset: int, length: int) -> bytes:
+    body = stream.read(length + 4)
+    if len(body) < length + 4:
+        raise ValueError(f"{path}: truncated record at byte {offset}")
+    if _masked_crc(body[:length]) != body[length:]:
+        raise ValueError(f"{path}: corrupt record data at byte {offset}")
+    return body[:length]
+
+
 def read_records(stream: BinaryIO, path: str = "<stream>",
                  keep: Callable[[int], bool] | None = None) -> Iterator[bytes]:
     """Reads TFRecord records, checking both checksums; raises ValueError naming the offset.
@@ -120,27 +142,31 @@ def read_records(stream: BinaryIO, path: str = "<stream>",
     """
     offset = 0
     index = 0
-    while True:
-        header = stream.read(12)
-        if not header:
-            return
-        if len(header) < 12:
-            raise ValueError(f"{path}: truncated record header at byte {offset}")
-        length_bytes, crc = header[:8], header[8:]
-        if _masked_crc(length_bytes) != crc:
-            raise ValueError(f"{path}: corrupt record length at byte {offset}")
-        (length,) = struct.unpack("<Q", length_bytes)
+    while (length := _record_length(stream, path, offset)) is not None:
         if keep is not None and not keep(index):
             stream.seek(length + 4, 1)
         else:
-            body = stream.read(length + 4)
-            if len(body) < length + 4:
-                raise ValueError(f"{path}: truncated record at byte {offset}")
-            if _masked_crc(body[:length]) != body[length:]:
-                raise ValueError(f"{path}: corrupt record data at byte {offset}")
-            yield body[:length]
+            yield _record_body(stream, path, offset, length)
         offset += 12 + length + 4
         index += 1
+
+
+def record_offsets(stream: BinaryIO, path: str = "<stream>") -> Iterator[int]:
+    """The byte offset of every record, from the (checked) headers alone: bodies are skipped."""
+    offset = 0
+    while (length := _record_length(stream, path, offset)) is not None:
+        yield offset
+        stream.seek(length + 4, 1)
+        offset += 12 + length + 4
+
+
+def read_record_at(stream: BinaryIO, offset: int, path: str = "<stream>") -> bytes:
+    """The one record at `offset` (from `record_offsets`), both checksums checked."""
+    stream.seek(offset)
+    length = _record_length(stream, path, offset)
+    if length is None:
+        raise ValueError(f"{path}: no record at byte {offset}")
+    return _record_body(stream, path, offset, length)
 
 
 # ---- reading tf.train.Example ---------------------------------------------------------------
