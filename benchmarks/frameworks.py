@@ -22,6 +22,7 @@ the listed deps in the extra are what d3rlpy needs at run time). Prints one JSON
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -168,8 +169,9 @@ def main() -> None:
                                                                     budget["rounds"])
         del table
         log("d3rlpy ReplayBuffer")
-        d3rlpy_rate, d3rlpy_added = measure_d3rlpy(store, ref, budget["rows"], budget["rounds"])
-    import d3rlpy
+        with contextlib.redirect_stdout(sys.stderr):  # d3rlpy logs to stdout; stdout holds only the JSON line
+            d3rlpy_rate, d3rlpy_added = measure_d3rlpy(store, ref, budget["rows"], budget["rounds"])
+            import d3rlpy
     import torchrl
 
     print(json.dumps({
