@@ -17,7 +17,18 @@ hold several whole episodes laid end to end). The tf.data readers implement the 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from rlstore.schema import Schema
+
+
+def observation_stack(schema: "Schema") -> int:
+    """How many frames a reader stacks into each observation of a dataset (1: stored whole)."""
+    spec = schema.steps.get("observation")
+    return spec.stack if spec is not None else 1
 
 
 class FrameStackError(ValueError):
