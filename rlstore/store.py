@@ -245,7 +245,7 @@ class Store:
         for directory in ("segments", "versions", segment_lists.DIRECTORY):
             (dataset_dir / directory).mkdir(parents=True, exist_ok=True)
         pending = {"segments": [Path(s["path"]).name for s in segments], "segment_lists": []}
-        _write_pending(staging, pending)
+        write_pending(staging, pending)
         moved = []
         for record in segments:
             source = Path(record["path"])
@@ -261,9 +261,9 @@ class Store:
             added = [{**segment, "added_in": number} for segment in moved]
             plan = self._plan_lists(name, parent, added, removed)
             pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
-            _write_pending(staging, pending)
+            write_pending(staging, pending)
             for sha, raw in plan.new_files.items():
-                _write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
+                write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
             document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage, report,
                                          self._totals(name, parent, added, plan.references, removed))
             raw = seal(document)
@@ -529,7 +529,7 @@ def read_pending(path: Path) -> dict[str, list]:
     return {key: value if isinstance(value := pending.get(key), list) else [] for key in ("segments", "segment_lists")}
 
 
-def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
+def write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
     """Written aside and renamed: a writer killed mid-write must not leave a truncated list
     that the next writer's garbage collection cannot parse."""
     temporary = staging.path / (_PENDING + ".tmp")
@@ -537,7 +537,7 @@ def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
     os.replace(temporary, staging.path / _PENDING)
 
 
-def _write_once(path: Path, raw: bytes, staging: Staging) -> None:
+def write_once(path: Path, raw: bytes, staging: Staging) -> None:
     """Puts an immutable, content-addressed file in place (written aside, then renamed); a file
     already there holds the same bytes, so it is left as it is."""
     if path.exists():
