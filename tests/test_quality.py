@@ -78,6 +78,7 @@ def test_element_moments_merge_like_numpy():
 def test_reader_notes_reach_the_report_through_a_beam_combine():
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that
 
     observations = np.arange(12, dtype=np.float32).reshape(6, 2)
     next_observations = np.concatenate([observations[1:], [[99, 99]]]).astype(np.float32)
@@ -97,11 +98,14 @@ def test_reader_notes_reach_the_report_through_a_beam_combine():
     schema = Schema.derive(inputs[0][1])
     fn = QualityCombineFn(schema.to_json())
     with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as pipeline:
-        (pipeline | beam.Create(inputs) | beam.CombineGlobally(fn)
-         | beam.Map(lambda report: _check_notes_report(report)))
+        reports = pipeline | beam.Create(inputs) | beam.CombineGlobally(fn)
+        assert_that(reports, _check_notes_report)
 
 
-def _check_notes_report(report):
+def _check_notes_report(reports: list) -> None:
+    """Beam's matcher: the pipeline's whole output, which must be exactly one report."""
+    assert len(reports) == 1, reports
+    (report,) = reports
     warnings = {w["kind"]: w for w in report["warnings"]}
     assert warnings[OBSERVATION_JUMP]["count"] == 1
     assert warnings[OBSERVATION_JUMP]["examples"] == [{"file": "log2.hdf5", "episode": 2, "step": 3,

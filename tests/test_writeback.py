@@ -387,7 +387,8 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
         target = before + rng.randint(0, 2)  # 0: killed while starting, before any commit
         while len(store.versions("ds")) < target and process.poll() is None:
             time.sleep(0.005)
-        if target > before:  # this writer has opened its staging, cleaning up after the last one
+        if target > before:  # this writer has opened its staging, cleaning up after the earlier ones
+            assert bool(left_behind) == (round_ > 0)
             assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
         time.sleep(rng.uniform(0, 0.05))  # ... then anywhere: playing, encoding, publishing
         if round_ == 1:
@@ -396,7 +397,7 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
             os.kill(process.pid, signal.SIGKILL)  # the recorder alone; its worker must follow
         assert process.wait() == -signal.SIGKILL
         reported |= {int(v) for v in re.findall(r"committed ds@(\d+)", process.stdout.read())}
-        left_behind = _staging_after_writers_died(store, "ds")
+        left_behind |= _staging_after_writers_died(store, "ds")  # killed writers' areas, for the next to clean
 
     # SIGTERM (like Ctrl-C) is a graceful stop: the episode in play ends, every finished one is committed
     process = subprocess.Popen(
@@ -405,6 +406,7 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
         stdout=subprocess.PIPE, stderr=open(tmp_path / "term.err", "w"), text=True)
     first = process.stdout.readline()  # its worker is ready: staging was cleaned
     assert first.startswith("recording run term"), first or (tmp_path / "term.err").read_text()
+    assert left_behind  # the killed writers left staging areas behind, and this writer removed them all
     assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
     time.sleep(rng.uniform(0.1, 0.3))
     process.send_signal(signal.SIGTERM)
