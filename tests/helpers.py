@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from rlstore import tfrecord
 from rlstore.episode import Episode, make_episode
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter, finish_segment
@@ -78,3 +79,24 @@ def steps_equal(expected: Episode, actual_steps: dict) -> bool:
     if set(want) != set(got):
         return False
     return all(np.array_equal(np.asarray(want[k]), np.asarray(got[k])) for k in want)
+
+
+def reference_example(features: Mapping[str, bytes]) -> bytes:
+    """A tf.train.Example from encoded Feature messages keyed by name, written plainly one entry at a
+    time: the oracle `rlstore.encoding`'s fast layout is checked against (and TF parses it)."""
+    entries = b"".join(tfrecord.field(1, tfrecord.field(1, key.encode()) + tfrecord.field(2, feature))
+                       for key, feature in sorted(features.items()))
+    return tfrecord.field(1, entries)
+
+
+def reference_encode(schema: Schema, episode: Episode) -> bytes:
+    """`schema.encode(episode)` the slow, obvious way: each field's Feature by `encode_feature`."""
+    from rlstore.encoding import encode_feature
+    from rlstore.nest import flatten
+
+    steps, metadata = flatten(episode["steps"]), flatten({k: v for k, v in episode.items() if k != "steps"})
+    features = {f"steps/{key}": encode_feature(spec, np.asarray(steps[key]), per_step=True)
+                for key, spec in schema.steps.items()}
+    features.update({key: encode_feature(spec, np.asarray(metadata[key]), per_step=False)
+                     for key, spec in schema.episode.items()})
+    return reference_example(features)

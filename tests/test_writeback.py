@@ -26,7 +26,6 @@ from rlstore.schema import FieldSpec, Schema
 from rlstore.store import Store
 from rlstore.validation import validate
 from rlstore.writeback import WriteBack, WriteBackError, drive
-from rlstore.writeback.encode import encode_episodes
 from rlstore.writeback.stream import StreamSplitter
 from tests.helpers import publish_episodes, rich_episode, steps_equal, vector_episode
 
@@ -287,20 +286,6 @@ def test_batch_checks_name_episode_step_and_field():
     with pytest.raises(BadInputError, match=r"episode run:0, field 'steps/observation': expected float32\[3\], "
                                             r"got float32\[4\]"):
         batch.check(wrong)
-
-
-def test_batch_encoder_writes_exactly_what_schema_encode_writes():
-    rng = np.random.default_rng(1)
-    for make in (rich_episode, vector_episode):
-        episodes = [make(int(n), seed=i) for i, n in enumerate(rng.integers(1, 7, size=9))]
-        episodes[2]["steps"]["action"] = episodes[2]["steps"]["action"] * -300  # multi-byte varints
-        schema = Schema.derive(episodes[0])
-        flat = [flatten(episode["steps"]) for episode in episodes]
-        steps = {key: np.concatenate([f[key] for f in flat]) for key in flat[0]}
-        lengths = np.array([len(f["reward"]) for f in flat])
-        metadata = {key: [episode[key] for episode in episodes] for key in schema.episode}
-        records = encode_episodes(schema, steps, np.cumsum(lengths) - lengths, lengths, metadata)
-        assert records == [schema.encode(episode) for episode in episodes]
 
 
 class _Faulty(dm_env.Environment):

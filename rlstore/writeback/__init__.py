@@ -5,8 +5,7 @@
 - `channel`: the shared-memory slots the columns travel through;
 - `worker`: the process (`python -m rlstore.writeback.worker`) that does the rest on another core;
 - `stream`: cuts the column stream into RLDS episodes;
-- `encode`: encodes a batch of episodes into Examples;
-- `appender`: appends encoded episodes to the store and commits a version every K;
+- `appender`: encodes episodes (`rlstore.encoding`) into the store, committing a version every K;
 - `replay`: inserts episodes' rows into Reverb tables.
 """
 from rlstore.writeback.writer import Commit, WriteBack, WriteBackError, WriteBackSummary, drive

@@ -19,7 +19,7 @@ from rlstore.manifest import Manifest
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter, finish_segment
 from rlstore.store import Store
-from rlstore.writeback.encode import encode_episodes
+from rlstore.encoding import encode_episodes
 from rlstore.writeback.stream import EpisodeBatch
 
 PIPELINE_NAME = "rlstore.writeback"
