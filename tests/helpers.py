@@ -6,10 +6,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from rlstore import tfrecord
+from rlstore import publishing, tfrecord
 from rlstore.episode import Episode, make_episode
 from rlstore.schema import Schema
-from rlstore.segment import ShardWriter, finish_segment
 from rlstore.store import Store
 
 
@@ -60,15 +59,7 @@ def write_npz_logs(directory: Path, episodes: Sequence[Episode]) -> list[Path]:
 
 def publish_episodes(store: Store, name: str, episodes: Sequence[Episode], lineage: dict | None = None):
     """Publishes episodes as one new segment through the store API (no Beam)."""
-    schema = Schema.derive(episodes[0])
-    with store.staging(name) as staging:
-        directory = staging.new_segment_dir()
-        writer = ShardWriter(directory)
-        for episode in episodes:
-            length = schema.check(episode)
-            writer.write(schema.encode(episode), length, float(np.sum(episode["steps"]["reward"])))
-        record = finish_segment(directory, name, schema, writer.close(), lineage or {})
-        return store.publish(name, staging, [record], schema, lineage or {"pipeline": "test"})
+    return publishing.publish_episodes(store, name, episodes, lineage or {"pipeline": "test"})
 
 
 def steps_equal(expected: Episode, actual_steps: dict) -> bool:
