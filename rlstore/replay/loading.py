@@ -82,11 +82,20 @@ def _insert_budget(info: reverb.reverb_types.TableInfo) -> int:
     return math.floor((limiter.max_diff - error) / limiter.samples_per_insert)
 
 
-def with_zero_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
-    """Sequence rows plus the layout's `core_state` column, all zeros: a store version (and a
-    writer that sees only timesteps) has no recurrent state, so items start from the zero state."""
+def with_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """Sequence rows with the layout's `core_state` column: the recurrent state recorded with each
+    window's first step (step metadata `core_state/<i>`, which an actor's adder writes back), or
+    zeros for steps that carry none (logged data, demonstrations): such items start from the
+    zero state. Without `core_state_shapes` in the layout, recorded states are dropped."""
+    recorded = rows.pop("core_state", None)
+    if not layout.core_state_shapes:
+        return rows
     size = len(rows["is_demo"])
-    rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    if recorded is None:
+        rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    else:
+        rows["core_state"] = tuple(np.asarray(recorded[str(part)][:, 0], np.float32)
+                                   for part in range(len(layout.core_state_shapes)))
     return rows
 
 
@@ -159,10 +168,11 @@ def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layo
         rows = _rows(store, ref, layout, kind)
         item_signature = signature(schema, layout, kind)
         loaded = {key: value for key, value in item_signature.items() if key != "core_state"}  # added below
-        check_fits(dict(rows.element_spec), loaded, f"the {table} reader's rows do not match the table signature")
+        read = {key: value for key, value in rows.element_spec.items() if key != "core_state"}
+        check_fits(read, loaded, f"the {table} reader's rows do not match the table signature")
         batches = rows.as_numpy_iterator()
-        if kind == SEQUENCES and layout.core_state_shapes:
-            batches = (with_zero_core_state(batch, layout) for batch in batches)
+        if kind == SEQUENCES:
+            batches = (with_core_state(batch, layout) for batch in batches)
         info = client.server_info()[table]
         streams = WRITERS if preload_bound(manifest, layout, kind) <= info.max_size - info.current_size else 1
         counts[table] = _insert(address, table, layout.table_options(kind).initial_priority, batches,
