@@ -2,8 +2,8 @@
 
 Rows come from the functions the readers and the bulk loader use
 (`rlstore.reading.transforms.episode_transitions` / `episode_sequences`), and items are built
-the way the loader builds them (`rlstore.replay.loading`): each row appended as one step of
-Reverb's C++ TrajectoryWriter with constant-length chunks, and made one item of squeezed cells.
+the way the loader builds them, by the same writer (`rlstore.replay.writing.RowWriter`): each
+row one step and one item of squeezed cells.
 So an item written back by an actor is indistinguishable from one loaded from the store, and
 one table can hold both. Each call handles all the episodes a batch finished at once, with one
 traced TF call per table and one flush, so per-episode overhead stays small.
@@ -24,8 +24,9 @@ import tree
 import tensorflow as tf
 
 from rlstore.reading.transforms import episode_sequences, episode_transitions
-from rlstore.replay.loading import CHUNK_LENGTH, check_fits, insert_rows, with_core_state
+from rlstore.replay.loading import check_fits, with_core_state
 from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError, with_one_step
+from rlstore.replay.writing import RowWriter
 
 _CONNECT_SECONDS = 30
 
@@ -53,7 +54,6 @@ class ReplayInserter:
 
     def __init__(self, address: str, layout: Layout, into: Mapping[str, str] | None = None):
         import reverb
-        from reverb import pybind
 
         try:
             tables = reverb.Client(address).server_info(timeout=_CONNECT_SECONDS)
@@ -64,12 +64,10 @@ class ReplayInserter:
         if missing:
             raise ReplayError(f"the Reverb server at {address} has no table {missing[0]!r} "
                               f"(it has: {', '.join(sorted(tables)) or 'none'})")
-        client = pybind.Client(address)
         self._layout = layout
         self._signatures = {kind: tables[name].signature for kind, name in self._names.items()}
         # Items are checked against the signature once per batch, not per item by the writer.
-        self._writers = {kind: client.NewTrajectoryWriter(
-            pybind.ConstantChunkerOptions(CHUNK_LENGTH[kind], CHUNK_LENGTH[kind]), False) for kind in layout.tables}
+        self._writers = {kind: RowWriter(address, kind) for kind in layout.tables}
         self.inserted = {name: 0 for name in self._names.values()}
 
     def add(self, episodes: Sequence[Mapping[str, Any]]) -> None:
@@ -83,13 +81,13 @@ class ReplayInserter:
             if self._signatures[kind] is not None:
                 check_fits(rows, self._signatures[kind], f"the episodes' rows do not fit table {name!r}")
             columns = tree.flatten(rows)
-            insert_rows(writer, name, self._layout.table_options(kind).initial_priority, columns)
-            writer.Flush(0, -1)
+            writer.insert(name, self._layout.table_options(kind).initial_priority, columns)
+            writer.flush()
             self.inserted[name] += len(columns[0])
 
     def close(self) -> None:
         for writer in self._writers.values():
-            writer.Close()
+            writer.close()
 
 
 class BackgroundInserter:
