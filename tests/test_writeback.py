@@ -201,29 +201,36 @@ def test_bad_arguments_are_refused_before_starting(tmp_path):
 
 def _stream(episodes, rng):
     """A dm_env stream of `episodes` as the actor ships it: column batches cut at random places,
-    with an episode abandoned halfway (a new observe_first before its end) thrown in."""
-    rows = []  # (step_type, reward, discount, observation, action or None)
+    with an episode abandoned halfway (a new observe_first before its end) thrown in. The step
+    metadata `temperature`, if any, travels as the action's extras."""
+    rows = []  # (step_type, reward, discount, observation, action or None, extras or None)
     for index, episode in enumerate(episodes):
         steps = episode["steps"]
         length = len(steps["reward"])
         if index == 1:  # abandoned: never stored, as EpisodeRecorder drops it
-            rows += [(0, None, None, _row(steps["observation"], 0), None),
-                     (1, 0.5, 1.0, _row(steps["observation"], 1), _row(steps["action"], 0))]
-        rows.append((0, None, None, _row(steps["observation"], 0), None))
+            rows += [(0, None, None, _row(steps["observation"], 0), None, None),
+                     (1, 0.5, 1.0, _row(steps["observation"], 1), _row(steps["action"], 0), _extras(steps, 0))]
+        rows.append((0, None, None, _row(steps["observation"], 0), None, None))
         for t in range(1, length):
             kind = 2 if t == length - 1 else 1
             discount = 0.0 if kind == 2 and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
             rows.append((kind, float(steps["reward"][t - 1]), discount, _row(steps["observation"], t),
-                         _row(steps["action"], t - 1)))
+                         _row(steps["action"], t - 1), _extras(steps, t - 1)))
     cuts = sorted(rng.choice(np.arange(1, len(rows)), size=6, replace=False))
     for part in np.split(np.arange(len(rows)), cuts):
         chunk = [rows[i] for i in part]
         actions = [row[4] for row in chunk if row[4] is not None]
+        extras = [row[5] for row in chunk if row[4] is not None]
         yield {"step_type": np.array([row[0] for row in chunk], np.int8),
                "reward": np.array([row[1] for row in chunk], np.float64),
                "discount": np.array([row[2] for row in chunk], np.float64),
                "observation": _stacked([row[3] for row in chunk]),
-               "action": _stacked(actions) if actions else None}
+               "action": _stacked(actions) if actions else None,
+               "extras": _stacked(extras) if extras and extras[0] is not None else None}
+
+
+def _extras(steps, t):
+    return {"temperature": steps["temperature"][t]} if "temperature" in steps else None
 
 
 def _row(value, t):
@@ -234,21 +241,24 @@ def _stacked(values):
     return {k: _stacked([v[k] for v in values]) for k in values[0]} if isinstance(values[0], dict) else np.stack(values)
 
 
-def _recorded(episode):
-    """What EpisodeRecorder makes of an episode's dm_env stream (the per-step reference)."""
-    recorder, steps = EpisodeRecorder(), episode["steps"]
-    recorder.observe_first(dm_env.restart(_row(steps["observation"], 0)))
-    length = len(steps["reward"])
-    for t in range(1, length):
-        last = t == length - 1
-        discount = 0.0 if last and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
-        timestep = dm_env.TimeStep(dm_env.StepType.LAST if last else dm_env.StepType.MID,
-                                   float(steps["reward"][t - 1]), discount, _row(steps["observation"], t))
-        result = recorder.observe(_row(steps["action"], t - 1), timestep)
-    return result
+def _expected_steps(episode) -> dict:
+    """The flat steps an episode must come back as: itself, its step metadata zero on the last
+    step (like the action it came with)."""
+    steps = flatten(episode["steps"])
+    if "temperature" in steps:
+        steps["temperature"] = np.append(steps["temperature"][:-1], 0.0)
+    return steps
 
 
-def test_stream_splitter_makes_the_episodes_episode_recorder_makes():
+def _assert_steps_equal(have: dict, want: dict) -> None:
+    assert set(want) == set(have)
+    for key in want:
+        assert have[key].dtype == want[key].dtype and np.array_equal(have[key], want[key]), key
+
+
+def test_the_episode_builder_gives_back_the_episodes_played():
+    """Whole episodes from a stream cut at random places, extras as step metadata; and the same
+    through rollout.EpisodeRecorder, one timestep at a time."""
     rng = np.random.default_rng(3)
     episodes = [rich_episode(int(n), seed=i) for i, n in enumerate(rng.integers(2, 9, size=12))]
     splitter = StreamSplitter("run")
@@ -259,11 +269,20 @@ def test_stream_splitter_makes_the_episodes_episode_recorder_makes():
     for batch in batches:
         batch.check(schema)
     for episode, stored in zip(episodes, got):
-        want = flatten(_recorded(episode)["steps"])
-        have = flatten(stored["steps"])
-        assert set(want) == set(have)
-        for key in want:
-            assert have[key].dtype == want[key].dtype and np.array_equal(have[key], want[key]), key
+        _assert_steps_equal(flatten(stored["steps"]), _expected_steps(episode))
+
+    for episode in episodes:
+        recorder, steps = EpisodeRecorder(), episode["steps"]
+        recorder.observe_first(dm_env.restart(_row(steps["observation"], 0)))
+        length = len(steps["reward"])
+        for t in range(1, length):
+            last = t == length - 1
+            discount = 0.0 if last and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
+            timestep = dm_env.TimeStep(dm_env.StepType.LAST if last else dm_env.StepType.MID,
+                                       float(steps["reward"][t - 1]), discount, _row(steps["observation"], t))
+            recorded = recorder.observe(_row(steps["action"], t - 1), timestep, extras=_extras(steps, t - 1))
+            assert (recorded is None) != last
+        _assert_steps_equal(flatten(recorded["steps"]), _expected_steps(episode))
 
 
 def test_batch_checks_name_episode_step_and_field():
