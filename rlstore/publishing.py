@@ -3,7 +3,7 @@
 Every writer does the same three things: it holds a locked staging area of the dataset
 (`Store.staging`), builds a segment there (shards of encoded episodes by `ShardWriter`, in this
 process or in Beam's workers), then finishes the segment (TFDS shard names and metadata,
-`finish_segment`) and publishes it as the next version (`Store.publish`). Ingest, write-back,
+`finish_segment`) and publishes it as the next version (`Store.publish`). Ingest, write-back, compaction,
 the tests and the benchmarks all go through here, so the order of those steps (what must be on
 disk before a version may name it) is written once.
 """
@@ -20,6 +20,7 @@ from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter, finish_segment
+from rlstore.stats import EpisodeStats
 from rlstore.store import Staging, Store
 
 
@@ -54,6 +55,15 @@ class SegmentBuilder:
         """Adds one encoded episode (`Schema.encode`, `rlstore.encoding.encode_episodes`)."""
         self._writer.write(record, num_steps, episode_return)
         self.episodes += 1
+
+    def copy(self, records: Iterable[bytes], num_steps: int, stats: EpisodeStats) -> None:
+        """Adds episodes already encoded and summed up (a whole segment's, when compacting)."""
+        self._writer.copy(records, num_steps, stats)
+
+    def finish(self, lineage: Mapping[str, Any]) -> dict[str, Any]:
+        """Closes the shards and finishes the segment; returns its record, for a `Store.publish`
+        of several segments at once."""
+        return finish_segment(self.directory, self._dataset, self._schema, self._writer.close(), lineage)
 
     def publish(self, lineage: Mapping[str, Any], report: Mapping[str, Any] | None = None) -> Manifest:
         """Closes the shards and publishes the segment as the next version of the dataset."""
