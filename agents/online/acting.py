@@ -76,6 +76,7 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
         writer = WriteBack(context.store, context.write_back, environment=context.env,
                            policy=f"{context.agent} behaviour policy, actor {index} of run {context.run_id}",
                            run_id=summary["write_back"]["run_id"], commit_every=context.commit_every,
+                           compact_every=context.compact_every if index == 0 else None,  # one compactor a run
                            on_commit=committed)
     adder = client = evaluator = None
     try:
@@ -111,10 +112,11 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
     finally:
         if client is not None:
             client.close()
-        if adder is not None:
-            adder.close()  # waits for Reverb, then commits every finished episode not yet committed
-        elif writer is not None:
-            writer.close()
+        # waits for Reverb, then commits every finished episode not yet committed
+        closed = adder.close() if adder is not None else writer.close() if writer is not None else None
+        if closed is not None and (closed.compacted_versions or closed.compaction_errors):
+            summary["write_back"].update(compacted_versions=closed.compacted_versions,
+                                         compaction_errors=closed.compaction_errors)
         if evaluator is not None:
             evaluator.close()
         run_manifest.write(summary_path(context, index), summary)  # atomic, like run.json

@@ -26,7 +26,7 @@ from rlstore.episode import Episode
 from rlstore.writeback.columns import StepRecorder
 from rlstore.writeback.replay import ReplayInserter
 from rlstore.writeback.stream import StreamSplitter
-from rlstore.writeback.writer import WriteBack
+from rlstore.writeback.writer import WriteBack, WriteBackSummary
 
 
 class Adder:
@@ -54,11 +54,12 @@ class Adder:
             self._replay.add([episode["steps"]])
         return episode
 
-    def close(self) -> None:
-        """Waits for Reverb to confirm every row, then commits what the writer has not committed."""
+    def close(self) -> WriteBackSummary | None:
+        """Waits for Reverb to confirm every row, then commits what the writer has not committed;
+        returns the writer's summary (None without a writer)."""
         try:
             if self._replay is not None:
                 self._replay.close()
         finally:
-            if self._writer is not None:
-                self._writer.close()
+            summary = self._writer.close() if self._writer is not None else None
+        return summary
