@@ -81,7 +81,7 @@ def measure_rlstore(store: Store, ref: str, rows: int, rounds: int, persistent: 
         while served < rows:
             data.set_epoch(epoch)
             epoch += 1
-            loader = kept or DataLoader(data, batch_size=None, num_workers=2)
+            loader = kept if kept is not None else DataLoader(data, batch_size=None, num_workers=2)
             for number, batch in enumerate(loader):
                 served += len(batch["reward"])
                 if number % 64 == 0:
