@@ -50,8 +50,7 @@ def make_env(env_spec: str, seed: int = 0) -> dm_env.Environment:
     try:
         return make_environment(env_spec, seed=seed)
     except EnvSpecError as error:
-        problem, _, forms = str(error).partition("\nvalid forms:\n")
-        raise AgentError(f"{problem} (valid forms: {', '.join(form.strip() for form in forms.splitlines())})") from error
+        raise AgentError(str(error)) from None
 
 
 def env_num_actions(env_spec: str) -> int | None:

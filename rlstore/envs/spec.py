@@ -10,6 +10,11 @@ can be recorded (and the environment rebuilt) from that string alone. Valid form
     gym:<id>                       any registered gymnasium env, its default time limit
     gym:<id>?max_steps=N           ... with the time limit set to N steps
 
+Third-party suites come in through `gym:` too (rlstore.envs.suites registers them on first use):
+MinAtar (`gym:MinAtar/Breakout-v1`, Asterix, Freeway, Seaquest, SpaceInvaders; 10x10xn boolean
+frames) and MiniGrid (`gym:MiniGrid-MemoryS9-v0`, ... `gym:MiniGrid-MemoryS17Random-v0`; dict
+observations: a 7x7x3 partial view, the direction and the mission text).
+
 Parameters are explicit where they define the task's difficulty (deep_sea size, tmaze
 length) so two datasets can never silently disagree about it.
 """
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Mapping
+
+from rlstore.errors import RlstoreError
 
 VALID_FORMS = (
     "catch",
@@ -26,6 +33,7 @@ VALID_FORMS = (
     "gym:<id>",
     "gym:<id>?max_steps=N",
 )
+GYM_EXAMPLES = ("gym:CartPole-v1", "gym:MinAtar/Breakout-v1", "gym:MiniGrid-MemoryS9-v0")
 
 # For each built-in task: parameter name -> default (None means the key is required).
 _BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
@@ -35,12 +43,15 @@ _BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
 }
 
 
-class EnvSpecError(ValueError):
-    """A spec string that does not name a known environment, or an env that cannot be built."""
+class EnvSpecError(RlstoreError, ValueError):
+    """A spec string that does not name a known environment, or an env that cannot be built.
+
+    Its message is one line that names the problem and lists the valid forms, so the CLI
+    prints it as it prints every other user error."""
 
     def __init__(self, spec: str, problem: str):
-        forms = "\n".join(f"  {form}" for form in VALID_FORMS)
-        super().__init__(f"bad environment spec {spec!r}: {problem}\nvalid forms:\n{forms}")
+        super().__init__(f"bad environment spec {spec!r}: {problem}; valid forms: {', '.join(VALID_FORMS)} "
+                         f"(e.g. {', '.join(GYM_EXAMPLES)})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,11 @@ class TMaze(dm_env.Environment):
         return self._length
 
     @property
+    def cue(self) -> int:
+        """The current episode's cue, UP or DOWN (hidden from the agent after the first step)."""
+        return self._cue
+
+    @property
     def advance_actions(self) -> np.ndarray:
         """(length,) array: the action that advances out of each corridor cell (read-only)."""
         return self._advance_actions
