@@ -3,7 +3,7 @@
 Why not pickle: unpickling runs whatever code the bytes name, and a pipe's bytes are only as
 trustworthy as every process that can write to it. JSON cannot name code, and arrays travel as
 their dtype, shape and bytes, which also keeps them out-of-band for shared memory
-(`rlstore.writeback_channel`). What a message may hold: None, bools, numbers, strings, lists,
+(`rlstore.writeback.channel`). What a message may hold: None, bools, numbers, strings, lists,
 tuples, dicts with string keys and numpy arrays (not of dtype object).
 """
 from __future__ import annotations

@@ -28,7 +28,7 @@ from rlstore.envs import make_environment, make_expert, make_policy
 from rlstore.rollout import run_episodes
 from rlstore.store import Store
 from rlstore.validation import validate
-from rlstore.writeback_replay import ReplayInserter
+from rlstore.writeback.replay import ReplayInserter
 from tests.helpers import publish_episodes
 
 REPO = Path(__file__).resolve().parent.parent

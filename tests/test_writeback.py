@@ -26,8 +26,8 @@ from rlstore.schema import FieldSpec, Schema
 from rlstore.store import Store
 from rlstore.validation import validate
 from rlstore.writeback import WriteBack, WriteBackError, drive
-from rlstore.writeback_encode import encode_episodes
-from rlstore.writeback_stream import StreamSplitter
+from rlstore.writeback.encode import encode_episodes
+from rlstore.writeback.stream import StreamSplitter
 from tests.helpers import publish_episodes, rich_episode, steps_equal, vector_episode
 
 GAMMA = 0.9
@@ -66,7 +66,7 @@ def _rows(episodes, layout, table):
     """The rows the readers and the bulk loader make of these episodes, one dict per row."""
     import tree
 
-    from rlstore.writeback_replay import layout_rows
+    from rlstore.writeback.replay import layout_rows
 
     steps = tree.map_structure(lambda *columns: np.concatenate(columns), *[e["steps"] for e in episodes])
     rows = layout_rows(steps, layout, table)
@@ -174,7 +174,7 @@ def test_appending_to_a_dataset_with_another_schema_is_refused(tmp_path):
 
 def test_rows_that_do_not_fit_the_reverb_table_are_refused():
     from rlstore.replay import Layout, ReplayError
-    from rlstore.writeback_replay import ReplayInserter
+    from rlstore.writeback.replay import ReplayInserter
 
     server = _replay_server("catch:rows=6", Layout())  # a table for 6x5 boards
     try:

@@ -15,7 +15,7 @@ agent). `demo_ratio` 0 leaves out the demonstration table: plain prioritized n-s
 
 Both tables hold the same items: n-step `transitions` rows with the 1-step target of the same
 step (`Layout(one_step=True)`), made by the same functions for bulk-loaded demonstrations
-(rlstore.replay.loading) and for the actors' episodes (rlstore.writeback_replay.layout_rows).
+(rlstore.replay.loading) and for the actors' episodes (rlstore.writeback.replay.layout_rows).
 Their signature comes from the schema of the episodes actors record, so a demonstration
 version with other dtypes is refused at load time instead of mixing two kinds of rows.
 

@@ -57,7 +57,7 @@ environment, checked against the demonstrations), the run directory and the acto
     class OnlineActor(Protocol):
         variables: Sequence[tf.Variable]           # same order as the learner's variables()
         layout: rlstore.replay.Layout              # the replay tables finished episodes go to
-            # (rows made by rlstore.writeback_replay.layout_rows, like bulk-loaded ones)
+            # (rows made by rlstore.writeback.replay.layout_rows, like bulk-loaded ones)
         def select_action(self, timestep: dm_env.TimeStep) -> Any: ...  # behaviour policy
         def greedy_action(self, timestep: dm_env.TimeStep) -> Any: ...  # evaluation policy
             # recurrent actors reset their state on timestep.first(), each policy its own

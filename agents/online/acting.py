@@ -4,7 +4,7 @@ Each actor plays its share of the run's env-step budget with the agent's behavio
 refreshing weights from the learner (`VariableClient`), and for every finished episode:
 
 - inserts its rows into the replay tables of the actor's `layout`, made by the same function
-  that makes write-back rows (`rlstore.writeback_replay.ReplayInserter`), so they are identical
+  that makes write-back rows (`rlstore.writeback.replay.ReplayInserter`), so they are identical
   to rows bulk-loaded from the store. The insert happens in this process: when the replay
   table's SampleToInsertRatio limiter says the learner is behind, the insert waits, and so
   does acting; that is how the ratio of acting to learning is held;
@@ -35,7 +35,7 @@ from rlstore.agents.online.context import RunContext
 from rlstore.agents.online.variables import VariableClient
 from rlstore.rollout import EpisodeRecorder
 from rlstore.writeback import WriteBack
-from rlstore.writeback_replay import ReplayInserter
+from rlstore.writeback.replay import ReplayInserter
 
 DEFAULT_UPDATE_PERIOD = 100
 def actor_budget(context: RunContext, index: int) -> int:

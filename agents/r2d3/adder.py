@@ -1,6 +1,6 @@
 """An actor's finished episodes into the agent replay, as R2D2 sequences WITH their recurrent state.
 
-The windows are exactly the store's and the loader's (`rlstore.writeback_replay.layout_rows`,
+The windows are exactly the store's and the loader's (`rlstore.writeback.replay.layout_rows`,
 i.e. `rlstore.reading.transforms.episode_sequences`: starts every `period` steps from the
 episode's first step, zero padding with `mask`, never across episodes), so agent and
 demonstration items share one layout. What the steps alone cannot give is `core_state`: the
@@ -26,7 +26,7 @@ from rlstore.agents.errors import AgentError
 from rlstore.agents.r2d3 import replay
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.replay import SEQUENCES, Layout
-from rlstore.writeback_replay import layout_rows
+from rlstore.writeback.replay import layout_rows
 
 StepStates = Sequence[tuple[np.ndarray, ...]]  # one LSTM state per step of an episode, each [1, units]
 

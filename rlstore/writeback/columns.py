@@ -6,7 +6,7 @@ observations and actions that are dicts become dicts of columns. This runs on th
 so it is a few numpy calls per field per flush and nothing per step: `np.array` over each field's
 values, then a comparison of each column's dtype and shape with what the field had first. Only
 when that fails are values inspected one by one, to report the first that differs with its
-episode, step and field (`rlstore.writeback_stream` checks the rest in the worker).
+episode, step and field (`rlstore.writeback.stream` checks the rest in the worker).
 """
 from __future__ import annotations
 

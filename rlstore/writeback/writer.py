@@ -21,15 +21,15 @@ several times more CPU per step than a small environment does, so doing them on 
 thread (even in a background thread, which shares the GIL) would slow acting several-fold. The
 adder itself only keeps references to the timesteps' fields and the actions (`observe` is a few
 list appends and a comparison) and, every `flush_steps` steps or at a commit boundary, ships them as a few
-stacked arrays to `rlstore.writeback_worker`, which does the rest on another core, a batch of
-episodes at a time. The arrays travel through shared memory (`rlstore.writeback_channel`), whose
+stacked arrays to `rlstore.writeback.worker`, which does the rest on another core, a batch of
+episodes at a time. The arrays travel through shared memory (`rlstore.writeback.channel`), whose
 few slots apply backpressure: if the worker falls behind, acting waits rather than buffering
 without bound. Observations must not be
 mutated by the environment after it returns them (they are referenced, not copied, until the
 next flush).
 
 Each flush holds observations and actions to the dtype and shape they first had
-(`rlstore.writeback_columns`): a value that differs (say, a wrong-shaped observation) stops the
+(`rlstore.writeback.columns`): a value that differs (say, a wrong-shaped observation) stops the
 writer with an error naming the episode, step and field, before anything of it is stored.
 """
 from __future__ import annotations
@@ -52,8 +52,8 @@ from rlstore.errors import BadInputError, RlstoreError
 from rlstore.names import validate_name
 from rlstore.store import Store
 from rlstore import wire
-from rlstore.writeback_channel import ChannelClosed, Sender, shared_region
-from rlstore.writeback_columns import ColumnBatcher
+from rlstore.writeback.channel import ChannelClosed, Sender, shared_region
+from rlstore.writeback.columns import ColumnBatcher
 
 if TYPE_CHECKING:
     from rlstore.replay import Layout
@@ -201,7 +201,7 @@ class WriteBack:
         region_fd, region = shared_region()
         env = child_environment()
         child_fds = (data_read, reply_write, life_read, region_fd, returned_write)
-        self._process = subprocess.Popen([sys.executable, "-m", "rlstore.writeback_worker", *map(str, child_fds)],
+        self._process = subprocess.Popen([sys.executable, "-m", "rlstore.writeback.worker", *map(str, child_fds)],
                                          pass_fds=child_fds, env=env)
         for fd in child_fds:
             os.close(fd)

@@ -19,8 +19,8 @@ from rlstore.manifest import Manifest
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter, finish_segment
 from rlstore.store import Store
-from rlstore.writeback_encode import encode_episodes
-from rlstore.writeback_stream import EpisodeBatch
+from rlstore.writeback.encode import encode_episodes
+from rlstore.writeback.stream import EpisodeBatch
 
 PIPELINE_NAME = "rlstore.writeback"
 

@@ -1,16 +1,16 @@
 """The write-back worker process: everything the actor should not pay for while acting.
 
 `rlstore.writeback.WriteBack` (in the actor) only buffers timesteps and ships them here in
-column batches. This process cuts them into RLDS episodes (`rlstore.writeback_stream`), appends
-them to the store a batch at a time (`rlstore.writeback_store`, committing every K) and, on a
+column batches. This process cuts them into RLDS episodes (`rlstore.writeback.stream`), appends
+them to the store a batch at a time (`rlstore.writeback.appender`, committing every K) and, on a
 thread of its own, inserts their rows into the Reverb tables of a replay layout
-(`rlstore.writeback_replay`). It runs on another core, so checking, encoding, hashing,
+(`rlstore.writeback.replay`). It runs on another core, so checking, encoding, hashing,
 publishing and gRPC stay off the acting loop; the Reverb thread keeps Reverb's round trips off
 the store's path, so a commit never waits for the server.
 
-It is started with `python -m rlstore.writeback_worker DATA_FD REPLY_FD LIFELINE_FD REGION_FD
+It is started with `python -m rlstore.writeback.worker DATA_FD REPLY_FD LIFELINE_FD REGION_FD
 RETURNED_FD`, descriptors inherited from the actor: three pipe ends, the shared memory region of
-`rlstore.writeback_channel` and the pipe on which the worker hands the region's slots back.
+`rlstore.writeback.channel` and the pipe on which the worker hands the region's slots back.
 Messages on DATA: a config dict first, then ("steps", batch)... and finally ("close", None), or
 ("abort", None) when the actor refuses its own input. Replies: ("ready", None), ("committed",
 Commit), ("closed", WriteBackSummary), ("aborted", None) or ("error", message).
@@ -37,9 +37,9 @@ from rlstore import wire
 from rlstore.errors import describe
 from rlstore.nest import unflatten
 from rlstore.store import Store
-from rlstore.writeback_channel import SLOT_BYTES, SLOTS, Receiver
-from rlstore.writeback_store import PIPELINE_NAME, EpisodeAppender
-from rlstore.writeback_stream import StreamSplitter
+from rlstore.writeback.channel import SLOT_BYTES, SLOTS, Receiver
+from rlstore.writeback.appender import PIPELINE_NAME, EpisodeAppender
+from rlstore.writeback.stream import StreamSplitter
 
 
 class StreamSink:
@@ -56,7 +56,7 @@ class StreamSink:
         self._inserter = None
         if replay:
             from rlstore.replay import Layout
-            from rlstore.writeback_replay import BackgroundInserter, ReplayInserter
+            from rlstore.writeback.replay import BackgroundInserter, ReplayInserter
 
             layout = Layout.from_json(layout) if layout else Layout()
             self._inserter = BackgroundInserter(ReplayInserter(replay, layout))
