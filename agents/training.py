@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from rlstore import seeds
 from rlstore.agents import registry, run_manifest
 from rlstore.agents.checkpointing import Checkpointer
 from rlstore.agents.config_args import config_from_json
@@ -27,7 +28,6 @@ from rlstore.agents.specs import DataSpecs, specs_from_schema
 from rlstore.agents.statistics import DataStatistics, compute_statistics
 from rlstore.store import Store
 
-EVAL_SEED_OFFSET = 10_000  # evaluation episodes never replay the seed the demonstrations were recorded with
 SESSION_SEED_STRIDE = 1_000_003  # a resumed session draws a fresh, still reproducible, data order
 
 
@@ -80,7 +80,7 @@ def train(agent: str, store: Store, dataset: str, out: str | Path, schedule: Sch
 
     def evaluate_now() -> None:
         result = evaluate(lambda env: builder.make_actor(policy, specs, env), schedule.eval_env,
-                          schedule.eval_episodes, seed=seed + EVAL_SEED_OFFSET, specs=specs)
+                          schedule.eval_episodes, seed=seeds.tuning(seed), specs=specs)
         row = {k: result[k] for k in RETURN_FIELDS}
         logger.write("eval", step, row)
         logger.message(f"step {step}: return {row['return_mean']:.3f} ± {row['return_std']:.3f} "

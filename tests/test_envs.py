@@ -178,11 +178,13 @@ def test_same_seed_same_trajectories(spec):
     assert trajectory(seed=7) == trajectory(seed=7)
 
 
-def test_seed_changes_the_task():
-    assert not np.array_equal(
-        make_environment("deep_sea:size=10", seed=0).action_mapping,
-        make_environment("deep_sea:size=10", seed=1).action_mapping,
-    )
+def test_mapping_seed_changes_the_task_and_the_env_seed_does_not():
+    mapping = make_environment("deep_sea:size=10", seed=0).action_mapping
+    assert np.array_equal(mapping, make_environment("deep_sea:size=10", seed=1).action_mapping)
+    assert not np.array_equal(mapping, make_environment("deep_sea:size=10,mapping_seed=1", seed=0).action_mapping)
+    corridor = make_environment("tmaze:length=12", seed=0).advance_actions
+    assert np.array_equal(corridor, make_environment("tmaze:length=12", seed=7).advance_actions)
+    assert not np.array_equal(corridor, make_environment("tmaze:length=12,mapping_seed=3").advance_actions)
 
 
 @pytest.mark.parametrize(
@@ -198,6 +200,7 @@ def test_bad_spec_raises_readable_error(spec):
 
 def test_parse_spec_fills_defaults():
     assert parse_spec("catch").params == {"rows": 10, "columns": 5}
+    assert parse_spec("tmaze:length=4").params == {"length": 4, "mapping_seed": 0}
     parsed = parse_spec("gym:MountainCar-v0?max_steps=500")
     assert (parsed.kind, parsed.gym_id, parsed.params) == ("gym", "MountainCar-v0", {"max_steps": 500})
 
