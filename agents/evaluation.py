@@ -70,7 +70,8 @@ def env_num_actions(env_spec: str) -> int | None:
 def check_environment(specs: DataSpecs, env: dm_env.Environment, env_spec: str) -> None:
     """Raises AgentError unless the environment's observations have the dataset's shapes and dtypes."""
     expected = {key: (spec.shape, np.dtype(spec.dtype)) for key, spec in specs.observation.items()}
-    actual = {key: (tuple(s.shape), np.dtype(s.dtype)) for key, s in flat_observation(env.observation_spec()).items()}
+    actual = {key: (tuple(s.shape), np.dtype(s.dtype)) for key, s in flat_observation(env.observation_spec()).items()
+              if not isinstance(s, dm_specs.StringArray)}  # text is never a network input
     if expected != actual:
         raise AgentError(f"environment {env_spec!r} has observations {_describe(actual)} but the agent was trained "
                          f"on {_describe(expected)}")

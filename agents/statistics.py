@@ -34,7 +34,7 @@ def compute_statistics(store: Store, ref: str) -> DataStatistics:
 
     schema = store.manifest(ref).schema
     keys = {key: key.partition("/")[2] for key, field in schema.steps.items()
-            if (key == "observation" or key.startswith("observation/")) and field.encoding != "png"}
+            if (key == "observation" or key.startswith("observation/")) and field.encoding != "png" and field.dtype != "str"}
     discrete = "action" in schema.steps and np.issubdtype(np.dtype(schema.steps["action"].dtype), np.integer)
     sums: dict[str, np.ndarray] = {}
     squares: dict[str, np.ndarray] = {}

@@ -24,13 +24,14 @@ from benchmarks.common import choose_budget, log  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from rlstore import seeds  # noqa: E402
 from rlstore.envs import make_environment, make_policy  # noqa: E402
 from rlstore.envs.suites import MINATAR_MAX_STEPS  # noqa: E402
 from rlstore.rollout import run_episodes  # noqa: E402
 
 MINATAR = ("Breakout", "Freeway", "SpaceInvaders")
 MEMORY = ("MemoryS7-v0", "MemoryS9-v0", "MemoryS11-v0", "MemoryS13-v0", "MemoryS13Random-v0", "MemoryS17Random-v0")
-SEED = 1000  # an evaluation seed (rlstore.seeds): never a demonstration's
+SEED = seeds.DEFAULT_EVALUATION_SEED  # never a demonstration's (rlstore.seeds)
 
 
 def returns(spec: str, kind: str, episodes: int) -> list[float]:
