@@ -245,7 +245,7 @@ class Store:
         for directory in ("segments", "versions", segment_lists.DIRECTORY):
             (dataset_dir / directory).mkdir(parents=True, exist_ok=True)
         pending = {"segments": [Path(s["path"]).name for s in segments], "segment_lists": []}
-        _write_pending(staging, pending)
+        write_pending(staging, pending)
         moved = []
         for record in segments:
             source = Path(record["path"])
@@ -261,9 +261,9 @@ class Store:
             added = [{**segment, "added_in": number} for segment in moved]
             plan = self._plan_lists(name, parent, added, removed)
             pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
-            _write_pending(staging, pending)
+            write_pending(staging, pending)
             for sha, raw in plan.new_files.items():
-                _write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
+                write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
             document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage, report,
                                          self._totals(name, parent, added, plan.references, removed))
             raw = seal(document)
@@ -335,6 +335,19 @@ class Store:
 
         return migrate(self, name)
 
+    def prune(self, name: str, keep_last: int | None = None, before: int | None = None,
+              runs_dir: str | os.PathLike | None = None, force: bool = False):
+        """Deletes old versions and what only they refer to (see `rlstore.retention`)."""
+        from rlstore.retention import prune
+
+        return prune(self, name, keep_last=keep_last, before=before, runs_dir=runs_dir, force=force)
+
+    def compact(self, name: str, target_bytes: int | None = None, progress=None) -> Manifest | None:
+        """Publishes the latest version again in fewer, larger segments (see `rlstore.compaction`)."""
+        from rlstore.compaction import DEFAULT_TARGET_BYTES, compact
+
+        return compact(self, name, target_bytes or DEFAULT_TARGET_BYTES, progress)
+
     # ---- the dataset's log ------------------------------------------------------------------
 
     def log_path(self, name: str) -> Path:
@@ -371,14 +384,20 @@ class Store:
 
     # ---- housekeeping -----------------------------------------------------------------------
 
-    def collect_garbage(self, name: str | None = None) -> "GarbageReport":
+    def collect_garbage(self, name: str | None = None, orphans: bool = False,
+                        runs_dir: str | os.PathLike | None = None) -> "GarbageReport":
         """Removes staging left by dead writers and the unpublished segments they moved.
 
         A staging lock that can be taken belongs to no living process. The directory's
-        `pending.json` names segments that were moved into `segments/` but never made it into a
-        version; those are deleted unless some version references them. Only real directories
-        inside the dataset are ever deleted: a name that is not a dataset, a symlink, or a
-        pending entry that would leave `segments/` is skipped and reported.
+        `pending.json` names segments (and segment lists) that were put in place but never made
+        it into a version; those are deleted unless some version references them. Only real
+        directories inside the dataset are ever deleted: a name that is not a dataset, a
+        symlink, or a pending entry that would leave `segments/` is skipped and reported.
+
+        With `orphans` (what `rlstore gc` does; writers opening a staging area do not, as it
+        reads every version), it also removes segments and segment lists that no version and no
+        staging area names, and replay checkpoints of versions that no longer exist unless a run
+        manifest under `runs_dir` names them (`rlstore.retention.collect_orphans`).
         """
         report = GarbageReport()
         for dataset in [name] if name else self._dataset_candidates(report):
@@ -400,6 +419,11 @@ class Store:
             for area in staging_root.iterdir():
                 if (area.is_dir() or area.is_symlink()) and not area.with_name(area.name + _LOCK_SUFFIX).exists():
                     self._remove_abandoned(dataset, area, report)
+        if orphans:
+            from rlstore.retention import collect_orphans
+
+            for dataset in [name] if name else self.datasets():
+                collect_orphans(self, dataset, report, runs_dir)
         return report
 
     def _dataset_candidates(self, report: "GarbageReport") -> list[str]:
@@ -422,14 +446,14 @@ class Store:
             return
         pending = area / _PENDING
         if pending.exists():
-            names = _read_pending(pending)
+            names = read_pending(pending)
             referenced = self.referenced(dataset)
-            self._remove_unreferenced(dataset, names["segments"], names["segment_lists"], referenced, report,
+            self.remove_unreferenced(dataset, names["segments"], names["segment_lists"], referenced, report,
                                       where=str(pending))
         shutil.rmtree(area, ignore_errors=True)
         report.removed.append(area)
 
-    def _remove_unreferenced(self, dataset: str, segment_ids: Iterable[object], list_hashes: Iterable[object],
+    def remove_unreferenced(self, dataset: str, segment_ids: Iterable[object], list_hashes: Iterable[object],
                              referenced: "References", report: "GarbageReport", where: str) -> None:
         """Deletes the named segments and segment lists that no version refers to; names that
         would leave their directory are reported and skipped."""
@@ -490,7 +514,7 @@ def shard_path(segment_dir: Path, entry: Mapping[str, Any]) -> Path:
     return confine(segment_dir, entry.get("file"), what="shard file")
 
 
-def _read_pending(path: Path) -> dict[str, list]:
+def read_pending(path: Path) -> dict[str, list]:
     """What a staging `pending.json` names: segment ids and segment-list hashes put in place
     but not yet published. Unreadable content counts as nothing; a bare list (written by
     earlier rlstore versions) holds segment ids."""
@@ -505,7 +529,7 @@ def _read_pending(path: Path) -> dict[str, list]:
     return {key: value if isinstance(value := pending.get(key), list) else [] for key in ("segments", "segment_lists")}
 
 
-def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
+def write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
     """Written aside and renamed: a writer killed mid-write must not leave a truncated list
     that the next writer's garbage collection cannot parse."""
     temporary = staging.path / (_PENDING + ".tmp")
@@ -513,7 +537,7 @@ def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
     os.replace(temporary, staging.path / _PENDING)
 
 
-def _write_once(path: Path, raw: bytes, staging: Staging) -> None:
+def write_once(path: Path, raw: bytes, staging: Staging) -> None:
     """Puts an immutable, content-addressed file in place (written aside, then renamed); a file
     already there holds the same bytes, so it is left as it is."""
     if path.exists():
