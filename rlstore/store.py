@@ -24,10 +24,11 @@ import json
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from rlstore import __version__
 from rlstore.confinement import UnsafePathError, confine, confine_child
@@ -70,11 +71,14 @@ class Staging:
 
     def __init__(self, dataset_dir: Path):
         root = dataset_dir / "staging"
-        root.mkdir(parents=True, exist_ok=True)
         while True:
             token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
             lock_path = root / f"{token}{_LOCK_SUFFIX}"
-            self._lock = open(lock_path, "a")
+            root.mkdir(parents=True, exist_ok=True)
+            try:
+                self._lock = open(lock_path, "a")
+            except FileNotFoundError:  # a failed writer removed the new dataset's empty directories
+                continue
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             if lock_path.exists() and os.stat(lock_path).st_ino == os.fstat(self._lock.fileno()).st_ino:
                 break
@@ -115,16 +119,22 @@ class Store:
             raise StoreError(f"dataset {name!r} would escape the store root {self.root}")
         return path
 
-    def datasets(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "versions").is_dir() and self.versions(p.name))
+    def datasets(self, notes: list[str] | None = None) -> list[str]:
+        """Names of the root's datasets that have a version. Other entries (`lost+found`, `d.bak`,
+        stray files) are skipped, and described in `notes` if given."""
+        names = []
+        for name in self._dataset_candidates(notes):
+            if self.versions(name):
+                names.append(name)
+            elif notes is not None and not (self.root / name / "staging").is_dir():  # staging: being created
+                notes.append(f"{self.root / name}: not a dataset (no versions)")
+        return names
 
     def versions(self, name: str) -> list[int]:
         directory = self.dataset_dir(name) / "versions"
         if not directory.is_dir():
             return []
-        return sorted(int(p.stem) for p in directory.glob("*.json") if p.stem.isdigit())
+        return sorted(int(p.stem) for p in directory.glob("*.json") if p.stem.isascii() and p.stem.isdigit())
 
     def resolve(self, ref: str | DatasetRef) -> DatasetRef:
         """Turns `NAME` or `NAME@N` into a concrete, existing version."""
@@ -142,7 +152,10 @@ class Store:
     def manifest(self, ref: str | DatasetRef) -> Manifest:
         ref = self.resolve(ref)
         path = self.dataset_dir(ref.name) / "versions" / f"{ref.version}.json"
-        return Manifest(json.loads(path.read_text()))
+        try:
+            return Manifest(json.loads(path.read_text()))
+        except (OSError, ValueError) as error:
+            raise StoreError(f"{path}: damaged manifest: cannot read it ({error})") from None
 
     def segment_dirs(self, ref: str | DatasetRef) -> list[Path]:
         """Absolute paths of a version's TFDS segment directories."""
@@ -179,7 +192,7 @@ class Store:
 
     def staging(self, name: str) -> Staging:
         """A locked staging area for a new writer, after removing what dead writers left."""
-        self.collect_garbage(name)
+        self.collect_garbage(name, orphans=False)  # orphans read every version: only on `gc`
         return Staging(self.dataset_dir(name))
 
     def publish(
@@ -209,21 +222,35 @@ class Store:
         pending = staging.path / (_PENDING + ".tmp")
         pending.write_text(json.dumps([Path(s["path"]).name for s in segments]))
         os.replace(pending, staging.path / _PENDING)
-        for record in segments:
-            source = Path(record["path"])
-            target = dataset_dir / "segments" / source.name
-            os.rename(source, target)
-            moved.append({**record, "path": f"segments/{source.name}"})
-        while True:
-            versions = self.versions(name)
-            parent = self.manifest(DatasetRef(name, versions[-1])) if versions else None
-            if parent is not None and (problem := parent.schema.difference(schema)):
-                raise StoreError(f"cannot append to {name}: {problem}")
-            number = (parent.version if parent else 0) + 1
-            manifest = _manifest_document(name, number, parent, moved, schema, lineage, report)
-            if self._claim(dataset_dir, number, manifest, staging):
-                (staging.path / _PENDING).unlink()
-                return Manifest(manifest)
+        with _returned_on_failure(dataset_dir / "segments", staging.path) as returned:
+            for record in segments:
+                source = Path(record["path"])
+                target = dataset_dir / "segments" / source.name
+                os.rename(source, target)
+                returned.append(source.name)
+                moved.append({**record, "path": f"segments/{source.name}"})
+            while True:
+                versions = self.versions(name)
+                parent = self.manifest(DatasetRef(name, versions[-1])) if versions else None
+                if parent is not None and (problem := parent.schema.difference(schema)):
+                    raise StoreError(f"cannot append to {name}: {problem}")
+                number = (parent.version if parent else 0) + 1
+                manifest = _manifest_document(name, number, parent, moved, schema, lineage, report)
+                if self._claim(dataset_dir, number, manifest, staging):
+                    returned.clear()  # published: the segments stay
+                    break
+        (staging.path / _PENDING).unlink()
+        return Manifest(manifest)
+
+    def remove_if_empty(self, name: str) -> None:
+        """Removes a dataset's directories if they hold nothing at all: a failed first write
+        must not leave an empty dataset behind. Only empty directories are ever removed."""
+        directory = self.dataset_dir(name)
+        for path in (directory / "staging", directory / "segments", directory / "versions", directory):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
     def _claim(self, dataset_dir: Path, number: int, manifest: Mapping[str, Any], staging: Staging) -> bool:
         temporary = staging.path / f"version-{number}.json"
@@ -240,8 +267,9 @@ class Store:
 
     # ---- housekeeping -----------------------------------------------------------------------
 
-    def collect_garbage(self, name: str | None = None) -> "GarbageReport":
-        """Removes staging left by dead writers and the unpublished segments they moved.
+    def collect_garbage(self, name: str | None = None, orphans: bool = True) -> "GarbageReport":
+        """Removes staging left by dead writers and the unpublished segments they moved, and
+        (with `orphans`) segments no version and no live writer refers to.
 
         A staging lock that can be taken belongs to no living process. The directory's
         `pending.json` names segments that were moved into `segments/` but never made it into a
@@ -250,7 +278,7 @@ class Store:
         pending entry that would leave `segments/` is skipped and reported.
         """
         report = GarbageReport()
-        for dataset in [name] if name else self._dataset_candidates(report):
+        for dataset in [name] if name else self._dataset_candidates(report.skipped):
             staging_root = self.dataset_dir(dataset) / "staging"
             if not staging_root.is_dir() or staging_root.is_symlink():
                 continue
@@ -269,9 +297,42 @@ class Store:
             for area in staging_root.iterdir():
                 if (area.is_dir() or area.is_symlink()) and not area.with_name(area.name + _LOCK_SUFFIX).exists():
                     self._remove_abandoned(dataset, area, report)
+        if orphans:
+            for dataset in [name] if name else self.datasets():
+                self._remove_orphans(dataset, report)
         return report
 
-    def _dataset_candidates(self, report: "GarbageReport") -> list[str]:
+    def _remove_orphans(self, dataset: str, report: "GarbageReport") -> None:
+        """Deletes segment directories that no version refers to and no live writer is publishing.
+
+        Listed first, then the live writers' pending lists, then the versions: a writer names its
+        segments in `pending.json` before moving them in and unlinks it only after its version
+        exists, so a segment seen in the listing is in one of the two later reads unless its
+        writer is gone. If any version cannot be read, nothing is deleted.
+        """
+        segments = self.dataset_dir(dataset) / "segments"
+        if not segments.is_dir() or segments.is_symlink():
+            return
+        present = sorted(segments.iterdir())
+        staging_root = self.dataset_dir(dataset) / "staging"
+        live = {segment_id for area in (staging_root.iterdir() if staging_root.is_dir() else [])
+                if (area / _PENDING).is_file() for segment_id in _read_pending(area / _PENDING)}
+        try:
+            referenced = self._referenced_segments(dataset)
+        except StoreError as error:
+            report.skipped.append(f"{segments}: orphan segments not collected, a version is unreadable "
+                                  f"({error.readable()})")
+            return
+        for path in present:
+            if path.name in live or path.name in referenced:
+                continue
+            if path.is_symlink() or not path.is_dir():
+                report.skipped.append(f"{path}: not a segment directory (symlink or file), left alone")
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            report.removed.append(path)
+
+    def _dataset_candidates(self, notes: list[str] | None = None) -> list[str]:
         """Names of the root's entries that can be datasets; the rest are noted and left alone."""
         if not self.root.is_dir():
             return []
@@ -280,7 +341,8 @@ class Store:
             try:
                 self.dataset_dir(entry.name)
             except StoreError as error:
-                report.skipped.append(f"{entry}: not a dataset ({error.readable()})")
+                if notes is not None:
+                    notes.append(f"{entry}: not a dataset ({error.readable()})")
                 continue
             names.append(entry.name)
         return names
@@ -323,6 +385,22 @@ class GarbageReport:
 def shard_path(segment_dir: Path, entry: Mapping[str, Any]) -> Path:
     """A shard or metadata file named by a manifest entry, confined to its segment."""
     return confine(segment_dir, entry.get("file"), what="shard file")
+
+
+@contextmanager
+def _returned_on_failure(segments: Path, staging: Path) -> Iterator[list[str]]:
+    """Segments moved into `segments/` go back into the staging area (and die with it) if the
+    publish fails before its version is claimed; the caller empties the list once claimed."""
+    returned: list[str] = []
+    try:
+        yield returned
+    except BaseException:
+        for segment_id in returned:
+            try:
+                os.rename(segments / segment_id, staging / segment_id)
+            except OSError:
+                pass  # left for `gc`, which collects segments that nothing refers to
+        raise
 
 
 def _read_pending(path: Path) -> list:

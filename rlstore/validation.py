@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlstore.confinement import UnsafePathError
-from rlstore.errors import BadInputError, Location
+from rlstore.errors import BadInputError, Location, StoreError
 from rlstore.names import DatasetRef
 from rlstore.store import Store, sha256_file, shard_path
 
@@ -26,8 +26,14 @@ class Problem:
 
 
 def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -> list[Problem]:
-    """Every problem found in one version; an empty list means the version is intact."""
-    manifest = store.manifest(ref)
+    """Every problem found in one version; an empty list means the version is intact. A
+    manifest that cannot be read is a problem too, not an exception."""
+    try:
+        manifest = store.manifest(ref)
+    except StoreError as error:
+        ref = store.resolve(ref)
+        path = getattr(error, "path", None) or store.dataset_dir(ref.name) / "versions" / f"{ref.version}.json"
+        return [Problem(str(path), getattr(error, "reason", None) or error.readable())]
     schema = manifest.schema
     expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
     problems: list[Problem] = []
@@ -38,6 +44,9 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
             files = [(shard_path(directory, entry), entry) for entry in [*segment["shards"], *segment["metadata_files"]]]
         except UnsafePathError as error:
             problems.append(Problem(manifest_file, error.readable()))
+            continue
+        if not directory.is_dir():
+            problems.append(Problem(str(directory), "segment directory is missing"))
             continue
         damaged = [problem for path, entry in files if (problem := _check_file(path, entry))]
         problems.extend(damaged)

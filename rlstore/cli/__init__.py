@@ -72,9 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RlstoreError as error:
         print(f"error: {error.readable()}", file=sys.stderr)
         return 1
+    except OSError as error:  # the machine said no (read-only store, full disk, permissions): one line too
+        print(f"error: {_os_error_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_line(error: OSError) -> str:
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename2:  # rename, link: both paths matter
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 def entry_point() -> None:
