@@ -34,7 +34,6 @@ from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import add_rejects
 from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format
 from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
-from rlstore.episode import require_transition
 from rlstore.errors import BadInputError, LocatedError, PipelineError, StoreError
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
@@ -110,7 +109,7 @@ def derive_schema(source_format, items: Sequence[WorkItem], on_error: str = "fai
                 pop_notes(episode)
                 try:
                     schema = Schema.derive(episode, where)
-                    require_transition(schema.check(episode, where), where)
+                    schema.check(episode, where)
                     return schema
                 except BadInputError:
                     if on_error != "skip":

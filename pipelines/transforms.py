@@ -28,7 +28,7 @@ import numpy as np
 
 from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import QualityAccumulator, QualityCombineFn
-from rlstore.episode import Episode, require_transition
+from rlstore.episode import Episode
 from rlstore.errors import BadInputError, Location, StorageError
 from rlstore.nest import flatten
 from rlstore.schema import Schema
@@ -124,7 +124,6 @@ class IngestBatch(beam.DoFn):
             notes = pop_notes(episode)
             try:
                 length = self._schema.check(episode, where)
-                require_transition(length, where)
             except BadInputError as error:
                 if not self._skip:
                     raise

@@ -76,14 +76,6 @@ def episode_length(steps: Mapping[str, Any], where: Location = Location()) -> in
     return distinct[0]
 
 
-def require_transition(length: int, where: Location = Location()) -> None:
-    """Ingest refuses an episode of one step: it holds only a final observation, no transition
-    (no action, reward or discount) that a learner or a statistic could use."""
-    if length < 2:
-        raise BadInputError("the episode holds only a final observation: no transition (at least 2 steps needed)",
-                            where)
-
-
 def check_alignment(episode: Episode, where: Location = Location()) -> None:
     """Raises BadInputError unless the episode follows RLDS's SAR alignment rules."""
     steps = episode.get("steps")

@@ -200,9 +200,9 @@ def _cases(tmp: Path, data: Path) -> dict[str, Callable[[], Case]]:
             [[1]] * 5, dtype=object))), ("obj.npz", "episode 0", "field 'observation'", "object arrays"), "new"),
         "episode of 0 steps": lambda: Case(_ingest("new", _npz(tmp, "empty.npz", length=0)),
                                            ("empty.npz", "episode 0", "no steps"), "new"),
-        "only a final observation": lambda: Case(_ingest("new", str(Path(_npz(tmp, "one.npz", length=1)).parent),
-                                                         *ONE_WORKER), ("one.npz", "episode 0", "only a final observation"),
-                                                 "new"),
+        "is_terminal before the last step": lambda: Case(_ingest("new", str(Path(_npz(
+            tmp, "z_early_end.npz", is_terminal=np.array([0, 0, 1, 0, 0], bool))).parent), *ONE_WORKER),
+            ("z_early_end.npz", "episode 0", "step 2", "field 'is_terminal'"), "new"),
         "observation/a beside observation/a/b": lambda: Case(_ingest("new", _npz(
             tmp, "ab.npz", observation=None, **{"observation/a": np.zeros((5, 2), np.float32),
                                                 "observation/a/b": np.zeros((5, 2), np.float32)})),
