@@ -2,19 +2,26 @@
 
 Layout under the root:
 
-    <dataset>/versions/<N>.json     manifest of version N, created once, never rewritten
-    <dataset>/segments/<id>/        a complete TFDS dataset directory (RLDS episodes)
-    <dataset>/staging/<token>/      one writer's work in progress; never read by readers
+    <dataset>/versions/<N>.json          version N (format 2, sealed): header and references to
+                                         segment lists; created once, never rewritten
+    <dataset>/segment-lists/<sha>.json   immutable lists of segment records, shared by versions
+    <dataset>/segments/<id>/             a complete TFDS dataset directory (RLDS episodes)
+    <dataset>/staging/<token>/           one writer's work in progress; never read by readers
+    <dataset>/log.jsonl                  what housekeeping (prune, gc) deleted, one JSON a line
 
-Publishing moves finished segment directories into `segments/` with a rename and then claims
-version N+1 by hard-linking a fully written manifest to `versions/<N+1>.json`; the link fails
-if another writer claimed N+1 first, and the loser rebases onto the winner's version and tries
-N+2. So concurrent writers never share a number and never drop each other's segments.
+Publishing moves finished segment directories into `segments/`, writes the segment lists the new
+version needs (`rlstore.segment_lists`: a commit writes metadata in proportion to what it adds)
+and then claims version N+1 with `_claim`, which creates `versions/<N+1>.json` only if it does
+not exist yet (a hard link of the fully written file today; an object store's conditional
+create later). The loser of a race rebases onto the winner's version and tries N+2. So
+concurrent writers never share a number and never drop each other's segments.
 
 A writer holds an exclusive `flock` on its staging directory for as long as it lives. The lock
 dies with the process, even under `kill -9`, which is how the next writer (or `gc`) tells
-abandoned staging from work in progress. Locks and hard links need a local or POSIX file
-system; object-store roots are not supported yet.
+abandoned staging from work in progress. What a writer has put in place but not yet published
+(segments, segment lists) is named in its staging `pending.json` first, so `gc` never takes it
+for an orphan. Locks and hard links need a local or POSIX file system; object-store roots are
+not supported yet.
 """
 from __future__ import annotations
 
@@ -33,7 +40,9 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from rlstore import __version__
 from rlstore.confinement import UnsafePathError, confine, confine_child
 from rlstore.errors import StoreError
-from rlstore.manifest import MANIFEST_FORMAT, Manifest, utc_now, writer_identity
+from rlstore import segment_lists
+from rlstore.manifest import (FORMAT_1, MANIFEST_FORMAT, DamagedManifestError, Manifest, parse_manifest, seal,
+                              utc_now, writer_identity)
 from rlstore.names import DatasetRef, parse_ref, validate_name
 from rlstore.schema import Schema
 from rlstore.stats import EpisodeStats
@@ -42,6 +51,7 @@ DEFAULT_ROOT = "~/.rlstore"
 ROOT_ENV = "RLSTORE_ROOT"
 _LOCK_SUFFIX = ".lock"
 _PENDING = "pending.json"
+_LOG = "log.jsonl"
 
 
 def default_root() -> str:
@@ -151,11 +161,37 @@ class Store:
 
     def manifest(self, ref: str | DatasetRef) -> Manifest:
         ref = self.resolve(ref)
-        path = self.dataset_dir(ref.name) / "versions" / f"{ref.version}.json"
+        return self.read_version(ref.name, ref.version)
+
+    def version_path(self, name: str, version: int) -> Path:
+        return self.dataset_dir(name) / "versions" / f"{version}.json"
+
+    def read_version(self, name: str, version: int) -> Manifest:
+        """The one place a version file is read: a StoreError naming the file if it is missing
+        or damaged (bad JSON, a format-2 checksum that does not match, missing keys)."""
+        path = self.version_path(name, version)
         try:
-            return Manifest(json.loads(path.read_text()))
-        except (OSError, ValueError) as error:
-            raise StoreError(f"{path}: damaged manifest: cannot read it ({error})") from None
+            raw = path.read_bytes()
+        except OSError as error:
+            raise StoreError(f"{path}: cannot read version {name}@{version}: {error.strerror}") from None
+        document = parse_manifest(str(path), raw, expected_version=version)
+        return Manifest(document, str(path), hashlib.sha256(raw).hexdigest(),
+                        lambda reference: self._read_list(name, reference))
+
+    def segment_list_path(self, name: str, sha256: object) -> Path:
+        """A segment list named by a version, confined to the dataset's `segment-lists/`."""
+        directory = self.dataset_dir(name) / segment_lists.DIRECTORY
+        if not isinstance(sha256, str) or len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            raise UnsafePathError(f"segment list {sha256!r} is not a sha256")
+        return confine_child(directory, segment_lists.file_name(sha256), what="segment list")
+
+    def _read_list(self, name: str, reference: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        path = self.segment_list_path(name, reference.get("sha256"))
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise DamagedManifestError(str(path), f"segment list cannot be read: {error.strerror}") from None
+        return segment_lists.decode(str(path), raw, reference)
 
     def segment_dirs(self, ref: str | DatasetRef) -> list[Path]:
         """Absolute paths of a version's TFDS segment directories."""
@@ -203,25 +239,24 @@ class Store:
         schema: Schema,
         lineage: Mapping[str, Any],
         report: Mapping[str, Any] | None = None,
+        removed: Sequence[str] = (),
     ) -> Manifest:
         """Moves staged segments into the dataset and publishes them as a new version.
 
         `segments` are records built by the segment writer, whose `path` is still inside
         `staging`. Appending never copies existing data: the new version lists the parent's
-        segments plus these. `report` (the ingest's quality report of these segments) is kept
-        in the manifest as is.
+        segments plus these, minus the ids in `removed` (compaction replaces segments by
+        others holding the same episodes). `report` (the ingest's quality report of these
+        segments) is kept in the manifest as is.
         """
         if not segments:
             raise StoreError("nothing to publish: no segments were written")
         dataset_dir = self.dataset_dir(name)
-        (dataset_dir / "segments").mkdir(parents=True, exist_ok=True)
-        (dataset_dir / "versions").mkdir(parents=True, exist_ok=True)
+        for directory in ("segments", "versions", segment_lists.DIRECTORY):
+            (dataset_dir / directory).mkdir(parents=True, exist_ok=True)
+        pending = {"segments": [Path(s["path"]).name for s in segments], "segment_lists": []}
+        _write_pending(staging, pending)
         moved = []
-        # Written aside and renamed: a writer killed mid-write must not leave a truncated list
-        # that the next writer's garbage collection cannot parse.
-        pending = staging.path / (_PENDING + ".tmp")
-        pending.write_text(json.dumps([Path(s["path"]).name for s in segments]))
-        os.replace(pending, staging.path / _PENDING)
         with _returned_on_failure(dataset_dir / "segments", staging.path) as returned:
             for record in segments:
                 source = Path(record["path"])
@@ -231,31 +266,74 @@ class Store:
                 moved.append({**record, "path": f"segments/{source.name}"})
             while True:
                 versions = self.versions(name)
-                parent = self.manifest(DatasetRef(name, versions[-1])) if versions else None
+                parent = self.read_version(name, versions[-1]) if versions else None
                 if parent is not None and (problem := parent.schema.difference(schema)):
                     raise StoreError(f"cannot append to {name}: {problem}")
                 number = (parent.version if parent else 0) + 1
-                manifest = _manifest_document(name, number, parent, moved, schema, lineage, report)
-                if self._claim(dataset_dir, number, manifest, staging):
+                added = [{**segment, "added_in": number} for segment in moved]
+                plan = self._plan_lists(name, parent, added, removed)
+                pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
+                _write_pending(staging, pending)
+                for sha, raw in plan.new_files.items():
+                    _write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
+                document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage,
+                                             report, self._totals(name, parent, added, plan.references, removed))
+                raw = seal(document)
+                if self._claim(dataset_dir, number, raw, staging):
                     returned.clear()  # published: the segments stay
                     break
         (staging.path / _PENDING).unlink()
-        return Manifest(manifest)
+        return self.read_version(name, number)
 
     def remove_if_empty(self, name: str) -> None:
         """Removes a dataset's directories if they hold nothing at all: a failed first write
         must not leave an empty dataset behind. Only empty directories are ever removed."""
         directory = self.dataset_dir(name)
-        for path in (directory / "staging", directory / "segments", directory / "versions", directory):
+        for path in (directory / "staging", directory / "segments", directory / "versions",
+                     directory / segment_lists.DIRECTORY, directory):
             try:
                 path.rmdir()
             except OSError:
                 pass
 
-    def _claim(self, dataset_dir: Path, number: int, manifest: Mapping[str, Any], staging: Staging) -> bool:
+    def _plan_lists(self, name: str, parent: Manifest | None, added: Sequence[Mapping[str, Any]],
+                    removed: Sequence[str]) -> segment_lists.Plan:
+        if removed:
+            present = {s["id"] for s in parent.segments} if parent else set()
+            if missing := [segment_id for segment_id in removed if segment_id not in present]:
+                raise StoreError(f"cannot replace segments of {name}: the latest version no longer holds "
+                                 f"{', '.join(missing[:3])} (another writer compacted or replaced them)")
+        if parent is None:
+            return segment_lists.plan([], added, removed, lambda ref: self._read_list(name, ref))
+        if parent.format == FORMAT_1:
+            return segment_lists.plan([], added, removed, lambda ref: self._read_list(name, ref), seed=parent.segments)
+        return segment_lists.plan(parent.data["segment_lists"], added, removed, lambda ref: self._read_list(name, ref))
+
+    def _totals(self, name: str, parent: Manifest | None, added: Sequence[Mapping[str, Any]],
+                references: Sequence[Mapping[str, Any]], removed: Sequence[str]) -> dict[str, Any]:
+        """Counts and statistics of the new version: the parent's plus what is added, or, when
+        segments are removed, summed again over every segment of the new version."""
+        if removed or parent is None:
+            segments = [s for ref in references for s in self._read_list(name, ref)] if removed else added
+            base = {"num_episodes": 0, "num_steps": 0, "num_segments": 0, "stats": EpisodeStats.empty()}
+        else:
+            segments = added
+            base = {"num_episodes": parent.num_episodes, "num_steps": parent.num_steps,
+                    "num_segments": parent.num_segments, "stats": parent.stats}
+        stats = base["stats"]
+        for segment in segments:
+            stats = stats.merge(EpisodeStats.from_json(segment["stats"]))
+        return {"num_episodes": base["num_episodes"] + sum(s["num_episodes"] for s in segments),
+                "num_steps": base["num_steps"] + sum(s["num_steps"] for s in segments),
+                "num_segments": base["num_segments"] + len(segments), "stats": stats.to_json()}
+
+    def _claim(self, dataset_dir: Path, number: int, raw: bytes, staging: Staging) -> bool:
+        """Creates `versions/<number>.json` holding `raw` if no other writer has: the only
+        create-exclusive step of a publish (an object store's conditional create would go here)."""
         temporary = staging.path / f"version-{number}.json"
-        temporary.write_text(json.dumps(manifest, sort_keys=True))  # compact: the C encoder, not the indenting one
-        with open(temporary, "rb") as stream:
+        with open(temporary, "wb") as stream:
+            stream.write(raw)
+            stream.flush()
             os.fsync(stream.fileno())
         try:
             os.link(temporary, dataset_dir / "versions" / f"{number}.json")
@@ -264,6 +342,57 @@ class Store:
         finally:
             temporary.unlink()
         return True
+
+    def has_live_writer(self, name: str) -> bool:
+        """Whether some process holds a staging lock of the dataset right now."""
+        staging = self.dataset_dir(name) / "staging"
+        for lock_path in staging.glob(f"*{_LOCK_SUFFIX}") if staging.is_dir() else []:
+            with open(lock_path, "a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+        return False
+
+    def migrate(self, name: str):
+        """Rewrites a dataset's format-1 versions as format 2 (see `rlstore.migration`)."""
+        from rlstore.migration import migrate
+
+        return migrate(self, name)
+
+    # ---- the dataset's log ------------------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.dataset_dir(name) / _LOG
+
+    def append_log(self, name: str, event: Mapping[str, Any]) -> None:
+        """Appends one event (what housekeeping deleted, and why) to the dataset's log."""
+        line = json.dumps({"time": utc_now(), "writer": writer_identity(), **event}, sort_keys=True) + "\n"
+        with open(self.log_path(name), "a") as stream:
+            stream.write(line)
+            stream.flush()
+            os.fsync(stream.fileno())
+
+    def log_entries(self, name: str) -> list[dict[str, Any]]:
+        """The dataset's log, oldest first; lines that are not JSON objects are left out."""
+        try:
+            lines = self.log_path(name).read_text().splitlines()
+        except OSError:
+            return []
+        entries = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
+
+    def pruned_versions(self, name: str) -> set[int]:
+        """Versions the log says `prune` deleted."""
+        return {v for e in self.log_entries(name) if e.get("event") == "prune"
+                for v in e.get("versions", []) if isinstance(v, int)}
 
     # ---- housekeeping -----------------------------------------------------------------------
 
@@ -303,33 +432,46 @@ class Store:
         return report
 
     def _remove_orphans(self, dataset: str, report: "GarbageReport") -> None:
-        """Deletes segment directories that no version refers to and no live writer is publishing.
+        """Deletes segment directories and segment lists that no version refers to and no live
+        writer is publishing (a writer that failed or died between putting them in place and
+        claiming its version leaves them).
 
-        Listed first, then the live writers' pending lists, then the versions: a writer names its
-        segments in `pending.json` before moving them in and unlinks it only after its version
-        exists, so a segment seen in the listing is in one of the two later reads unless its
-        writer is gone. If any version cannot be read, nothing is deleted.
+        Listed first, then the live writers' pending lists, then the versions: a writer names
+        what it puts in place in `pending.json` before doing so and unlinks it only after its
+        version exists, so anything seen in the listing is in one of the two later reads unless
+        its writer is gone. If any version cannot be read, nothing is deleted.
         """
-        segments = self.dataset_dir(dataset) / "segments"
-        if not segments.is_dir() or segments.is_symlink():
-            return
-        present = sorted(segments.iterdir())
-        staging_root = self.dataset_dir(dataset) / "staging"
-        live = {segment_id for area in (staging_root.iterdir() if staging_root.is_dir() else [])
-                if (area / _PENDING).is_file() for segment_id in _read_pending(area / _PENDING)}
+        directory = self.dataset_dir(dataset)
+        present = [path for sub in ("segments", segment_lists.DIRECTORY)
+                   if (directory / sub).is_dir() and not (directory / sub).is_symlink()
+                   for path in sorted((directory / sub).iterdir())]
+        staging_root = directory / "staging"
+        live = References()
+        for area in staging_root.iterdir() if staging_root.is_dir() else []:
+            if (area / _PENDING).is_file():
+                pending = _read_pending(area / _PENDING)
+                live.segments.update(map(str, pending["segments"]))
+                live.segment_lists.update(map(str, pending["segment_lists"]))
         try:
-            referenced = self._referenced_segments(dataset)
+            referenced = self.referenced(dataset)
         except StoreError as error:
-            report.skipped.append(f"{segments}: orphan segments not collected, a version is unreadable "
-                                  f"({error.readable()})")
+            report.skipped.append(f"{directory}: orphans not collected, a version is unreadable ({error.readable()})")
             return
         for path in present:
-            if path.name in live or path.name in referenced:
+            if path.parent.name == "segments":
+                used, kind = path.name in live.segments or path.name in referenced.segments, path.is_dir()
+            else:
+                sha = path.name.removesuffix(".json")
+                used, kind = sha in live.segment_lists or sha in referenced.segment_lists, path.is_file()
+            if used:
                 continue
-            if path.is_symlink() or not path.is_dir():
-                report.skipped.append(f"{path}: not a segment directory (symlink or file), left alone")
+            if path.is_symlink() or not kind:
+                report.skipped.append(f"{path}: not what {path.parent.name}/ holds (a symlink?), left alone")
                 continue
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             report.removed.append(path)
 
     def _dataset_candidates(self, notes: list[str] | None = None) -> list[str]:
@@ -353,25 +495,59 @@ class Store:
             return
         pending = area / _PENDING
         if pending.exists():
-            referenced = self._referenced_segments(dataset)
-            segments = self.dataset_dir(dataset) / "segments"
-            for segment_id in _read_pending(pending):
-                try:
-                    segment = confine_child(segments, segment_id, what=f"{pending}: pending segment")
-                except UnsafePathError as error:
-                    report.skipped.append(error.readable())
-                    continue
-                if segment_id not in referenced and segment.is_dir() and not segment.is_symlink():
-                    shutil.rmtree(segment)
-                    report.removed.append(segment)
+            names = _read_pending(pending)
+            referenced = self.referenced(dataset)
+            self._remove_unreferenced(dataset, names["segments"], names["segment_lists"], referenced, report,
+                                      where=str(pending))
         shutil.rmtree(area, ignore_errors=True)
         report.removed.append(area)
 
-    def _referenced_segments(self, name: str) -> set[str]:
-        referenced: set[str] = set()
-        for version in self.versions(name):
-            referenced.update(Path(s["path"]).name for s in self.manifest(DatasetRef(name, version)).segments)
-        return referenced
+    def _remove_unreferenced(self, dataset: str, segment_ids: Iterable[object], list_hashes: Iterable[object],
+                             referenced: "References", report: "GarbageReport", where: str) -> None:
+        """Deletes the named segments and segment lists that no version refers to; names that
+        would leave their directory are reported and skipped."""
+        segments = self.dataset_dir(dataset) / "segments"
+        for segment_id in segment_ids:
+            try:
+                segment = confine_child(segments, segment_id, what=f"{where}: segment")
+            except UnsafePathError as error:
+                report.skipped.append(error.readable())
+                continue
+            if segment_id not in referenced.segments and segment.is_dir() and not segment.is_symlink():
+                shutil.rmtree(segment)
+                report.removed.append(segment)
+        for sha in list_hashes:
+            try:
+                path = self.segment_list_path(dataset, sha)
+            except UnsafePathError as error:
+                report.skipped.append(f"{where}: {error.readable()}")
+                continue
+            if sha not in referenced.segment_lists and path.is_file() and not path.is_symlink():
+                path.unlink()
+                report.removed.append(path)
+
+    def referenced(self, name: str, versions: Iterable[int] | None = None) -> "References":
+        """The segments and segment lists that versions of `name` (default: all) refer to,
+        reading each shared segment list once."""
+        found = References()
+        for version in self.versions(name) if versions is None else versions:
+            manifest = self.read_version(name, version)
+            if manifest.format == FORMAT_1:
+                found.segments.update(Path(s["path"]).name for s in manifest.segments)
+                continue
+            for reference in manifest.data["segment_lists"]:
+                if reference["sha256"] not in found.segment_lists:
+                    found.segment_lists.add(reference["sha256"])
+                    found.segments.update(Path(s["path"]).name for s in self._read_list(name, reference))
+        return found
+
+
+@dataclass
+class References:
+    """Segment directory names and segment-list hashes that some versions refer to."""
+
+    segments: set[str] = field(default_factory=set)
+    segment_lists: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -403,29 +579,55 @@ def _returned_on_failure(segments: Path, staging: Path) -> Iterator[list[str]]:
         raise
 
 
-def _read_pending(path: Path) -> list:
-    """The segment ids of a staging `pending.json`; unreadable content counts as none."""
+def _read_pending(path: Path) -> dict[str, list]:
+    """What a staging `pending.json` names: segment ids and segment-list hashes put in place
+    but not yet published. Unreadable content counts as nothing; a bare list (written by
+    earlier rlstore versions) holds segment ids."""
     try:
-        ids = json.loads(path.read_text())
+        pending = json.loads(path.read_text())
     except (OSError, ValueError):
-        return []
-    return ids if isinstance(ids, list) else []
+        return {"segments": [], "segment_lists": []}
+    if isinstance(pending, list):
+        pending = {"segments": pending}
+    if not isinstance(pending, dict):
+        return {"segments": [], "segment_lists": []}
+    return {key: value if isinstance(value := pending.get(key), list) else [] for key in ("segments", "segment_lists")}
 
 
-def _manifest_document(
+def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
+    """Written aside and renamed: a writer killed mid-write must not leave a truncated list
+    that the next writer's garbage collection cannot parse."""
+    temporary = staging.path / (_PENDING + ".tmp")
+    temporary.write_text(json.dumps(pending))
+    os.replace(temporary, staging.path / _PENDING)
+
+
+def _write_once(path: Path, raw: bytes, staging: Staging) -> None:
+    """Puts an immutable, content-addressed file in place (written aside, then renamed); a file
+    already there holds the same bytes, so it is left as it is."""
+    if path.exists():
+        return
+    temporary = staging.path / f"{path.name}.tmp"
+    with open(temporary, "wb") as stream:
+        stream.write(raw)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def _version_document(
     name: str,
     number: int,
     parent: Manifest | None,
-    new_segments: Iterable[Mapping[str, Any]],
+    added: Sequence[Mapping[str, Any]],
+    removed: Sequence[str],
+    references: Sequence[Mapping[str, Any]],
     schema: Schema,
     lineage: Mapping[str, Any],
-    report: Mapping[str, Any] | None = None,
+    report: Mapping[str, Any] | None,
+    totals: Mapping[str, Any],
 ) -> dict[str, Any]:
-    added = [{**segment, "added_in": number} for segment in new_segments]
-    segments = (parent.segments if parent else []) + added
-    stats = EpisodeStats.empty()
-    for segment in segments:
-        stats = stats.merge(EpisodeStats.from_json(segment["stats"]))
+    """A format-2 version: its header, what it changed, and the segment lists it is made of."""
     document = {
         "format": MANIFEST_FORMAT,
         "dataset": name,
@@ -434,11 +636,12 @@ def _manifest_document(
         "rlstore_version": __version__,
         "writer": writer_identity(),
         "lineage": {**lineage, "parent_version": parent.version if parent else None},
+        "parent": {"version": parent.version, "sha256": parent.file_sha256} if parent else None,
         "schema": schema.to_json(),
-        "segments": segments,
-        "num_episodes": sum(s["num_episodes"] for s in segments),
-        "num_steps": sum(s["num_steps"] for s in segments),
-        "stats": stats.to_json(),
+        "added": [segment["id"] for segment in added],
+        "removed": list(removed),
+        "segment_lists": list(references),
+        **totals,
     }
     if report is not None:
         document["report"] = dict(report)

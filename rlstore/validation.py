@@ -1,8 +1,10 @@
 """Checking a published version against its manifest: bytes, schema and RLDS rules.
 
-Every shard and metadata file is re-hashed against the sha256 recorded at publish time; the
-TFDS features of each segment must match the manifest's schema; and every episode is decoded
-and checked against the schema and RLDS's alignment rules.
+The version's own file must match its checksum (format 2) and the hash its successor recorded;
+its segment lists must match the hashes the version names, and their counts its totals. Every
+shard and metadata file is re-hashed against the sha256 recorded at publish time; the TFDS
+features of each segment must match the manifest's schema; and every episode is decoded and
+checked against the schema and RLDS's alignment rules.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from rlstore.confinement import UnsafePathError
 from rlstore.errors import BadInputError, Location, StoreError
+from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
 from rlstore.store import Store, sha256_file, shard_path
 
@@ -32,13 +35,18 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
         manifest = store.manifest(ref)
     except StoreError as error:
         ref = store.resolve(ref)
-        path = getattr(error, "path", None) or store.dataset_dir(ref.name) / "versions" / f"{ref.version}.json"
+        path = getattr(error, "path", None) or store.version_path(ref.name, ref.version)
         return [Problem(str(path), getattr(error, "reason", None) or error.readable())]
     schema = manifest.schema
     expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
-    problems: list[Problem] = []
-    manifest_file = str(store.dataset_dir(manifest.name) / "versions" / f"{manifest.version}.json")
-    for segment in manifest.segments:
+    manifest_file = manifest.path
+    problems = _check_chain(store, manifest)
+    try:
+        segments = manifest.segments
+    except StoreError as error:
+        return problems + [Problem(getattr(error, "path", manifest_file), getattr(error, "reason", error.readable()))]
+    problems.extend(_check_totals(manifest, segments))
+    for segment in segments:
         try:
             directory = store.segment_dir(manifest.name, segment)
             files = [(shard_path(directory, entry), entry) for entry in [*segment["shards"], *segment["metadata_files"]]]
@@ -58,6 +66,32 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
         if check_episodes:
             problems.extend(_check_episodes(directory, segment, schema))
     return problems
+
+
+def _check_chain(store: Store, manifest: Manifest) -> list[Problem]:
+    """The version's parent must be the exact file it was built on, unless it was pruned."""
+    parent = manifest.data.get("parent")
+    if not parent:
+        return []
+    path = store.version_path(manifest.name, parent["version"])
+    if not path.is_file():
+        if parent["version"] in store.pruned_versions(manifest.name):
+            return []
+        return [Problem(str(path), f"version {parent['version']} (the parent of {manifest.version}) is missing "
+                                   "and the dataset's log does not record pruning it")]
+    if sha256_file(path) != parent["sha256"]:
+        return [Problem(str(path), f"differs from the file version {manifest.version} was built on "
+                                   f"(its sha256 is recorded in {manifest.path})")]
+    return []
+
+
+def _check_totals(manifest: Manifest, segments) -> list[Problem]:
+    counted = {"num_episodes": sum(s["num_episodes"] for s in segments),
+               "num_steps": sum(s["num_steps"] for s in segments)}
+    if "num_segments" in manifest.data:
+        counted["num_segments"] = len(segments)
+    return [Problem(manifest.path, f"{key} is {manifest.data[key]}, its segments hold {value}")
+            for key, value in counted.items() if manifest.data[key] != value]
 
 
 def _features_json(directory: Path) -> dict:

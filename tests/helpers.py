@@ -70,6 +70,22 @@ def publish_episodes(store: Store, name: str, episodes: Sequence[Episode], linea
         return store.publish(name, staging, [record], schema, lineage or {"pipeline": "test"})
 
 
+def write_format1(store: Store, name: str, version: int, edit=None) -> None:
+    """Rewrites a version file as rlstore's format 1 wrote it (every segment in full, no
+    checksum), optionally edited: stores made before format 2, and crafted manifests."""
+    import json
+
+    manifest = store.manifest(f"{name}@{version}")
+    dropped = ("parent", "added", "removed", "segment_lists", "num_segments", "checksum")
+    document = {key: value for key, value in manifest.data.items() if key not in dropped}
+    document.update(format="rlstore.version/1", segments=manifest.segments)
+    if edit is not None:
+        edit(document)
+    path = store.version_path(name, version)
+    path.chmod(0o644)
+    path.write_text(json.dumps(document, sort_keys=True))
+
+
 def steps_equal(expected: Episode, actual_steps: dict) -> bool:
     """Compares every step field of an in-memory episode with decoded steps (dict of arrays)."""
     from rlstore.nest import flatten

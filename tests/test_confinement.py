@@ -10,7 +10,7 @@ import pytest
 from rlstore.confinement import UnsafePathError, confine
 from rlstore.store import Store
 from rlstore.validation import validate
-from tests.helpers import publish_episodes, vector_episode
+from tests.helpers import publish_episodes, vector_episode, write_format1
 
 ESCAPES = ["/tmp", "../other", "segments/../../other", "..", "segments/../versions", "", "a\\..\\b"]
 
@@ -93,11 +93,8 @@ def test_gc_leaves_symlinked_staging_and_foreign_directories_alone(tmp_path, sto
 
 
 def _rewrite_manifest(store, edit):
-    path = store.root / "d" / "versions" / "1.json"
-    document = json.loads(path.read_text())
-    edit(document)
-    path.chmod(0o644)
-    path.write_text(json.dumps(document))
+    """A crafted version file: format 1 (which has no checksum) listing every segment in full."""
+    write_format1(store, "d", 1, edit)
 
 
 @pytest.mark.parametrize("segment_path", ["ABSOLUTE", "../../victim", "segments/../../../victim", "versions", "segments/link"])

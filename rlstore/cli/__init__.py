@@ -16,7 +16,7 @@ from rlstore.errors import RlstoreError
 from rlstore.quiet import silence
 from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
 
-COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.report_command", "rlstore.cli.demo_command",
+COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.maintenance_commands", "rlstore.cli.report_command", "rlstore.cli.demo_command",
                    "rlstore.cli.agent_commands", "rlstore.cli.record_command",
                    "rlstore.cli.serve_command", "rlstore.cli.run_command")
 

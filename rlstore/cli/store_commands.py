@@ -125,10 +125,13 @@ def _validate(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     else:
         refs = [store.resolve(args.ref)]
     failed = 0
+    reported: set[str] = set()  # a damaged file is one finding, even if several versions lead to it
     for ref in refs:
         problems = validate(store, ref, check_episodes=not args.quick)
         for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+            if problem.file not in reported:
+                print(f"error: {problem}", file=sys.stderr)
+            reported.add(problem.file)
         if problems:
             failed += 1
             continue

@@ -100,7 +100,7 @@ class StreamSink:
 
     def _committed(self, manifest) -> dict[str, int]:
         self._versions.append(manifest.version)
-        return {"version": manifest.version, "episodes": manifest.segments[-1]["num_episodes"],
+        return {"version": manifest.version, "episodes": sum(s["num_episodes"] for s in manifest.added),
                 "run_episodes": self._appender.committed}
 
 
