@@ -38,15 +38,29 @@ class ShardWriter:
         self.closed: list[dict[str, Any]] = []
 
     def write(self, record: bytes, num_steps: int, episode_return: float) -> None:
-        if self._writer is None:
-            name = f"{uuid.uuid4().hex}{_PENDING_SUFFIX}"
-            self._stream = open(self.segment_dir / name, "wb")
-            self._writer = RecordWriter(self._stream)
-        self._writer.write(record)
+        self._open().write(record)
         self._stats.add(episode_return, num_steps)
         self._steps += num_steps
         if self._writer.num_bytes >= self.max_shard_bytes:
             self.close()
+
+    def copy(self, records: Iterable[bytes], num_steps: int, stats: EpisodeStats) -> None:
+        """Appends episodes that are already encoded (a whole segment's, when compacting) with
+        their merged statistics; a shard only ends between such groups."""
+        writer = self._open()
+        for record in records:
+            writer.write(record)
+        self._stats = self._stats.merge(stats)
+        self._steps += num_steps
+        if writer.num_bytes >= self.max_shard_bytes:
+            self.close()
+
+    def _open(self) -> RecordWriter:
+        if self._writer is None:
+            name = f"{uuid.uuid4().hex}{_PENDING_SUFFIX}"
+            self._stream = open(self.segment_dir / name, "wb")
+            self._writer = RecordWriter(self._stream)
+        return self._writer
 
     def close(self) -> list[dict[str, Any]]:
         """Closes the open shard (if any); returns the records of every shard closed so far."""

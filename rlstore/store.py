@@ -360,6 +360,12 @@ class Store:
 
         return migrate(self, name)
 
+    def compact(self, name: str, target_bytes: int | None = None, progress=None) -> Manifest | None:
+        """Publishes the latest version again in fewer, larger segments (see `rlstore.compaction`)."""
+        from rlstore.compaction import DEFAULT_TARGET_BYTES, compact
+
+        return compact(self, name, target_bytes or DEFAULT_TARGET_BYTES, progress)
+
     # ---- the dataset's log ------------------------------------------------------------------
 
     def log_path(self, name: str) -> Path:

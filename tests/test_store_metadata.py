@@ -91,3 +91,28 @@ def test_format_1_stores_read_append_and_migrate(tmp_path):
     assert store.manifest("ds@2").data["migrated_from"]["format"] == "rlstore.version/1"
     assert len(list(store.load("ds"))) == 4
     assert store.migrate("ds").migrated == []
+
+
+def test_compaction_publishes_the_same_episodes_in_fewer_segments(tmp_path):
+    store = Store(tmp_path)
+    for seed in range(7):
+        publish_episodes(store, "ds", [vector_episode(3 + seed, seed)])
+    before = store.manifest("ds")
+    target = sum(s["shards"][0]["bytes"] for s in before.segments[:3])  # the first three fit in a group
+    result = subprocess.run([sys.executable, "-m", "rlstore", "--store", str(tmp_path), "compact", "ds",
+                             "--target-size", str(target)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "published ds@8" in result.stdout and "compacted from ds@7" in result.stdout
+    after = store.manifest("ds")
+    assert after.num_segments < before.num_segments and after.num_episodes == 7
+    assert after.lineage["compacted_from"]["version"] == 7
+    packed = [segment_id for s in after.added for segment_id in s["lineage"]["compacted_from"]]
+    assert sorted(after.data["removed"]) == sorted(packed) and len(packed) > len(after.added)
+    assert packed[:3] == [s["id"] for s in before.segments[:3]]
+    assert sorted(int(e["episode_id"]) for e in store.load("ds")) == list(range(7))
+    assert after.stats == before.stats and after.num_steps == before.num_steps
+    assert not validate(store, "ds")
+    # the compacted version's segments are stock TFDS directories; older versions are unchanged
+    assert sorted(int(e["episode_id"]) for e in store.builder("ds").as_dataset(split="train")) == list(range(7))
+    assert not validate(store, "ds@7", check_episodes=False) and store.manifest("ds@7").num_segments == 7
+    assert store.compact("ds", 1) is None

@@ -190,6 +190,22 @@ def test_rows_that_do_not_fit_the_reverb_table_are_refused():
         server.stop()
 
 
+def test_write_back_compacts_every_k_commits_in_the_background(tmp_path):
+    store = Store(tmp_path)
+    environment = make_environment("catch", seed=0)
+    with WriteBack(store, "compacted", environment="catch", policy="expert", commit_every=1, compact_every=4) as writer:
+        drive(environment, make_policy("expert", "catch", environment), writer, 9)
+        summary = writer.close()
+    assert summary.compacted_versions and not summary.compaction_errors
+    latest = store.manifest("compacted")
+    assert latest.num_episodes == 9 and latest.num_segments < 9
+    assert any(store.manifest(f"compacted@{v}").lineage["pipeline"] == "rlstore.compact"
+               for v in summary.compacted_versions)
+    ids = sorted(e["episode_id"].numpy().decode() for e in store.load("compacted"))
+    assert ids == sorted(f"{writer.run_id}:{i}" for i in range(9))  # none lost, none twice
+    assert validate(store, "compacted") == []
+
+
 def test_bad_arguments_are_refused_before_starting(tmp_path):
     with pytest.raises(StoreError):
         WriteBack(tmp_path, "../escape", environment="catch", policy="random")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from typing import Sequence
 
@@ -32,6 +33,8 @@ def register(commands) -> None:
     record.add_argument("--period", type=int, default=20, help="steps between sequence starts (default 20)")
     record.add_argument("--burn-in", type=int, default=0, help="extra leading steps per sequence (default 0)")
     record.add_argument("--commit-every", type=int, default=100, help="episodes per version (default: 100)")
+    record.add_argument("--compact-every", type=int, metavar="K",
+                        help="compact the dataset after every K-th commit, in the background (default: never)")
     record.add_argument("--seed", type=int, default=0, help="environment and policy seed (default: 0)")
     record.add_argument("--run-id", help="run id recorded in lineage and episode ids (default: time + random)")
     record.set_defaults(run=_record)
@@ -52,7 +55,7 @@ def _record(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     handlers = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         with WriteBack(store, args.dataset, environment=args.env, policy=args.policy, run_id=args.run_id,
-                       commit_every=args.commit_every, replay=args.replay,
+                       commit_every=args.commit_every, replay=args.replay, compact_every=args.compact_every,
                        layout=_layout(args) if args.replay else None, on_commit=report) as writer:
             print(f"recording run {writer.run_id}", flush=True)
             drive(environment, policy, writer, args.episodes, stop)
@@ -66,6 +69,10 @@ def _record(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     items = "".join(f", {count} {table} items" for table, count in summary.replay_items.items())
     print(f"recorded {summary.episodes} episodes ({summary.steps} steps{items}) into {args.dataset}: {versions}, "
           f"run {summary.run_id}")
+    if summary.compacted_versions:
+        print(f"compacted into versions {', '.join(map(str, summary.compacted_versions))}")
+    for error in summary.compaction_errors:
+        print(f"warning: compaction failed: {error}", file=sys.stderr)
     return 0
 
 

@@ -39,6 +39,7 @@ from rlstore.nest import unflatten
 from rlstore.store import Store
 from rlstore.writeback.channel import SLOT_BYTES, SLOTS, Receiver
 from rlstore.writeback.appender import PIPELINE_NAME, EpisodeAppender
+from rlstore.writeback.compactor import BackgroundCompactor
 from rlstore.writeback.stream import StreamSplitter
 
 
@@ -46,8 +47,9 @@ class StreamSink:
     """Consumes column batches of a dm_env stream; owns the splitter, the appender and the inserter."""
 
     def __init__(self, store_root: str, dataset: str, run_id: str, environment: str, policy: str, commit_every: int,
-                 replay: str | None, layout: dict[str, Any] | None):
-        """`layout` is a replay `Layout` as `Layout.to_json` gives it (default: `Layout()`)."""
+                 replay: str | None, layout: dict[str, Any] | None, compact_every: int | None = None):
+        """`layout` is a replay `Layout` as `Layout.to_json` gives it (default: `Layout()`);
+        `compact_every` K compacts the dataset after every K-th commit, on a thread of its own."""
         # Imported now rather than at the first commit, which would stall the actor for seconds.
         import tensorflow  # noqa: F401
         import tensorflow_datasets  # noqa: F401
@@ -64,6 +66,7 @@ class StreamSink:
                    "options": {"commit_every": commit_every, "replay": replay,
                                "layout": layout.to_json() if replay else None}}
         self._appender = EpisodeAppender(Store(store_root), dataset, lineage, commit_every)
+        self._compactor = BackgroundCompactor(Store(store_root), dataset, compact_every) if compact_every else None
         self._splitter = StreamSplitter(run_id)
         self._steps = 0
         self._versions: list[int] = []
@@ -87,12 +90,16 @@ class StreamSink:
         manifest = self._appender.close()
         if self._inserter is not None:
             self._inserter.close()
+        if self._compactor is not None:
+            self._compactor.close()
         return [self._committed(manifest)] if manifest is not None else []
 
     def summary(self) -> dict[str, Any]:
         return {"run_id": self._run_id, "versions": self._versions, "episodes": self._appender.committed,
                 "steps": self._steps, "replay_items": dict(self._inserter.inserted) if self._inserter else {},
-                "worker_cpu_s": time.process_time() - self._cpu_at_start}
+                "worker_cpu_s": time.process_time() - self._cpu_at_start,
+                "compacted_versions": self._compactor.versions if self._compactor else [],
+                "compaction_errors": self._compactor.errors if self._compactor else []}
 
     def abort(self) -> None:
         """Releases the staging area without committing."""
@@ -100,6 +107,8 @@ class StreamSink:
 
     def _committed(self, manifest) -> dict[str, int]:
         self._versions.append(manifest.version)
+        if self._compactor is not None:
+            self._compactor.committed()
         return {"version": manifest.version, "episodes": sum(s["num_episodes"] for s in manifest.added),
                 "run_episodes": self._appender.committed}
 

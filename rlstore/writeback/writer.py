@@ -40,7 +40,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable
@@ -87,6 +87,8 @@ class WriteBackSummary:
     steps: int
     replay_items: dict[str, int]
     worker_cpu_s: float = 0.0
+    compacted_versions: list[int] = field(default_factory=list)  # published by compaction (compact_every)
+    compaction_errors: list[str] = field(default_factory=list)
 
 
 def _new_run_id() -> str:
@@ -103,7 +105,9 @@ class WriteBack:
     actor's process for each published version, at the actor's next flush. Timesteps are shipped
     `flush_steps` at a time, and at every commit boundary: more is cheaper per step, fewer gets
     rows to Reverb sooner. The constructor returns once the worker is ready (a few seconds: it
-    imports TensorFlow), so that start-up never stalls acting.
+    imports TensorFlow), so that start-up never stalls acting. `compact_every` K (off by default)
+    compacts the dataset after every K-th commit, on a thread of the worker
+    (`rlstore.writeback.compactor`); the summary lists the versions compaction published.
     """
 
     def __init__(
@@ -119,10 +123,12 @@ class WriteBack:
         layout: Layout | None = None,
         flush_steps: int = 1024,
         on_commit: Callable[[Commit], None] | None = None,
+        compact_every: int | None = None,
     ):
         validate_name(dataset)
-        if commit_every < 1 or flush_steps < 1:
-            raise ValueError(f"commit_every and flush_steps must be >= 1, got {commit_every}, {flush_steps}")
+        if commit_every < 1 or flush_steps < 1 or (compact_every is not None and compact_every < 1):
+            raise ValueError(f"commit_every, flush_steps and compact_every must be >= 1, "
+                             f"got {commit_every}, {flush_steps}, {compact_every}")
         store = store if isinstance(store, Store) else Store(store)
         self.run_id = run_id or _new_run_id()
         self.versions: list[int] = []
@@ -143,7 +149,8 @@ class WriteBack:
         self._summary: WriteBackSummary | None = None
         self._start_worker({"store_root": str(store.root), "dataset": dataset, "run_id": self.run_id,
                             "environment": environment, "policy": policy, "commit_every": commit_every,
-                            "replay": replay, "layout": layout.to_json() if layout else None})
+                            "replay": replay, "layout": layout.to_json() if layout else None,
+                            "compact_every": compact_every})
 
     # ---- the adder interface ----------------------------------------------------------------
 

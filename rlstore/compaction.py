@@ -1,0 +1,119 @@
+"""Compaction: a new version holding the same episodes in fewer, larger segments.
+
+Online runs commit a small segment every few episodes, and a version of thousands of small
+segments is slow to validate and to read (one TFDS directory and one file open per segment).
+`compact` packs runs of consecutive small segments, in order, into segments of up to
+`target_bytes` of shards (default `DEFAULT_TARGET_BYTES`, the shard size of ingest and
+write-back), copying the encoded episodes record by record: no decoding, and every source
+shard's sha256 is checked before its bytes are reused. The result is published as a new
+version that removes the packed segments and adds the new ones; its lineage names the version
+it was compacted from. Older versions, and their segments, are untouched (`prune` deletes
+them when asked to).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from rlstore.errors import StoreError
+from rlstore.manifest import Manifest
+from rlstore.segment import ShardWriter, finish_segment
+from rlstore.stats import EpisodeStats
+from rlstore.store import Store, shard_path
+from rlstore.tfrecord import read_records
+
+DEFAULT_TARGET_BYTES = 256 << 20
+PIPELINE_NAME = "rlstore.compact"
+
+Segment = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CompactionPlan:
+    """Groups of consecutive segments to merge, each into one new segment."""
+
+    groups: list[list[Segment]]
+
+    @property
+    def num_segments(self) -> int:
+        return sum(len(group) for group in self.groups)
+
+
+def segment_bytes(segment: Segment) -> int:
+    return sum(shard["bytes"] for shard in segment["shards"])
+
+
+def plan_compaction(segments: Sequence[Segment], target_bytes: int = DEFAULT_TARGET_BYTES) -> CompactionPlan:
+    """Packs consecutive segments smaller than the target, greedily and in order, into groups
+    of at most `target_bytes`; a group of one is left as it is."""
+    groups, current, size = [], [], 0
+    for segment in segments:
+        nbytes = segment_bytes(segment)
+        if current and size + nbytes > target_bytes:
+            groups.append(current)
+            current, size = [], 0
+        if nbytes >= target_bytes:
+            continue
+        current.append(segment)
+        size += nbytes
+    groups.append(current)
+    return CompactionPlan([group for group in groups if len(group) > 1])
+
+
+def compact(
+    store: Store,
+    name: str,
+    target_bytes: int = DEFAULT_TARGET_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Manifest | None:
+    """Publishes the latest version of `name` again in fewer segments; None if no two
+    consecutive segments fit together under `target_bytes`. `progress(n)` is called as each
+    source segment is copied."""
+    if target_bytes <= 0:
+        raise StoreError(f"compaction target must be a positive number of bytes, not {target_bytes}")
+    source = store.manifest(name)
+    plan = plan_compaction(source.segments, target_bytes)
+    if not plan.groups:
+        return None
+    schema = source.schema
+    with store.staging(name) as staging:
+        records = []
+        for group in plan.groups:
+            lineage = {"pipeline": PIPELINE_NAME, "compacted_from": [segment["id"] for segment in group]}
+            directory = staging.new_segment_dir()
+            writer = ShardWriter(directory, max_shard_bytes=target_bytes)
+            for segment in group:
+                _copy_segment(store, name, segment, writer)
+                if progress:
+                    progress(1)
+            records.append(finish_segment(directory, name, schema, writer.close(), lineage))
+        lineage = {"pipeline": PIPELINE_NAME, "options": {"target_bytes": target_bytes},
+                   "compacted_from": {"version": source.version, "segments": plan.num_segments,
+                                      "into": len(records)}}
+        removed = [segment["id"] for group in plan.groups for segment in group]
+        return store.publish(name, staging, records, schema, lineage, removed=removed)
+
+
+def _copy_segment(store: Store, name: str, segment: Segment, writer: ShardWriter) -> None:
+    directory = store.segment_dir(name, segment)
+    episodes: list[bytes] = []
+    for shard in segment["shards"]:
+        path = shard_path(directory, shard)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise StoreError(f"{path}: cannot read shard to compact: {error.strerror}") from None
+        if hashlib.sha256(raw).hexdigest() != shard["sha256"]:
+            raise StoreError(f"{path}: sha256 differs from the manifest; run 'rlstore validate {name}' "
+                             "(compaction never copies damaged data)")
+        try:
+            records = list(read_records(io.BytesIO(raw), str(path)))
+        except ValueError as error:
+            raise StoreError(str(error)) from None
+        if len(records) != shard["num_episodes"]:
+            raise StoreError(f"{path}: holds {len(records)} episodes, the manifest says {shard['num_episodes']}")
+        episodes += records
+    writer.copy(episodes, segment["num_steps"], EpisodeStats.from_json(segment["stats"]))
+
