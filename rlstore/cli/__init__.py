@@ -35,7 +35,7 @@ examples:
   rlstore --store ./store run dqfd --env catch --demos catch_logs@1 --env-steps 20000 --out runs/dqfd \
           --demo-ratio 0.25 --write-back catch_online               # online, demonstrations mixed in
   rlstore --store ./store record --env catch --policy expert --episodes 100 --dataset catch_online
-  rlstore --store ./store serve catch_logs --port 8000 --tables transitions,sequences
+  rlstore --store ./store serve catch_logs --port 8000 --expose --tables transitions,sequences   # see README, Security
   rlstore demo --out demo_run                                      # the main job, end to end
 
 A dataset reference is NAME (the latest version) or NAME@N (version N, the same bytes forever).
