@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[envlogger,test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[envlogger,test,torch]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -39,6 +39,14 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "envlogger": ["envlogger==1.2"],
+        # The CPU build: rlstore.torch reads the store without TensorFlow.
+        "torch": ["torch==2.13.0"],
+        # `rlstore convert --to minari` writes through minari itself.
+        "minari": ["minari[hdf5,arrow]==0.5.3"],
+        # benchmarks/frameworks.py's baselines. d3rlpy itself pins gymnasium 1.0 and needs gym, so it
+        # goes in with `pip install --no-deps d3rlpy==2.8.1`; these are what it imports.
+        "bench": ["torchrl==0.14.1", "tensordict==0.14.3", "gym==0.26.2", "structlog==26.1.0", "colorama==0.4.6",
+                  "dataclasses-json==0.6.7", "scikit-learn==1.9.1"],
         "test": ["pytest==8.4.2", "pytest-xdist==3.8.0", "minari[hdf5,arrow]==0.5.3"],
     },
     entry_points={"console_scripts": ["rlstore=rlstore.cli:entry_point"]},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rlstore import segment_lists
 from rlstore.errors import StoreError
 from rlstore.manifest import FORMAT_1, MANIFEST_FORMAT, Manifest, seal
-from rlstore.store import Store, _write_once
+from rlstore.store import Store, write_once, write_pending
 
 _DERIVED = ("format", "parent", "added", "removed", "segment_lists", "num_segments", "checksum", "segments")
 
@@ -49,6 +49,7 @@ def migrate(store: Store, name: str) -> MigrationReport:
     lists_dir = store.dataset_dir(name) / segment_lists.DIRECTORY
     lists_dir.mkdir(exist_ok=True)
     parent: Manifest | None = manifests[first - 1] if first else None
+    written: list[str] = []
     with store.staging(name) as staging:
         for manifest in manifests[first:]:
             segments = manifest.segments
@@ -62,8 +63,10 @@ def migrate(store: Store, name: str) -> MigrationReport:
             else:
                 plan = segment_lists.plan([], added, removed, lambda ref: store._read_list(name, ref),
                                           seed=parent.segments)
+            written += list(plan.new_files)
+            write_pending(staging, {"segments": [], "segment_lists": written})  # gc must not take them
             for sha, raw in plan.new_files.items():
-                _write_once(lists_dir / segment_lists.file_name(sha), raw, staging)
+                write_once(lists_dir / segment_lists.file_name(sha), raw, staging)
             document = {key: value for key, value in manifest.data.items() if key not in _DERIVED}
             document.update(
                 format=MANIFEST_FORMAT,

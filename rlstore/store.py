@@ -228,7 +228,7 @@ class Store:
 
     def staging(self, name: str) -> Staging:
         """A locked staging area for a new writer, after removing what dead writers left."""
-        self.collect_garbage(name, orphans=False)  # orphans read every version: only on `gc`
+        self.collect_garbage(name)
         return Staging(self.dataset_dir(name))
 
     def publish(
@@ -255,7 +255,7 @@ class Store:
         for directory in ("segments", "versions", segment_lists.DIRECTORY):
             (dataset_dir / directory).mkdir(parents=True, exist_ok=True)
         pending = {"segments": [Path(s["path"]).name for s in segments], "segment_lists": []}
-        _write_pending(staging, pending)
+        write_pending(staging, pending)
         moved = []
         with _returned_on_failure(dataset_dir / "segments", staging.path) as returned:
             for record in segments:
@@ -273,9 +273,9 @@ class Store:
                 added = [{**segment, "added_in": number} for segment in moved]
                 plan = self._plan_lists(name, parent, added, removed)
                 pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
-                _write_pending(staging, pending)
+                write_pending(staging, pending)
                 for sha, raw in plan.new_files.items():
-                    _write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
+                    write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
                 document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage,
                                              report, self._totals(name, parent, added, plan.references, removed))
                 raw = seal(document)
@@ -360,6 +360,13 @@ class Store:
 
         return migrate(self, name)
 
+    def prune(self, name: str, keep_last: int | None = None, before: int | None = None,
+              runs_dir: str | os.PathLike | None = None, force: bool = False):
+        """Deletes old versions and what only they refer to (see `rlstore.retention`)."""
+        from rlstore.retention import prune
+
+        return prune(self, name, keep_last=keep_last, before=before, runs_dir=runs_dir, force=force)
+
     def compact(self, name: str, target_bytes: int | None = None, progress=None) -> Manifest | None:
         """Publishes the latest version again in fewer, larger segments (see `rlstore.compaction`)."""
         from rlstore.compaction import DEFAULT_TARGET_BYTES, compact
@@ -402,15 +409,20 @@ class Store:
 
     # ---- housekeeping -----------------------------------------------------------------------
 
-    def collect_garbage(self, name: str | None = None, orphans: bool = True) -> "GarbageReport":
-        """Removes staging left by dead writers and the unpublished segments they moved, and
-        (with `orphans`) segments no version and no live writer refers to.
+    def collect_garbage(self, name: str | None = None, orphans: bool = False,
+                        runs_dir: str | os.PathLike | None = None) -> "GarbageReport":
+        """Removes staging left by dead writers and the unpublished segments they moved.
 
         A staging lock that can be taken belongs to no living process. The directory's
-        `pending.json` names segments that were moved into `segments/` but never made it into a
-        version; those are deleted unless some version references them. Only real directories
-        inside the dataset are ever deleted: a name that is not a dataset, a symlink, or a
-        pending entry that would leave `segments/` is skipped and reported.
+        `pending.json` names segments (and segment lists) that were put in place but never made
+        it into a version; those are deleted unless some version references them. Only real
+        directories inside the dataset are ever deleted: a name that is not a dataset, a
+        symlink, or a pending entry that would leave `segments/` is skipped and reported.
+
+        With `orphans` (what `rlstore gc` does; writers opening a staging area do not, as it
+        reads every version), it also removes segments and segment lists that no version and no
+        staging area names, and replay checkpoints of versions that no longer exist unless a run
+        manifest under `runs_dir` names them (`rlstore.retention.collect_orphans`).
         """
         report = GarbageReport()
         for dataset in [name] if name else self._dataset_candidates(report.skipped):
@@ -433,52 +445,11 @@ class Store:
                 if (area.is_dir() or area.is_symlink()) and not area.with_name(area.name + _LOCK_SUFFIX).exists():
                     self._remove_abandoned(dataset, area, report)
         if orphans:
+            from rlstore.retention import collect_orphans
+
             for dataset in [name] if name else self.datasets():
-                self._remove_orphans(dataset, report)
+                collect_orphans(self, dataset, report, runs_dir)
         return report
-
-    def _remove_orphans(self, dataset: str, report: "GarbageReport") -> None:
-        """Deletes segment directories and segment lists that no version refers to and no live
-        writer is publishing (a writer that failed or died between putting them in place and
-        claiming its version leaves them).
-
-        Listed first, then the live writers' pending lists, then the versions: a writer names
-        what it puts in place in `pending.json` before doing so and unlinks it only after its
-        version exists, so anything seen in the listing is in one of the two later reads unless
-        its writer is gone. If any version cannot be read, nothing is deleted.
-        """
-        directory = self.dataset_dir(dataset)
-        present = [path for sub in ("segments", segment_lists.DIRECTORY)
-                   if (directory / sub).is_dir() and not (directory / sub).is_symlink()
-                   for path in sorted((directory / sub).iterdir())]
-        staging_root = directory / "staging"
-        live = References()
-        for area in staging_root.iterdir() if staging_root.is_dir() else []:
-            if (area / _PENDING).is_file():
-                pending = _read_pending(area / _PENDING)
-                live.segments.update(map(str, pending["segments"]))
-                live.segment_lists.update(map(str, pending["segment_lists"]))
-        try:
-            referenced = self.referenced(dataset)
-        except StoreError as error:
-            report.skipped.append(f"{directory}: orphans not collected, a version is unreadable ({error.readable()})")
-            return
-        for path in present:
-            if path.parent.name == "segments":
-                used, kind = path.name in live.segments or path.name in referenced.segments, path.is_dir()
-            else:
-                sha = path.name.removesuffix(".json")
-                used, kind = sha in live.segment_lists or sha in referenced.segment_lists, path.is_file()
-            if used:
-                continue
-            if path.is_symlink() or not kind:
-                report.skipped.append(f"{path}: not what {path.parent.name}/ holds (a symlink?), left alone")
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            report.removed.append(path)
 
     def _dataset_candidates(self, notes: list[str] | None = None) -> list[str]:
         """Names of the root's entries that can be datasets; the rest are noted and left alone."""
@@ -501,14 +472,14 @@ class Store:
             return
         pending = area / _PENDING
         if pending.exists():
-            names = _read_pending(pending)
+            names = read_pending(pending)
             referenced = self.referenced(dataset)
-            self._remove_unreferenced(dataset, names["segments"], names["segment_lists"], referenced, report,
+            self.remove_unreferenced(dataset, names["segments"], names["segment_lists"], referenced, report,
                                       where=str(pending))
         shutil.rmtree(area, ignore_errors=True)
         report.removed.append(area)
 
-    def _remove_unreferenced(self, dataset: str, segment_ids: Iterable[object], list_hashes: Iterable[object],
+    def remove_unreferenced(self, dataset: str, segment_ids: Iterable[object], list_hashes: Iterable[object],
                              referenced: "References", report: "GarbageReport", where: str) -> None:
         """Deletes the named segments and segment lists that no version refers to; names that
         would leave their directory are reported and skipped."""
@@ -585,7 +556,7 @@ def _returned_on_failure(segments: Path, staging: Path) -> Iterator[list[str]]:
         raise
 
 
-def _read_pending(path: Path) -> dict[str, list]:
+def read_pending(path: Path) -> dict[str, list]:
     """What a staging `pending.json` names: segment ids and segment-list hashes put in place
     but not yet published. Unreadable content counts as nothing; a bare list (written by
     earlier rlstore versions) holds segment ids."""
@@ -600,7 +571,7 @@ def _read_pending(path: Path) -> dict[str, list]:
     return {key: value if isinstance(value := pending.get(key), list) else [] for key in ("segments", "segment_lists")}
 
 
-def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
+def write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
     """Written aside and renamed: a writer killed mid-write must not leave a truncated list
     that the next writer's garbage collection cannot parse."""
     temporary = staging.path / (_PENDING + ".tmp")
@@ -608,7 +579,7 @@ def _write_pending(staging: Staging, pending: Mapping[str, list]) -> None:
     os.replace(temporary, staging.path / _PENDING)
 
 
-def _write_once(path: Path, raw: bytes, staging: Staging) -> None:
+def write_once(path: Path, raw: bytes, staging: Staging) -> None:
     """Puts an immutable, content-addressed file in place (written aside, then renamed); a file
     already there holds the same bytes, so it is left as it is."""
     if path.exists():

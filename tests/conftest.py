@@ -16,3 +16,19 @@ def vector_logs(tmp_path_factory):
     episodes = [vector_episode(5 + i, seed=i, terminal=i % 2 == 0) for i in range(12)]
     directory = tmp_path_factory.mktemp("vector_logs")
     return directory, write_npz_logs(directory, episodes), episodes
+
+
+@pytest.fixture(scope="session")
+def framework_store(tmp_path_factory):
+    """A store for the TF-free readers: 'vec' (two segments, terminal and time-limited episodes)
+    and 'rich' (images, nested dicts, float64 step metadata, text), with the episodes put in."""
+    from rlstore.store import Store
+    from tests.helpers import publish_episodes, rich_episode, vector_episode
+
+    store = Store(tmp_path_factory.mktemp("frameworks"))
+    vec = [vector_episode(5 + i, seed=i, terminal=i % 2 == 0) for i in range(10)]
+    publish_episodes(store, "vec", vec[:6])
+    publish_episodes(store, "vec", vec[6:])
+    rich = [rich_episode(3 + i, seed=i) for i in range(4)]
+    publish_episodes(store, "rich", rich)
+    return store, {"vec": vec, "rich": rich}

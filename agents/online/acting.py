@@ -78,6 +78,7 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
         writer = WriteBack(context.store, context.write_back, environment=context.env,
                            policy=f"{context.agent} behaviour policy, actor {index} of run {context.run_id}",
                            run_id=summary["write_back"]["run_id"], commit_every=context.commit_every,
+                           compact_every=context.compact_every if index == 0 else None,  # one compactor a run
                            on_commit=committed)
     evaluator = _Evaluator(context, actor) if index == 0 and context.eval_every else None
     recorder = EpisodeRecorder()
@@ -115,7 +116,10 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
         client.close()
         inserter.close()
         if writer is not None:
-            writer.close()  # commits every finished episode not yet committed
+            closed = writer.close()  # commits every finished episode not yet committed
+            if closed.compacted_versions or closed.compaction_errors:
+                summary["write_back"].update(compacted_versions=closed.compacted_versions,
+                                             compaction_errors=closed.compaction_errors)
         if evaluator is not None:
             evaluator.close()
         run_manifest.write(summary_path(context, index), summary)  # atomic, like run.json

@@ -48,6 +48,7 @@ class RunContext:
     commit_every: int         # episodes per write-back version (per actor)
     eval_every: int           # env steps between actor 0's evaluations (0: none)
     eval_episodes: int
+    compact_every: int | None = None  # actor 0 compacts the write-back dataset after every K-th commit
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], run: RunDirectory) -> "RunContext":
@@ -58,7 +59,8 @@ class RunContext:
                    config=config_from_json(entry.config_class(), manifest["config"]), seed=manifest["seed"],
                    specs=DataSpecs.from_json(manifest["specs"]), run=run, actors=online["actors"],
                    env_steps=online["env_steps"], write_back=online["write_back"]["dataset"],
-                   commit_every=online["write_back"]["commit_every"], eval_every=online["eval_every"],
+                   commit_every=online["write_back"]["commit_every"],
+                   compact_every=online["write_back"].get("compact_every"), eval_every=online["eval_every"],
                    eval_episodes=online["eval_episodes"])
 
     @classmethod

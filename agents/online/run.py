@@ -46,6 +46,7 @@ class OnlineOptions:
     actors: int = 1
     write_back: str | None = None
     commit_every: int = 50
+    compact_every: int | None = None  # actor 0's write-back compacts after every K-th commit
     seed: int = 0
     env_seed: int = 0
     role: str = "all"
@@ -58,8 +59,9 @@ class OnlineOptions:
     expose: bool = False  # the replay and learner roles start only with it (see rlstore.exposure)
 
     def __post_init__(self):
-        if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1:
-            raise AgentError("env_steps, actors, commit_every and eval_episodes must be >= 1")
+        if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1 \
+                or (self.compact_every is not None and self.compact_every < 1):
+            raise AgentError("env_steps, actors, commit_every, compact_every and eval_episodes must be >= 1")
         if self.role not in ROLES:
             raise AgentError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and not (self.replay_address and self.learner_address):
@@ -202,7 +204,8 @@ def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options:
         "run_id": f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
         "store": str(store.root), "env": options.env, "env_seed": options.env_seed, "env_steps": options.env_steps,
         "actors": options.actors, "demos": demos, "demo_ratio": getattr(config, "demo_ratio", None),
-        "write_back": {"dataset": options.write_back, "commit_every": options.commit_every, "versions": [],
+        "write_back": {"dataset": options.write_back, "commit_every": options.commit_every,
+                       "compact_every": options.compact_every, "versions": [],
                        "actors": []},
         "eval_every": options.eval_every, "eval_episodes": options.eval_episodes, "env_steps_done": 0,
     }

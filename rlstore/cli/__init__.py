@@ -18,7 +18,8 @@ from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
 
 COMMAND_MODULES = ("rlstore.cli.store_commands", "rlstore.cli.maintenance_commands", "rlstore.cli.report_command", "rlstore.cli.demo_command",
                    "rlstore.cli.agent_commands", "rlstore.cli.record_command",
-                   "rlstore.cli.serve_command", "rlstore.cli.run_command")
+                   "rlstore.cli.serve_command", "rlstore.cli.run_command", "rlstore.cli.convert_command",
+                   "rlstore.cli.view_command")
 
 _EPILOG = """\
 examples:
@@ -36,6 +37,8 @@ examples:
           --demo-ratio 0.25 --write-back catch_online               # online, demonstrations mixed in
   rlstore --store ./store record --env catch --policy expert --episodes 100 --dataset catch_online
   rlstore --store ./store serve catch_logs --port 8000 --expose --tables transitions,sequences   # see README, Security
+  rlstore --store ./store convert catch_logs@1 --to d4rl --out catch.hdf5   # also minari, rlds
+  rlstore --store ./store view --port 8800                    # look at it in a browser
   rlstore demo --out demo_run                                      # the main job, end to end
 
 A dataset reference is NAME (the latest version) or NAME@N (version N, the same bytes forever).

@@ -1,4 +1,4 @@
-"""Maintenance commands for long-lived datasets: compact, migrate."""
+"""Maintenance commands for long-lived datasets: compact, prune, migrate."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +33,19 @@ def register(commands) -> None:
                          help=f"largest compacted segment, e.g. 64M or 1G (default {DEFAULT_TARGET_BYTES >> 20}M)")
     compact.set_defaults(run=_compact)
 
+    prune = commands.add_parser(
+        "prune", help="delete old versions and the segments only they use",
+        description="Deletes the versions that every given rule selects (--keep-last N: all but the newest N; "
+                    "--before V: every version below V), never the latest, then the segments and segment lists "
+                    "that only those versions referred to. A version named by a run manifest (run.json) under "
+                    "--runs DIR is kept unless --force. What is deleted is written to the dataset's log.jsonl.")
+    prune.add_argument("dataset", metavar="NAME")
+    prune.add_argument("--keep-last", type=int, metavar="N", help="keep the newest N versions")
+    prune.add_argument("--before", type=int, metavar="V", help="delete versions below V")
+    prune.add_argument("--runs", metavar="DIR", help="runs directory: versions its run manifests use are kept")
+    prune.add_argument("--force", action="store_true", help="delete versions that runs pin, too")
+    prune.set_defaults(run=_prune)
+
     migrate = commands.add_parser(
         "migrate", help="rewrite a dataset's old (format 1) versions in the current format",
         description="Rewrites every version written in manifest format 1 (each version listing the whole "
@@ -63,6 +76,21 @@ def _compact(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes in "
           f"{manifest.num_segments} segment(s), compacted from {manifest.name}@{origin['version']} "
           f"({origin['segments']} segments packed into {origin['into']})")
+    return 0
+
+
+def _prune(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
+    report = store.prune(args.dataset, keep_last=args.keep_last, before=args.before, runs_dir=args.runs,
+                         force=args.force)
+    for version, runs in sorted(report.pinned.items()):
+        print(f"kept {report.name}@{version}: pinned by {', '.join(runs)} (--force deletes it)")
+    if not report.deleted_versions:
+        print(f"{report.name}: nothing to prune")
+        return 0
+    versions = report.deleted_versions
+    print(f"deleted {len(versions)} version(s) of {report.name} ({versions[0]}..{versions[-1]}), "
+          f"{len(report.deleted_segments)} segment(s) and {report.deleted_segment_lists} segment list(s): "
+          f"{report.bytes_freed:,} bytes; logged in {store.log_path(report.name)}")
     return 0
 
 

@@ -45,6 +45,9 @@ def register(commands) -> None:
                             help="store dataset every actor appends its episodes to (a version per commit)")
         parser.add_argument("--commit-every", type=int, default=50, metavar="E",
                             help="episodes per write-back version, per actor (default: 50)")
+        parser.add_argument("--compact-every", type=int, metavar="K",
+                            help="compact the write-back dataset after every K-th commit of actor 0, in the "
+                                 "background (default: never)")
         parser.add_argument("--seed", type=int, default=0, help="seed of networks, exploration and sampling (default: 0)")
         parser.add_argument("--env-seed", type=int, default=0,
                             help="seed every environment of the run is built with; it fixes hidden task parameters "
@@ -77,6 +80,7 @@ def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
     options = OnlineOptions(env=args.env, env_steps=args.env_steps, out=args.out, demos=args.demos,
                             actors=args.actors, write_back=args.write_back, commit_every=args.commit_every,
+                            compact_every=args.compact_every,
                             seed=args.seed, env_seed=args.env_seed, role=args.role, index=args.index,
                             replay_address=args.replay_address, learner_address=args.learner_address,
                             eval_episodes=args.eval_episodes, eval_every_env_steps=args.eval_every,

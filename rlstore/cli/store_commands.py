@@ -49,8 +49,13 @@ def register(commands) -> None:
     validate.add_argument("--quick", action="store_true", help="check hashes and features only, not episodes")
     validate.set_defaults(run=_validate)
 
-    gc = commands.add_parser("gc", help="remove what crashed writers left in staging")
+    gc = commands.add_parser(
+        "gc", help="remove what crashed writers left, orphan segments and stale replay checkpoints",
+        description="Removes staging areas of dead writers, segments and segment lists that no version and no "
+                    "live writer refers to, and replay checkpoints of versions that no longer exist (unless a "
+                    "run manifest under --runs names them). Published versions are never touched.")
     gc.add_argument("dataset", nargs="?", help="only this dataset (default: all)")
+    gc.add_argument("--runs", metavar="DIR", help="runs directory whose run manifests may name replay checkpoints")
     gc.set_defaults(run=_gc)
 
 
@@ -141,7 +146,7 @@ def _validate(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
 
 def _gc(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
-    report = store.collect_garbage(args.dataset)
+    report = store.collect_garbage(args.dataset, orphans=True, runs_dir=args.runs)
     for path in report.removed:
         print(f"removed {path}")
     for note in report.skipped:

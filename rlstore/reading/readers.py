@@ -9,21 +9,18 @@ one parse (`decoding.decode_episodes`), turned into rows by one vectorised trans
 
 Shuffling is therefore three-level: shard order and an episode buffer (`records`), then rows
 within a chunk. A batch mixes rows from about `chunk_episodes` episodes (by default as many as
-decode to ~16 MB, at most 128; see `chunk_episodes_for`); raise it for more mixing at the cost
+decode to ~16 MB, at most 128; see `rlstore.chunks`); raise it for more mixing at the cost
 of memory. Same seed, same batches: every random op is seeded and every parallel stage keeps
 its order.
 """
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, Callable
 
-import numpy as np
-
 import tensorflow as tf
 
-from rlstore.manifest import Manifest
+from rlstore.chunks import chunk_episodes_for
 from rlstore.names import DatasetRef
 from rlstore.reading.decoding import decode_episodes
 from rlstore.reading.records import AUTOTUNE, episode_records, shard_files
@@ -31,19 +28,6 @@ from rlstore.reading.transforms import episode_sequences, episode_transitions, s
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
-CHUNK_BYTES = 16 << 20
-MAX_CHUNK_EPISODES = 128
-_TEXT_BYTES = 64  # a guess for text fields, whose size the schema does not give
-
-
-def chunk_episodes_for(manifest: Manifest) -> int:
-    """Episodes per chunk when the caller does not say: as many as decode to about
-    CHUNK_BYTES, at most MAX_CHUNK_EPISODES. Small vector episodes get large chunks (less
-    overhead per row, more episodes per batch); image episodes get few, so memory stays bounded."""
-    step_bytes = sum(math.prod(spec.shape) * (_TEXT_BYTES if spec.dtype == "str" else np.dtype(spec.dtype).itemsize)
-                     for spec in manifest.schema.steps.values())
-    episode_bytes = step_bytes * manifest.num_steps / max(manifest.num_episodes, 1)
-    return int(min(MAX_CHUNK_EPISODES, max(1, CHUNK_BYTES // max(episode_bytes, 1))))
 
 
 def _records(store: Store, ref: str | DatasetRef, shuffle: bool, seed: int, repeat: bool, shuffle_buffer: int):

@@ -1,0 +1,132 @@
+"""`torch.utils.data` datasets over one store version, read without TensorFlow.
+
+    from torch.utils.data import DataLoader
+    from rlstore.torch import TransitionDataset
+
+    data = TransitionDataset("./store", "catch_logs@1", n_step=3, batch_size=256)
+    for epoch in range(10):
+        data.set_epoch(epoch)                     # a fresh shuffle each epoch, as with DistributedSampler
+        for batch in DataLoader(data, batch_size=None, num_workers=2):
+            batch["observation"], batch["reward"], ...   # torch tensors
+
+Each dataset is an `IterableDataset` wrapping a `rlstore.numpy` reader, so rows, n-step returns,
+sequence padding and masks are those of `rlstore.reading`. The rows are batched here, not by
+the DataLoader (pass `batch_size=None` to it): collating row by row would cost far more than
+reading. Under `DataLoader(num_workers=N)` every worker reads its own share of the episodes
+(`rlstore.numpy.Share`), so one epoch yields every row exactly once across the workers; a
+worker's last batch of an epoch may be short. The version is pinned when the dataset is made:
+`NAME` means the latest version at that moment, for every epoch and every worker.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from rlstore import numpy as store_numpy
+from rlstore.names import DatasetRef
+from rlstore.numpy.readers import DEFAULT_SHUFFLE_BUFFER
+from rlstore.numpy.records import Share
+from rlstore.numpy.transforms import check_sequence_options, check_transition_options, map_tree
+from rlstore.store import Store
+
+
+def to_tensors(tree: Any) -> Any:
+    """Numeric arrays as tensors (sharing memory where NumPy allows); text stays NumPy `bytes`."""
+    def convert(leaf: np.ndarray) -> Any:
+        leaf = np.asarray(leaf)
+        if leaf.dtype == object:
+            return leaf
+        return torch.from_numpy(leaf if leaf.flags.writeable else leaf.copy())
+
+    return map_tree(convert, tree)
+
+
+class _StoreDataset(IterableDataset):
+    """What the three datasets share: the pinned version, the epoch and the worker's share."""
+
+    def __init__(self, store: Store | str | os.PathLike, ref: str | DatasetRef, *, shuffle: bool, seed: int,
+                 shuffle_buffer: int):
+        super().__init__()
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.ref = self.store.resolve(ref)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Chooses the epoch whose shuffle the next iteration reads (same epoch, same order)."""
+        self.epoch = epoch
+
+    def _share(self) -> Share:
+        worker = get_worker_info()
+        return Share(worker.id, worker.num_workers) if worker is not None else Share()
+
+    def _options(self) -> dict[str, Any]:
+        return {"shuffle": self.shuffle, "seed": self.seed, "shuffle_buffer": self.shuffle_buffer,
+                "share": self._share(), "epoch": self.epoch, "repeat": False}
+
+
+class _BatchDataset(_StoreDataset):
+    def __init__(self, store, ref, *, batch_size: int, shuffle: bool, seed: int, shuffle_buffer: int,
+                 chunk_episodes: int | None):
+        super().__init__(store, ref, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        self.chunk_episodes = chunk_episodes
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "batch_size": self.batch_size, "chunk_episodes": self.chunk_episodes}
+
+
+class TransitionDataset(_BatchDataset):
+    """Batches of n-step transitions {observation, action, reward, discount, next_observation};
+    `discount` includes gamma^m (see `rlstore.reading.transforms.episode_transitions`)."""
+
+    def __init__(self, store: Store | str | os.PathLike, ref: str | DatasetRef, *, n_step: int = 1,
+                 gamma: float = 0.99, batch_size: int = 256, shuffle: bool = True, seed: int = 0,
+                 shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER, chunk_episodes: int | None = None):
+        super().__init__(store, ref, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                         shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
+        check_transition_options(n_step, gamma)
+        self.n_step = n_step
+        self.gamma = gamma
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        batches = store_numpy.transitions(self.store, self.ref, n_step=self.n_step, gamma=self.gamma,
+                                          **self._options())
+        return map(to_tensors, batches)
+
+
+class SequenceDataset(_BatchDataset):
+    """Batches of [batch, burn_in + length, ...] step sequences with `mask` and `is_demo`
+    (see `rlstore.reading.transforms.episode_sequences`)."""
+
+    def __init__(self, store: Store | str | os.PathLike, ref: str | DatasetRef, *, length: int, period: int,
+                 burn_in: int = 0, is_demo: bool = False, batch_size: int = 32, shuffle: bool = True, seed: int = 0,
+                 shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER, chunk_episodes: int | None = None):
+        super().__init__(store, ref, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                         shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
+        check_sequence_options(length, period, burn_in)
+        self.length, self.period, self.burn_in, self.is_demo = length, period, burn_in, is_demo
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        batches = store_numpy.sequences(self.store, self.ref, length=self.length, period=self.period,
+                                        burn_in=self.burn_in, is_demo=self.is_demo, **self._options())
+        return map(to_tensors, batches)
+
+
+class EpisodeDataset(_StoreDataset):
+    """Whole RLDS episodes `{'steps': {field: [T, ...]}, **episode_metadata}`, one per item."""
+
+    def __init__(self, store: Store | str | os.PathLike, ref: str | DatasetRef, *, shuffle: bool = True,
+                 seed: int = 0, shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER):
+        super().__init__(store, ref, shuffle=shuffle, seed=seed, shuffle_buffer=shuffle_buffer)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(to_tensors, store_numpy.episodes(self.store, self.ref, **self._options()))

@@ -1,0 +1,90 @@
+"""rlstore.torch: DataLoader epochs over a real store version equal the tf.data readers' epochs,
+in a process that never imports TensorFlow."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rlstore import reading
+from rlstore.nest import flatten
+
+_READ = """
+import sys
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from rlstore.torch import EpisodeDataset, SequenceDataset, TransitionDataset
+
+root, out = sys.argv[1], sys.argv[2]
+arrays = {}
+transitions = TransitionDataset(root, "vec", n_step=3, gamma=0.9, batch_size=8, seed=4)
+for epoch in range(2):
+    transitions.set_epoch(epoch)
+    for number, batch in enumerate(DataLoader(transitions, batch_size=None, num_workers=2)):
+        assert all(isinstance(v, torch.Tensor) for v in batch.values())
+        for key, value in batch.items():
+            arrays[f"t{epoch}/{number}/{key}"] = value.numpy()
+sequences = SequenceDataset(root, "vec", length=3, period=2, burn_in=1, batch_size=4)
+for number, batch in enumerate(DataLoader(sequences, batch_size=None, num_workers=2)):
+    for key in ("observation", "mask"):
+        arrays[f"s/{number}/{key}"] = batch[key].numpy()
+for number, episode in enumerate(DataLoader(EpisodeDataset(root, "rich"), batch_size=None, num_workers=2)):
+    arrays[f"e/{number}/pixels"] = episode["steps"]["observation"]["pixels"].numpy()
+    arrays[f"e/{number}/id"] = episode["episode_id"].numpy()
+assert not [m for m in sys.modules if m.startswith("tensorflow")], "TensorFlow was imported"
+np.savez(out, **arrays)
+"""
+
+
+@pytest.fixture(scope="module")
+def torch_read(framework_store, tmp_path_factory):
+    """What the DataLoaders read in a process of their own (TF-free, checked there)."""
+    store, _ = framework_store
+    out = tmp_path_factory.mktemp("torch") / "read.npz"
+    result = subprocess.run([sys.executable, "-c", _READ, str(store.root), str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(out) as arrays:
+        return {key: arrays[key] for key in arrays.files}
+
+
+def _group(arrays, prefix):
+    """{batch number: {field: array}} of one prefix, in batch order."""
+    batches = {}
+    for key, value in arrays.items():
+        part, number, field = key.split("/", 2)
+        if part == prefix:
+            batches.setdefault(int(number), {})[field] = value
+    return [batches[n] for n in sorted(batches)]
+
+
+def _rows(batches, keys):
+    return sorted(b"|".join(np.ascontiguousarray(batch[key][i]).tobytes() for key in keys)
+                  for batch in batches for i in range(len(batch[keys[0]])))
+
+
+def test_one_epoch_equals_an_epoch_of_the_tf_reader_as_a_multiset_of_rows(framework_store, torch_read):
+    store, _ = framework_store
+    theirs = [flatten(tf.nest.map_structure(lambda t: t.numpy(), batch))
+              for batch in reading.transitions(store, "vec", n_step=3, gamma=0.9, batch_size=8, repeat=False)]
+    keys = sorted(theirs[0])
+    for epoch in (0, 1):
+        mine = _group(torch_read, f"t{epoch}")
+        assert sorted(mine[0]) == keys
+        assert sum(len(b["reward"]) for b in mine) == 85
+        assert _rows(mine, keys) == _rows(theirs, keys)
+    first, second = (np.concatenate([b["observation"] for b in _group(torch_read, f"t{e}")]) for e in (0, 1))
+    assert not np.array_equal(first, second)  # set_epoch reshuffles
+
+
+def test_sequences_and_episodes_each_come_once_across_workers(framework_store, torch_read):
+    store, originals = framework_store
+    theirs = [tf.nest.map_structure(lambda t: t.numpy(), batch)
+              for batch in reading.sequences(store, "vec", length=3, period=2, burn_in=1, batch_size=4, repeat=False)]
+    assert _rows(_group(torch_read, "s"), ["mask", "observation"]) == _rows(theirs, ["mask", "observation"])
+    episodes = _group(torch_read, "e")
+    assert sorted(int(e["id"]) for e in episodes) == [0, 1, 2, 3]
+    for episode in episodes:
+        original = originals["rich"][int(episode["id"])]["steps"]["observation"]["pixels"]
+        np.testing.assert_array_equal(episode["pixels"], original)
