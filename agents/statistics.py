@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from rlstore.nest import flatten
+from rlstore.stats import Moments
 from rlstore.store import Store
 
 _BATCH = 8192
@@ -29,26 +30,24 @@ class DataStatistics:
 
 
 def compute_statistics(store: Store, ref: str) -> DataStatistics:
-    """One pass over every step of the version (last steps included: their observations are real)."""
+    """One pass over every step of the version (last steps included: their observations are real),
+    each batch's moments merged into the running ones (`rlstore.stats.Moments`, Chan's update)."""
     from rlstore import reading
 
     schema = store.manifest(ref).schema
     keys = {key: key.partition("/")[2] for key, field in schema.steps.items()
             if (key == "observation" or key.startswith("observation/")) and field.encoding != "png"}
     discrete = "action" in schema.steps and np.issubdtype(np.dtype(schema.steps["action"].dtype), np.integer)
-    sums: dict[str, np.ndarray] = {}
-    squares: dict[str, np.ndarray] = {}
+    moments: dict[str, Moments] = {}
     count, max_action = 0, None
     for batch in reading.steps(store, ref, batch_size=_BATCH, shuffle=False, repeat=False).as_numpy_iterator():
         flat = flatten({"observation": batch["observation"]}) if isinstance(batch["observation"], dict) else {"observation": batch["observation"]}
         for key, name in keys.items():
-            values = flat[key].astype(np.float64)
-            sums[name] = sums.get(name, 0.0) + values.sum(axis=0)
-            squares[name] = squares.get(name, 0.0) + np.square(values).sum(axis=0)
+            part = Moments.of(flat[key])
+            moments[name] = moments[name].merge(part) if name in moments else part
         count += len(batch["is_first"])
         if discrete:
             top = int(batch["action"].max())
             max_action = top if max_action is None else max(max_action, top)
-    mean = {name: sums[name] / max(count, 1) for name in sums}
-    std = {name: np.sqrt(np.maximum(squares[name] / max(count, 1) - np.square(mean[name]), 0.0)) for name in sums}
-    return DataStatistics(mean, std, max_action, count)
+    return DataStatistics({name: m.mean for name, m in moments.items()}, {name: m.std for name, m in moments.items()},
+                          max_action, count)

@@ -52,7 +52,7 @@ from rlstore.episode import make_episode  # noqa: E402
 from rlstore.reading import transitions  # noqa: E402
 from rlstore.reading.records import shard_files  # noqa: E402
 from rlstore.schema import Schema  # noqa: E402
-from rlstore.segment import ShardWriter, finish_segment  # noqa: E402
+from rlstore.publishing import SegmentBuilder  # noqa: E402
 from rlstore.store import Store  # noqa: E402
 
 TARGET_RATIO = 10.0
@@ -81,13 +81,11 @@ def build_version(root: Path, episodes: int, steps: int, seed: int = 0) -> tuple
     schema = Schema.derive(first)
     record = schema.encode(first)
     with store.staging("bench") as staging:
-        directory = staging.new_segment_dir()
-        writer = ShardWriter(directory, max_shard_bytes=len(record) * episodes // SHARDS + 1)
+        segment = SegmentBuilder(store, "bench", staging, schema, max_shard_bytes=len(record) * episodes // SHARDS + 1)
         for i in range(episodes):
             data = episode(i) if i else first
-            writer.write(schema.encode(data), steps, float(data["steps"]["reward"].sum()))
-        segment = finish_segment(directory, "bench", schema, writer.close(), {})
-        manifest = store.publish("bench", staging, [segment], schema, {"pipeline": "benchmarks.serve"})
+            segment.write(schema.encode(data), steps, float(data["steps"]["reward"].sum()))
+        manifest = segment.publish({"pipeline": "benchmarks.serve"})
     return store, f"bench@{manifest.version}"
 
 

@@ -34,11 +34,11 @@ from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import add_rejects
 from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format
 from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
-from rlstore.errors import BadInputError, LocatedError, PipelineError, StoreError
+from rlstore.errors import BadInputError, LocatedError, PipelineError
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
-from rlstore.segment import finish_segment
+from rlstore.publishing import check_appendable, publish_segment
 from rlstore.store import Store
 
 PIPELINE_NAME = "rlstore.ingest"
@@ -143,10 +143,7 @@ def ingest(
     format_options = dict(format_options or {})
     source_format, items, run_metadata, plan_rejects = plan(paths, format, format_options, on_error)
     schema = derive_schema(source_format, items, on_error)
-    if store.versions(dataset):
-        problem = store.manifest(dataset).schema.difference(schema)
-        if problem:
-            raise StoreError(f"cannot append to {dataset}: {problem}")
+    check_appendable(store, dataset, schema)
     args = default_beam_args(beam_args)
     with _no_empty_dataset_left(store, dataset), store.staging(dataset) as staging:
         segment_dir = staging.new_segment_dir()
@@ -170,9 +167,8 @@ def ingest(
             "run_metadata": run_metadata,
         }
         rejects_file = _write_rejects(segment_dir, rejects)
-        record = finish_segment(segment_dir, dataset, schema, result["shards"], lineage)
-        report = {**add_rejects(result["report"], rejects, rejects_file), "segment": record["id"]}
-        return store.publish(dataset, staging, [record], schema, lineage, report=report)
+        report = {**add_rejects(result["report"], rejects, rejects_file), "segment": segment_dir.name}
+        return publish_segment(store, dataset, staging, segment_dir, schema, result["shards"], lineage, report)
 
 
 @contextmanager

@@ -41,7 +41,8 @@ import apache_beam as beam
 import numpy as np
 
 from rlstore.pipelines.notes import OBSERVATION_JUMP, TRUNCATED, Note
-from rlstore.pipelines.summaries import Columns, ElementMoments, Histogram, Ranked
+from rlstore.pipelines.summaries import Columns, Histogram, Ranked
+from rlstore.stats import Moments
 from rlstore.episode import Episode
 from rlstore.errors import Location
 from rlstore.nest import flatten
@@ -188,7 +189,7 @@ class QualityCombineFn(beam.CombineFn):
             "warnings": _warnings(acc),
         }
 
-    def _feature(self, key: str, moments: ElementMoments) -> dict[str, Any]:
+    def _feature(self, key: str, moments: Moments) -> dict[str, Any]:
         spec = self._numeric[key]
         per = "element" if int(np.prod(spec.shape)) <= ELEMENTWISE_MAX else "field"
         return {"dtype": spec.dtype, "shape": list(spec.shape), "per": per, "count": moments.count,

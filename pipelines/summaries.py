@@ -5,10 +5,9 @@ workers summarise their own episodes and Beam merges the pieces without seeing t
 - Histogram: bins of width 2**e aligned at 0. Two histograms merge by coarsening the finer one
   to the wider width (exact, since a wide bin is the union of two narrow ones), so no bin edges
   have to be agreed on before the data is seen. At most MAX_BINS bins are kept.
-- ElementMoments: count, mean, M2, min and max per element (Chan et al.'s parallel update,
-  which stays accurate where sum-of-squares cancels).
-- Columns: ElementMoments (and optionally a Histogram) per column of a table that arrives in
-  pieces, e.g. one episode at a time. Pieces are buffered and summarised FLUSH_VALUES at a
+- Columns: `rlstore.stats.Moments` (count, mean, M2, min and max per element, merged by Chan
+  et al.'s update; the store's one implementation of moments) and optionally a Histogram, per
+  column of a table that arrives in pieces, e.g. one episode at a time. Pieces are buffered and summarised FLUSH_VALUES at a
   time: numpy's per-call cost, not the arithmetic, dominates for short episodes.
 - QuantileSketch: counts in logarithmic buckets (DDSketch, Masson et al. 2019): every quantile
   within QUANTILE_ACCURACY of the true value relative to it, merged exactly by adding counts.
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
+
+from rlstore.stats import Moments
 
 MAX_BINS = 64
 _FLOAT_EXPONENT = -20       # finest bin width for floats: 2**-20
@@ -102,42 +103,6 @@ def _fits(low: float, high: float, exponent: int) -> bool:
     if max(abs(low), abs(high)) / width >= 2.0 ** _EXACT_INDEX_BITS:
         return False
     return math.floor(high / width) - math.floor(low / width) < MAX_BINS
-
-
-@dataclass
-class ElementMoments:
-    """Count, mean, M2 (sum of squared deviations), min and max of each column of a table."""
-
-    count: int
-    mean: np.ndarray
-    m2: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-
-    @classmethod
-    def of(cls, rows: np.ndarray) -> "ElementMoments":
-        """Moments of a (rows, elements) table."""
-        rows = np.asarray(rows, dtype=np.float64)
-        if not len(rows):
-            nothing = np.zeros(rows.shape[1])
-            return cls(0, nothing, nothing, np.full_like(nothing, np.inf), np.full_like(nothing, -np.inf))
-        mean = rows.mean(axis=0)
-        return cls(len(rows), mean, ((rows - mean) ** 2).sum(axis=0), rows.min(axis=0), rows.max(axis=0))
-
-    def merge(self, other: "ElementMoments") -> "ElementMoments":
-        if not other.count:
-            return self
-        if not self.count:
-            return other
-        count = self.count + other.count
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.count / count)
-        m2 = self.m2 + other.m2 + delta ** 2 * (self.count * other.count / count)
-        return ElementMoments(count, mean, m2, np.minimum(self.min, other.min), np.maximum(self.max, other.max))
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(self.m2 / self.count) if self.count else np.full_like(self.mean, np.nan)
 
 
 QUANTILE_ACCURACY = 0.01
@@ -242,7 +207,7 @@ class Columns:
     integer: bool
     histograms: bool
     robust: bool = False  # also a QuantileSketch and the Levels of each column
-    moments: ElementMoments | None = None
+    moments: Moments | None = None
     bins: list[Histogram] = field(default_factory=list)
     sketches: list[QuantileSketch] = field(default_factory=list)
     levels: list[Levels] = field(default_factory=list)
@@ -260,7 +225,7 @@ class Columns:
             return self
         table = np.concatenate(self.pending).astype(np.float64, copy=False)
         self.pending, self.pending_values = [], 0
-        moments = ElementMoments.of(table)
+        moments = Moments.of(table)
         self.moments = moments if self.moments is None else self.moments.merge(moments)
         if self.histograms:
             bins = self.bins or [Histogram.empty(self.integer) for _ in range(table.shape[1])]

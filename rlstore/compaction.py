@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
-from rlstore.segment import ShardWriter, finish_segment
+from rlstore.publishing import SegmentBuilder
 from rlstore.stats import EpisodeStats
 from rlstore.store import Store, shard_path
 from rlstore.tfrecord import read_records
@@ -82,13 +82,12 @@ def compact(
         records = []
         for group in plan.groups:
             lineage = {"pipeline": PIPELINE_NAME, "compacted_from": [segment["id"] for segment in group]}
-            directory = staging.new_segment_dir()
-            writer = ShardWriter(directory, max_shard_bytes=target_bytes)
+            built = SegmentBuilder(store, name, staging, schema, max_shard_bytes=target_bytes)
             for segment in group:
-                _copy_segment(store, name, segment, writer)
+                _copy_segment(store, name, segment, built)
                 if progress:
                     progress(1)
-            records.append(finish_segment(directory, name, schema, writer.close(), lineage))
+            records.append(built.finish(lineage))
         lineage = {"pipeline": PIPELINE_NAME, "options": {"target_bytes": target_bytes},
                    "compacted_from": {"version": source.version, "segments": plan.num_segments,
                                       "into": len(records)}}
@@ -96,7 +95,7 @@ def compact(
         return store.publish(name, staging, records, schema, lineage, removed=removed)
 
 
-def _copy_segment(store: Store, name: str, segment: Segment, writer: ShardWriter) -> None:
+def _copy_segment(store: Store, name: str, segment: Segment, writer: SegmentBuilder) -> None:
     directory = store.segment_dir(name, segment)
     episodes: list[bytes] = []
     for shard in segment["shards"]:

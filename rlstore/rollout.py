@@ -1,66 +1,47 @@
-"""Turning a dm_env interaction stream into RLDS episodes.
+"""Turning a dm_env interaction stream into RLDS episodes, one episode at a time.
 
 dm_env hands out (o_{t+1}, r_t, d_t) after action a_t; RLDS step t holds (o_t, a_t, r_t, d_t).
-`EpisodeRecorder` does that re-pairing and closes the episode with the final observation.
-A LAST timestep with discount 0 is a real termination; with a non-zero discount it is a
-time-limit truncation and the stored episode says `is_terminal=False`.
+`EpisodeRecorder` records the stream (`rlstore.writeback.columns.StepRecorder`) and builds each
+finished episode with the one episode builder, `rlstore.writeback.stream.StreamSplitter`: the
+same code that builds the episodes an actor writes back, so an episode played here and one
+written back are the same. A LAST timestep with discount 0 is a real termination; with a
+non-zero discount it is a time-limit truncation and the stored episode says `is_terminal=False`.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
 import dm_env
-import numpy as np
 
-from rlstore.episode import Episode, make_episode
+from rlstore.episode import Episode
+from rlstore.writeback.columns import StepRecorder
+from rlstore.writeback.stream import StreamSplitter
 
 Policy = Callable[[dm_env.TimeStep], Any]
-
-
-def _stack(items: list[Any]) -> Any:
-    if isinstance(items[0], dict):
-        return {key: _stack([item[key] for item in items]) for key in items[0]}
-    return np.stack([np.asarray(item) for item in items])
-
-
-def _zeros_like(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _zeros_like(item) for key, item in value.items()}
-    return np.zeros_like(np.asarray(value))
+_RUN = "episode"  # names the episode in an error (episode_id metadata is not kept here)
 
 
 class EpisodeRecorder:
-    """Accumulates one episode at a time; `observe` returns the finished episode, else None."""
+    """Accumulates one episode at a time; `observe` returns the finished episode, else None.
+    An episode left unfinished by a new `observe_first` is dropped."""
 
     def __init__(self) -> None:
-        self._observations: list[Any] = []
-        self._actions: list[Any] = []
-        self._rewards: list[float] = []
-        self._discounts: list[float] = []
+        self._steps = StepRecorder(_RUN)
+        self._splitter = StreamSplitter(_RUN)
 
     def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        self.__init__()
-        self._observations.append(timestep.observation)
+        self._steps = StepRecorder(_RUN)
+        self._splitter = StreamSplitter(_RUN)
+        self._steps.observe_first(timestep)
 
-    def observe(self, action: Any, timestep: dm_env.TimeStep) -> Episode | None:
-        if not self._observations:
+    def observe(self, action: Any, timestep: dm_env.TimeStep, extras: Any = None) -> Episode | None:
+        """Records a step (`extras`: what the actor chose the action with, kept as step metadata)."""
+        if not self._steps.observations:
             raise RuntimeError("observe_first must be called at the start of an episode")
-        self._actions.append(action)
-        self._rewards.append(float(timestep.reward))
-        self._discounts.append(float(timestep.discount))
-        self._observations.append(timestep.observation)
-        if not timestep.last():
+        if not self._steps.observe(action, timestep, extras):
             return None
-        actions = self._actions + [_zeros_like(action)]
-        episode = make_episode(
-            observation=_stack(self._observations),
-            action=_stack(actions),
-            reward=np.asarray(self._rewards + [0.0], dtype=np.float32),
-            discount=np.asarray(self._discounts + [0.0], dtype=np.float32),
-            is_terminal=timestep.discount == 0,
-        )
-        self.__init__()
-        return episode
+        batch = self._splitter.split(self._steps.take())
+        return {"steps": batch.episode(0)["steps"]}
 
 
 def run_episodes(env: dm_env.Environment, policy: Policy, num_episodes: int) -> Iterator[Episode]:

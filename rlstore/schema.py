@@ -10,14 +10,12 @@ on-disk encoding. It has three jobs:
 """
 from __future__ import annotations
 
-import io
-import zlib
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
-from rlstore import tfrecord
+from rlstore.encoding import encode_episodes
 from rlstore.episode import Episode, check_alignment, episode_length
 from rlstore.errors import BadInputError, Location
 from rlstore.nest import flatten, unflatten
@@ -128,15 +126,12 @@ class Schema:
     # ---- encoding ---------------------------------------------------------------------------
 
     def encode(self, episode: Episode) -> bytes:
-        """The serialised tf.train.Example for a checked episode, as TFDS would write it."""
-        features = {}
-        steps = flatten(episode["steps"])
-        for key, spec in self.steps.items():
-            features[f"steps/{key}"] = encode_feature(spec, np.asarray(steps[key]), per_step=True)
-        meta = flatten(_metadata(episode))
-        for key, spec in self.episode.items():
-            features[key] = encode_feature(spec, np.asarray(meta[key]), per_step=False)
-        return tfrecord.example(features)
+        """The serialised tf.train.Example for a checked episode, as TFDS would write it (many
+        episodes at once: `rlstore.encoding.encode_episodes`, which this is for one)."""
+        steps = {key: np.asarray(column) for key, column in flatten(episode["steps"]).items()}
+        length = len(steps["is_first"])
+        metadata = {key: [value] for key, value in flatten(_metadata(episode)).items()}
+        return encode_episodes(self, steps, np.zeros(1, np.int64), np.array([length]), metadata)[0]
 
     def tfds_features(self):
         """The `tfds.features.FeaturesDict` matching `encode` (imports TFDS)."""
@@ -164,31 +159,6 @@ def _check_fields(specs: Mapping[str, FieldSpec], values: Mapping[str, Any], whe
         actual = FieldSpec.of(value[0] if per_step else value, prefix + key, where)
         if (actual.dtype, actual.shape) != (spec.dtype, spec.shape):
             raise BadInputError(f"expected {spec.describe()}, got {actual.describe()}", where.at(field=prefix + key))
-
-
-def encode_feature(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
-    """One field's tf.train.Feature: all of an episode's steps (`per_step`) or one metadata value."""
-    if spec.encoding == "png":
-        images = value if per_step else value[None]
-        return tfrecord.bytes_feature(_png(image) for image in images)
-    if spec.encoding in ("zlib", "bytes"):
-        items = np.ascontiguousarray(value if per_step else value[None], dtype=spec.dtype)
-        pack = zlib.compress if spec.encoding == "zlib" else bytes
-        return tfrecord.bytes_feature(pack(item.tobytes()) for item in items)
-    if spec.dtype == "str":
-        return tfrecord.bytes_feature(str(v).encode() if not isinstance(v, bytes) else v for v in value.reshape(-1).tolist())
-    if spec.dtype.startswith("float"):
-        return tfrecord.float_feature(value.reshape(-1))
-    return tfrecord.int64_feature(value.reshape(-1))
-
-
-def _png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    pixels = image[..., 0] if image.shape[-1] == 1 else image
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def _tfds_feature(spec: FieldSpec):

@@ -7,8 +7,7 @@ import sys
 import numpy as np
 
 from rlstore.episode import make_episode
-from rlstore.schema import Schema
-from rlstore.segment import ShardWriter, finish_segment
+from rlstore.publishing import publish_episodes
 from rlstore.store import Store
 
 
@@ -37,14 +36,7 @@ def bouncing(length: int, seed: int):
 def main(root: str) -> None:
     store = Store(root)
     episodes = [bouncing(40 + 5 * i, seed=i) for i in range(6)]
-    schema = Schema.derive(episodes[0])
-    with store.staging("bouncing") as staging:
-        directory = staging.new_segment_dir()
-        writer = ShardWriter(directory)
-        for episode in episodes:
-            writer.write(schema.encode(episode), schema.check(episode), float(np.sum(episode["steps"]["reward"])))
-        record = finish_segment(directory, "bouncing", schema, writer.close(), {})
-        store.publish("bouncing", staging, [record], schema, {"pipeline": "scripts/view_sample_store.py"})
+    publish_episodes(store, "bouncing", episodes, {"pipeline": "scripts/view_sample_store.py"})
 
 
 if __name__ == "__main__":

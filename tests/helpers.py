@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from rlstore import publishing, tfrecord
 from rlstore.episode import Episode, make_episode
 from rlstore.schema import Schema
-from rlstore.segment import ShardWriter, finish_segment
 from rlstore.store import Store
 
 
@@ -59,15 +59,7 @@ def write_npz_logs(directory: Path, episodes: Sequence[Episode]) -> list[Path]:
 
 def publish_episodes(store: Store, name: str, episodes: Sequence[Episode], lineage: dict | None = None):
     """Publishes episodes as one new segment through the store API (no Beam)."""
-    schema = Schema.derive(episodes[0])
-    with store.staging(name) as staging:
-        directory = staging.new_segment_dir()
-        writer = ShardWriter(directory)
-        for episode in episodes:
-            length = schema.check(episode)
-            writer.write(schema.encode(episode), length, float(np.sum(episode["steps"]["reward"])))
-        record = finish_segment(directory, name, schema, writer.close(), lineage or {})
-        return store.publish(name, staging, [record], schema, lineage or {"pipeline": "test"})
+    return publishing.publish_episodes(store, name, episodes, lineage or {"pipeline": "test"})
 
 
 def write_format1(store: Store, name: str, version: int, edit=None) -> None:
@@ -94,3 +86,24 @@ def steps_equal(expected: Episode, actual_steps: dict) -> bool:
     if set(want) != set(got):
         return False
     return all(np.array_equal(np.asarray(want[k]), np.asarray(got[k])) for k in want)
+
+
+def reference_example(features: Mapping[str, bytes]) -> bytes:
+    """A tf.train.Example from encoded Feature messages keyed by name, written plainly one entry at a
+    time: the oracle `rlstore.encoding`'s fast layout is checked against (and TF parses it)."""
+    entries = b"".join(tfrecord.field(1, tfrecord.field(1, key.encode()) + tfrecord.field(2, feature))
+                       for key, feature in sorted(features.items()))
+    return tfrecord.field(1, entries)
+
+
+def reference_encode(schema: Schema, episode: Episode) -> bytes:
+    """`schema.encode(episode)` the slow, obvious way: each field's Feature by `encode_feature`."""
+    from rlstore.encoding import encode_feature
+    from rlstore.nest import flatten
+
+    steps, metadata = flatten(episode["steps"]), flatten({k: v for k, v in episode.items() if k != "steps"})
+    features = {f"steps/{key}": encode_feature(spec, np.asarray(steps[key]), per_step=True)
+                for key, spec in schema.steps.items()}
+    features.update({key: encode_feature(spec, np.asarray(metadata[key]), per_step=False)
+                     for key, spec in schema.episode.items()})
+    return reference_example(features)

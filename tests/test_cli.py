@@ -1,5 +1,6 @@
 """The command sequence from the README, through the real CLI."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -8,6 +9,22 @@ from pathlib import Path
 from rlstore.cli import main
 from rlstore.store import Store
 from tests.helpers import publish_episodes, vector_episode
+
+
+def _published(out: str) -> tuple:
+    """(dataset, version, episodes, steps, segments) from `ingest`'s first line."""
+    found = re.match(r"published (\w+)@(\d+): (\d+) episodes, (\d+) steps in (\d+) segment\(s\)\n", out)
+    assert found, out
+    name, *numbers = found.groups()
+    return (name, *map(int, numbers))
+
+
+def _table(out: str) -> list[dict]:
+    """The rows of a `list` table as dicts keyed by its header (columns are two or more spaces apart)."""
+    header, rule, *rows = out.rstrip("\n").split("\n")
+    assert set(rule) <= {"-", " "}, out
+    names = header.split()
+    return [dict(zip(names, re.split(r"\s{2,}", row.strip()))) for row in rows]
 
 
 def _run(capsys, *argv):
@@ -23,13 +40,16 @@ def test_ingest_list_info_validate(capsys, tmp_path, vector_logs):
     rlds_dir = other.segment_dirs("elsewhere")[0]
     store = str(tmp_path / "store")
 
+    originals_steps = sum(len(episode["steps"]["reward"]) for episode in originals)
     code, out, _ = _run(capsys, "--store", store, "ingest", "--dataset", "catch_logs", "--format", "rlds", str(rlds_dir))
-    assert code == 0 and "catch_logs@1" in out
+    assert code == 0 and _published(out) == ("catch_logs", 1, 3, 21, 1)
     code, out, _ = _run(capsys, "--store", store, "ingest", "--dataset", "catch_logs", "--format", "npz", f"{logs}/*.npz")
-    assert code == 0 and "catch_logs@2" in out
+    assert code == 0 and _published(out) == ("catch_logs", 2, 3 + len(originals), 21 + originals_steps, 2)
 
     code, out, _ = _run(capsys, "--store", store, "list")
-    assert code == 0 and "catch_logs" in out and str(3 + len(originals)) in out
+    (row,) = _table(out)
+    assert code == 0 and (row["name"], row["latest"], row["episodes"], row["steps"]) == (
+        "catch_logs", "2", str(3 + len(originals)), str(21 + originals_steps))
 
     code, out, _ = _run(capsys, "--store", store, "info", "catch_logs", "--json")
     info = json.loads(out)
@@ -41,10 +61,11 @@ def test_ingest_list_info_validate(capsys, tmp_path, vector_logs):
     assert len(info["sources"]) == len(originals)
 
     code, out, _ = _run(capsys, "--store", store, "info", "catch_logs@1")
-    assert code == 0 and "catch_logs@1" in out and "episodes  3" in out
+    counts = re.search(r"^  episodes  (\d+)    steps (\d+)    segments (\d+)$", out, re.M)
+    assert code == 0 and out.startswith("catch_logs@1  (versions: 1, 2)\n") and counts.groups() == ("3", "21", "1")
 
     code, out, _ = _run(capsys, "--store", store, "validate", "catch_logs")
-    assert code == 0 and "ok" in out
+    assert code == 0 and out == f"catch_logs@2: ok (2 segment(s), {3 + len(originals)} episodes checked)\n"
 
     shard = next(Path(info["segments"][1]).glob("*.tfrecord-*"))
     shard.write_bytes(shard.read_bytes()[:-3])
@@ -59,7 +80,7 @@ def test_store_root_from_environment_and_console_script(tmp_path):
     rlstore = Path(sys.executable).with_name("rlstore")
     env = {**os.environ, "RLSTORE_ROOT": str(tmp_path)}
     listing = subprocess.run([str(rlstore), "list"], env=env, capture_output=True, text=True, timeout=120)
-    assert listing.returncode == 0 and "env_ds" in listing.stdout
+    assert listing.returncode == 0 and [row["name"] for row in _table(listing.stdout)] == ["env_ds"]
     assert listing.stderr == ""
     helped = subprocess.run([sys.executable, "-m", "rlstore", "--help"], capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "RLSTORE_ROOT" in helped.stdout and "examples:" in helped.stdout

@@ -128,3 +128,5 @@ def test_what_a_format_cannot_hold_is_named(framework_store, tmp_path):
     np.testing.assert_array_equal(episode.infos["temperature"], originals["rich"][0]["steps"]["temperature"])
     with pytest.raises(StoreError, match="dataset-id"):
         convert(store, "rich", to="minari", out=tmp_path / "minari2")
+    with pytest.raises(StoreError, match="needs a version"):
+        convert(store, "rich", to="minari", out=tmp_path / "minari2", dataset_id="ns/rich")

@@ -68,7 +68,7 @@ def tables(store, tmp_path_factory):
     config = DQfDConfig(batch_size=32, hidden_sizes=(16,), demo_ratio=0.25, pretrain_steps=0, min_replay_size=100,
                         samples_per_insert=100.0)
     agent = DQfDOnline(_context(store, tmp_path_factory.mktemp("tables"), config))
-    server = reverb.Server(agent.replay_tables())
+    server = reverb.Server(agent.make_replay_tables())
     address = f"localhost:{server.port}"
     agent.fill_replay(address)
     env = make_environment("catch", seed=1)
@@ -83,7 +83,7 @@ def test_loaded_demonstrations_and_written_back_items_are_identical(store, tmp_p
     """The same episodes bulk-loaded from the store and inserted the way actors insert give the same items."""
     config = DQfDConfig(demo_ratio=0.25, n_step=3, min_replay_size=200, samples_per_insert=100.0)
     agent = DQfDOnline(_context(store, tmp_path, config))
-    server = reverb.Server(agent.replay_tables())
+    server = reverb.Server(agent.make_replay_tables())
     address = f"localhost:{server.port}"
     try:
         agent.fill_replay(address)

@@ -178,6 +178,24 @@ def test_same_seed_same_trajectories(spec):
     assert trajectory(seed=7) == trajectory(seed=7)
 
 
+@pytest.mark.parametrize("spec, drawn, values", [
+    ("catch", lambda board: int(np.argmax(board[0])), set(range(5))),  # the ball's starting column
+    ("tmaze:length=6", lambda observation: int(np.argmax(observation[:2])), {0, 1}),  # the cue, up or down
+])
+def test_different_seeds_give_different_trajectories(spec, drawn, values):
+    """Over 8 seeds (5 episodes each, the same random actions), every seed's trajectories differ
+    from every other seed's, and the seeded draw at reset takes each of its possible values."""
+    trajectories, draws = set(), set()
+    for seed in range(8):
+        env = make_environment(spec, seed=seed)
+        actions = make_policy("random", spec, env, seed=123)
+        episodes = [run_episode(env, actions)[1] for _ in range(5)]
+        trajectories.add(tuple(ts.observation.tobytes() for timesteps in episodes for ts in timesteps))
+        draws |= {drawn(timesteps[0].observation) for timesteps in episodes}
+    assert len(trajectories) == 8
+    assert draws == values
+
+
 def test_seed_changes_the_task():
     assert not np.array_equal(
         make_environment("deep_sea:size=10", seed=0).action_mapping,

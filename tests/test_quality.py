@@ -8,7 +8,8 @@ import pytest
 from rlstore.pipelines.ingest import ingest
 from rlstore.pipelines.notes import OBSERVATION_JUMP, TRUNCATED, add_note, observation_jumps, pop_notes
 from rlstore.pipelines.quality import QualityCombineFn
-from rlstore.pipelines.summaries import MAX_BINS, ElementMoments, Histogram
+from rlstore.pipelines.summaries import MAX_BINS, Histogram
+from rlstore.stats import Moments
 from rlstore.cli import main
 from rlstore.episode import make_episode
 from rlstore.errors import Location
@@ -68,16 +69,32 @@ def test_histograms_merge_exactly_in_any_split():
 def test_element_moments_merge_like_numpy():
     rng = np.random.default_rng(1)
     table = rng.normal(loc=1e4, size=(500, 3))
-    merged = ElementMoments.of(table[:17]).merge(ElementMoments.of(table[17:300])).merge(ElementMoments.of(table[300:]))
+    merged = Moments.of(table[:17]).merge(Moments.of(table[17:300])).merge(Moments.of(table[300:]))
     assert merged.count == 500
     np.testing.assert_allclose(merged.mean, table.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(merged.std, table.std(axis=0), rtol=1e-9)
     assert np.array_equal(merged.min, table.min(axis=0)) and np.array_equal(merged.max, table.max(axis=0))
 
 
+def test_scalar_moments_stream_exactly_and_read_the_sums_of_squares_of_older_versions():
+    rng = np.random.default_rng(2)
+    values = rng.normal(loc=1e4, size=300)
+    streamed = Moments.empty()
+    for value in values[:100]:
+        streamed.add(value)
+    merged = streamed.merge(Moments.of(values[100:]))
+    assert merged.count == 300 and merged.summary() == pytest.approx(
+        {"mean": values.mean(), "std": values.std(), "min": values.min(), "max": values.max()}, rel=1e-9)
+    assert Moments.from_json(merged.to_json()).summary() == merged.summary()
+    old = {"count": 300, "total": float(values.sum()), "total_sq": float((values ** 2).sum()),
+           "min": float(values.min()), "max": float(values.max())}  # a version published before Chan's update
+    assert Moments.from_json(old).summary() == pytest.approx(merged.summary(), rel=1e-4)
+
+
 def test_reader_notes_reach_the_report_through_a_beam_combine():
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that
 
     observations = np.arange(12, dtype=np.float32).reshape(6, 2)
     next_observations = np.concatenate([observations[1:], [[99, 99]]]).astype(np.float32)
@@ -97,11 +114,14 @@ def test_reader_notes_reach_the_report_through_a_beam_combine():
     schema = Schema.derive(inputs[0][1])
     fn = QualityCombineFn(schema.to_json())
     with beam.Pipeline(options=PipelineOptions(["--direct_running_mode=in_memory"])) as pipeline:
-        (pipeline | beam.Create(inputs) | beam.CombineGlobally(fn)
-         | beam.Map(lambda report: _check_notes_report(report)))
+        reports = pipeline | beam.Create(inputs) | beam.CombineGlobally(fn)
+        assert_that(reports, _check_notes_report)
 
 
-def _check_notes_report(report):
+def _check_notes_report(reports: list) -> None:
+    """Beam's matcher: the pipeline's whole output, which must be exactly one report."""
+    assert len(reports) == 1, reports
+    (report,) = reports
     warnings = {w["kind"]: w for w in report["warnings"]}
     assert warnings[OBSERVATION_JUMP]["count"] == 1
     assert warnings[OBSERVATION_JUMP]["examples"] == [{"file": "log2.hdf5", "episode": 2, "step": 3,

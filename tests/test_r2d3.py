@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dm_env
 import numpy as np
 import pytest
 import reverb
@@ -14,16 +15,19 @@ import tensorflow as tf
 from rlstore.agents.evaluation import evaluate
 from rlstore.agents.export import export_saved_model
 from rlstore.agents.r2d3 import replay
-from rlstore.agents.r2d3.adder import SequenceInserter, episode_items
 from rlstore.agents.r2d3.builder import R2D3Builder
 from rlstore.agents.r2d3.config import R2D3Config
+from rlstore.agents.r2d3.online import core_state_extras
 from rlstore.agents.r2d3.losses import inverse_value_rescale, n_step_returns, r2d3_loss, value_rescale
 from rlstore.agents.runs import load_trained
 from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs
 from rlstore import reading
 from rlstore.episode import make_episode
-from rlstore.replay import load_version, sample_dataset, sequence_signature
+from rlstore.replay import SEQUENCES, load_version, sample_dataset
 from rlstore.store import Store
+from rlstore.writeback import WriteBack
+from rlstore.writeback.adder import Adder
+from rlstore.writeback.replay import ReplayInserter, layout_rows
 from tests.helpers import publish_episodes
 
 SPECS = DataSpecs({"": ArraySpec((1,), "float32")}, ActionSpec((), "int64", 2))
@@ -119,17 +123,44 @@ def test_sequences_never_cross_an_episode_boundary_and_actor_windows_match(store
         assert rows["is_last"][index][mask].sum() == (real[-1] % 100 in (13, 5))  # the end shows only at the end
         starts.append(real[0])
     assert starts == [0, 3, 6, 100]  # every `period` steps until a window reaches the last step
-    # The actor side makes the same windows from the same episode, and stores its states.
+    # The actor side makes the same windows from the same episode; each starts from the state
+    # recorded with its first step (step metadata core_state/<i>, as the adder records it).
     layout = replay.layout(TINY, is_demo=False)
-    signature = sequence_signature(replay.agent_schema(SPECS), layout)
-    states = [(np.full((1, 6), t, np.float32), -np.full((1, 6), t, np.float32)) for t in range(14)]
-    actor_rows = episode_items(_episode(0.0, 14)["steps"], states, layout, signature)
+    steps = _episode(0.0, 14)["steps"]
+    steps["core_state"] = {"0": np.repeat(np.arange(14, dtype=np.float32)[:, None], 6, axis=1)}
+    steps["core_state"]["1"] = -steps["core_state"]["0"]
+    actor_rows = layout_rows(steps, layout, SEQUENCES)
     np.testing.assert_array_equal(actor_rows["observation"], rows["observation"][:3])
     np.testing.assert_array_equal(actor_rows["mask"], rows["mask"][:3])
     np.testing.assert_array_equal(actor_rows["core_state"][0][:, 0], [0, 3, 6])
+    np.testing.assert_array_equal(actor_rows["core_state"][1][:, 0], [0, -3, -6])
 
 
-def test_stored_lstm_state_round_trips_through_reverb(store):
+def _play(adder: Adder, episode: dict, states: list) -> None:
+    """Feeds an episode's dm_env stream to the adder, with states[t] as step t's extras."""
+    steps = episode["steps"]
+    adder.observe_first(dm_env.restart(steps["observation"][0]))
+    for t in range(len(steps["reward"]) - 1):
+        last = t == len(steps["reward"]) - 2
+        step_type = dm_env.StepType.LAST if last else dm_env.StepType.MID
+        adder.observe(steps["action"][t], dm_env.TimeStep(step_type, steps["reward"][t], steps["discount"][t],
+                                                          steps["observation"][t + 1]),
+                      extras=core_state_extras(states[t]))
+
+
+def _assert_items_start_from(samples, states: list, is_demo: bool) -> None:
+    for observation, h, c, demo in zip(samples.data["observation"].numpy(), *samples.data["core_state"],
+                                       samples.data["is_demo"].numpy()):
+        start = int(observation[0, 0])
+        np.testing.assert_array_equal(h, states[start][0][0])
+        np.testing.assert_array_equal(c, states[start][1][0])
+        assert demo == is_demo
+
+
+def test_the_adder_carries_the_lstm_state_to_reverb_and_the_store_which_refills_it(store, tmp_path):
+    """One recording: the adder's sequences reach the agent table with the state of their first
+    step, the written-back episode keeps the states as step metadata, and loading that version
+    into a fresh table gives the very same states back."""
     layout = replay.layout(TINY)
     server = reverb.Server(replay.tables(TINY, SPECS, store.manifest("pair").schema))
     address = f"localhost:{server.port}"
@@ -137,22 +168,34 @@ def test_stored_lstm_state_round_trips_through_reverb(store):
         load_version(address, store, "pair", layout)
         rng = np.random.default_rng(0)
         states = [tuple(rng.normal(size=(1, 6)).astype(np.float32) for _ in range(2)) for _ in range(14)]
-        inserter = SequenceInserter(address, TINY, lambda: states)
-        inserter.add([_episode(0.0, 14)["steps"]])
-        inserter.close()
-        assert inserter.inserted == 3
+        written = Store(tmp_path)
+        writer = WriteBack(written, "agent", environment="test", policy="r2d3 actor", commit_every=1)
+        adder = Adder(ReplayInserter(address, replay.layout(TINY, is_demo=False), into={SEQUENCES: replay.AGENT_TABLE}),
+                      writer)
+        _play(adder, _episode(0.0, 14), states)
+        adder.close()
+        assert reverb.Client(address).server_info()[replay.AGENT_TABLE].current_size == 3
         samples = next(iter(sample_dataset(address, replay.AGENT_TABLE, 30, rate_limiter_timeout_ms=TIMEOUT_MS)))
-        for observation, h, c, is_demo in zip(samples.data["observation"].numpy(), *samples.data["core_state"],
-                                              samples.data["is_demo"].numpy()):
-            start = int(observation[0, 0])
-            np.testing.assert_array_equal(h, states[start][0][0])
-            np.testing.assert_array_equal(c, states[start][1][0])
-            assert not is_demo
+        _assert_items_start_from(samples, states, is_demo=False)
         demos = next(iter(sample_dataset(address, replay.DEMO_TABLE, 10, rate_limiter_timeout_ms=TIMEOUT_MS)))
         assert demos.data["is_demo"].numpy().all()
-        assert not any(part.numpy().any() for part in demos.data["core_state"])  # loaded items start from zeros
+        assert not any(part.numpy().any() for part in demos.data["core_state"])  # logged data starts from zeros
     finally:
         server.stop()
+
+    (stored,) = written.load("agent")
+    stored_steps = next(iter(stored["steps"].batch(100)))
+    for part in range(2):
+        np.testing.assert_array_equal(stored_steps["core_state"][str(part)].numpy()[:-1],
+                                      np.concatenate([state[part] for state in states[:13]]))
+    refill = reverb.Server(replay.tables(TINY, SPECS, written.manifest("agent").schema))
+    try:
+        address = f"localhost:{refill.port}"
+        assert load_version(address, written, "agent", layout) == {replay.DEMO_TABLE: 3}
+        samples = next(iter(sample_dataset(address, replay.DEMO_TABLE, 30, rate_limiter_timeout_ms=TIMEOUT_MS)))
+        _assert_items_start_from(samples, states, is_demo=True)
+    finally:
+        refill.stop()
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -26,12 +26,21 @@ from tests.helpers import publish_episodes, rich_episode, vector_episode
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _vec_episodes() -> list:
+    return [vector_episode(5 + i, seed=i, terminal=i % 2 == 0) for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def vec_episodes() -> list:
+    return _vec_episodes()
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """'vec': 12 episodes of 5..16 steps, terminal and time-limited, in two segments; 'rich':
     nested observations with images and float64 step metadata."""
     store = Store(tmp_path_factory.mktemp("replay"))
-    episodes = [vector_episode(5 + i, seed=i, terminal=i % 2 == 0) for i in range(12)]
+    episodes = _vec_episodes()
     publish_episodes(store, "vec", episodes[:7])
     publish_episodes(store, "vec", episodes[7:])
     publish_episodes(store, "rich", [rich_episode(3 + i, seed=i) for i in range(3)])
@@ -62,17 +71,39 @@ def test_one_step_transitions_are_exactly_steps_minus_episodes(store):
         assert batch.data["is_demo"].dtype == tf.bool
 
 
-def test_items_are_the_readers_rows(store):
-    """A loaded transition is exactly a row of `rlstore.reading.transitions` (n-step sums included)."""
-    from rlstore.reading import transitions
+def _n_step_targets(episodes: list, n_step: int, gamma: float) -> dict:
+    """Each transition's (reward, discount, next observation), keyed by its observation, computed
+    step by step in plain Python from the episodes themselves (independent of the readers and loader):
+    from step t the window takes m = min(n, last - t) actions, sums their discounted rewards and
+    multiplies gamma times the stored discount for each."""
+    targets = {}
+    for episode in episodes:
+        steps = episode["steps"]
+        last = len(steps["reward"]) - 1
+        for t in range(last):
+            reward, scale = 0.0, 1.0
+            for k in range(min(n_step, last - t)):
+                reward += scale * float(steps["reward"][t + k])
+                scale *= gamma * float(steps["discount"][t + k])
+            following = steps["observation"][min(t + n_step, last)]
+            targets[steps["observation"][t].tobytes()] = (reward, scale, following.tobytes())
+    return targets
 
-    rows = next(iter(transitions(store, "vec", n_step=3, gamma=0.9, batch_size=1000, shuffle=False, repeat=False)))
-    expected = {obs.tobytes(): (reward, discount) for obs, reward, discount in
-                zip(rows["observation"].numpy(), rows["reward"].numpy(), rows["discount"].numpy())}
-    layout = Layout(n_step=3, gamma=0.9, options=TableOptions(max_size=20))
-    with ReplayServer(store, "vec", layout, restore=False) as server:
-        for item in _sample_all(server.client, TRANSITIONS, 20):
-            assert expected[item["observation"].tobytes()] == pytest.approx((item["reward"], item["discount"]))
+
+def test_every_item_matches_an_independent_n_step_computation(store, vec_episodes):
+    """All 114 transitions of 'vec' (126 steps, 12 episodes) are loaded, each exactly once, and each
+    carries the n-step reward, discount and next observation computed independently."""
+    expected = _n_step_targets(vec_episodes, n_step=3, gamma=0.9)
+    assert len(expected) == 114
+    with ReplayServer(store, "vec", Layout(n_step=3, gamma=0.9), restore=False) as server:
+        assert server.loaded[TRANSITIONS] == server.info()[TRANSITIONS].current_size == 114
+        items = _sample_all(server.client, TRANSITIONS, 114)
+    assert len(items) == 114
+    assert {item["observation"].tobytes() for item in items} == set(expected)
+    for item in items:
+        reward, discount, following = expected[item["observation"].tobytes()]
+        assert (item["reward"], item["discount"]) == pytest.approx((reward, discount), rel=1e-5)
+        assert item["next_observation"].tobytes() == following
 
 
 def test_one_step_items_carry_both_targets_and_load_into_a_table_of_another_name(store):

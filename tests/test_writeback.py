@@ -26,7 +26,6 @@ from rlstore.schema import FieldSpec, Schema
 from rlstore.store import Store
 from rlstore.validation import validate
 from rlstore.writeback import WriteBack, WriteBackError, drive
-from rlstore.writeback.encode import encode_episodes
 from rlstore.writeback.stream import StreamSplitter
 from tests.helpers import publish_episodes, rich_episode, steps_equal, vector_episode
 
@@ -218,29 +217,36 @@ def test_bad_arguments_are_refused_before_starting(tmp_path):
 
 def _stream(episodes, rng):
     """A dm_env stream of `episodes` as the actor ships it: column batches cut at random places,
-    with an episode abandoned halfway (a new observe_first before its end) thrown in."""
-    rows = []  # (step_type, reward, discount, observation, action or None)
+    with an episode abandoned halfway (a new observe_first before its end) thrown in. The step
+    metadata `temperature`, if any, travels as the action's extras."""
+    rows = []  # (step_type, reward, discount, observation, action or None, extras or None)
     for index, episode in enumerate(episodes):
         steps = episode["steps"]
         length = len(steps["reward"])
         if index == 1:  # abandoned: never stored, as EpisodeRecorder drops it
-            rows += [(0, None, None, _row(steps["observation"], 0), None),
-                     (1, 0.5, 1.0, _row(steps["observation"], 1), _row(steps["action"], 0))]
-        rows.append((0, None, None, _row(steps["observation"], 0), None))
+            rows += [(0, None, None, _row(steps["observation"], 0), None, None),
+                     (1, 0.5, 1.0, _row(steps["observation"], 1), _row(steps["action"], 0), _extras(steps, 0))]
+        rows.append((0, None, None, _row(steps["observation"], 0), None, None))
         for t in range(1, length):
             kind = 2 if t == length - 1 else 1
             discount = 0.0 if kind == 2 and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
             rows.append((kind, float(steps["reward"][t - 1]), discount, _row(steps["observation"], t),
-                         _row(steps["action"], t - 1)))
+                         _row(steps["action"], t - 1), _extras(steps, t - 1)))
     cuts = sorted(rng.choice(np.arange(1, len(rows)), size=6, replace=False))
     for part in np.split(np.arange(len(rows)), cuts):
         chunk = [rows[i] for i in part]
         actions = [row[4] for row in chunk if row[4] is not None]
+        extras = [row[5] for row in chunk if row[4] is not None]
         yield {"step_type": np.array([row[0] for row in chunk], np.int8),
                "reward": np.array([row[1] for row in chunk], np.float64),
                "discount": np.array([row[2] for row in chunk], np.float64),
                "observation": _stacked([row[3] for row in chunk]),
-               "action": _stacked(actions) if actions else None}
+               "action": _stacked(actions) if actions else None,
+               "extras": _stacked(extras) if extras and extras[0] is not None else None}
+
+
+def _extras(steps, t):
+    return {"temperature": steps["temperature"][t]} if "temperature" in steps else None
 
 
 def _row(value, t):
@@ -251,21 +257,24 @@ def _stacked(values):
     return {k: _stacked([v[k] for v in values]) for k in values[0]} if isinstance(values[0], dict) else np.stack(values)
 
 
-def _recorded(episode):
-    """What EpisodeRecorder makes of an episode's dm_env stream (the per-step reference)."""
-    recorder, steps = EpisodeRecorder(), episode["steps"]
-    recorder.observe_first(dm_env.restart(_row(steps["observation"], 0)))
-    length = len(steps["reward"])
-    for t in range(1, length):
-        last = t == length - 1
-        discount = 0.0 if last and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
-        timestep = dm_env.TimeStep(dm_env.StepType.LAST if last else dm_env.StepType.MID,
-                                   float(steps["reward"][t - 1]), discount, _row(steps["observation"], t))
-        result = recorder.observe(_row(steps["action"], t - 1), timestep)
-    return result
+def _expected_steps(episode) -> dict:
+    """The flat steps an episode must come back as: itself, its step metadata zero on the last
+    step (like the action it came with)."""
+    steps = flatten(episode["steps"])
+    if "temperature" in steps:
+        steps["temperature"] = np.append(steps["temperature"][:-1], 0.0)
+    return steps
 
 
-def test_stream_splitter_makes_the_episodes_episode_recorder_makes():
+def _assert_steps_equal(have: dict, want: dict) -> None:
+    assert set(want) == set(have)
+    for key in want:
+        assert have[key].dtype == want[key].dtype and np.array_equal(have[key], want[key]), key
+
+
+def test_the_episode_builder_gives_back_the_episodes_played():
+    """Whole episodes from a stream cut at random places, extras as step metadata; and the same
+    through rollout.EpisodeRecorder, one timestep at a time."""
     rng = np.random.default_rng(3)
     episodes = [rich_episode(int(n), seed=i) for i, n in enumerate(rng.integers(2, 9, size=12))]
     splitter = StreamSplitter("run")
@@ -276,11 +285,20 @@ def test_stream_splitter_makes_the_episodes_episode_recorder_makes():
     for batch in batches:
         batch.check(schema)
     for episode, stored in zip(episodes, got):
-        want = flatten(_recorded(episode)["steps"])
-        have = flatten(stored["steps"])
-        assert set(want) == set(have)
-        for key in want:
-            assert have[key].dtype == want[key].dtype and np.array_equal(have[key], want[key]), key
+        _assert_steps_equal(flatten(stored["steps"]), _expected_steps(episode))
+
+    for episode in episodes:
+        recorder, steps = EpisodeRecorder(), episode["steps"]
+        recorder.observe_first(dm_env.restart(_row(steps["observation"], 0)))
+        length = len(steps["reward"])
+        for t in range(1, length):
+            last = t == length - 1
+            discount = 0.0 if last and steps["is_terminal"][-1] else float(steps["discount"][t - 1])
+            timestep = dm_env.TimeStep(dm_env.StepType.LAST if last else dm_env.StepType.MID,
+                                       float(steps["reward"][t - 1]), discount, _row(steps["observation"], t))
+            recorded = recorder.observe(_row(steps["action"], t - 1), timestep, extras=_extras(steps, t - 1))
+            assert (recorded is None) != last
+        _assert_steps_equal(flatten(recorded["steps"]), _expected_steps(episode))
 
 
 def test_batch_checks_name_episode_step_and_field():
@@ -303,20 +321,6 @@ def test_batch_checks_name_episode_step_and_field():
     with pytest.raises(BadInputError, match=r"episode run:0, field 'steps/observation': expected float32\[3\], "
                                             r"got float32\[4\]"):
         batch.check(wrong)
-
-
-def test_batch_encoder_writes_exactly_what_schema_encode_writes():
-    rng = np.random.default_rng(1)
-    for make in (rich_episode, vector_episode):
-        episodes = [make(int(n), seed=i) for i, n in enumerate(rng.integers(1, 7, size=9))]
-        episodes[2]["steps"]["action"] = episodes[2]["steps"]["action"] * -300  # multi-byte varints
-        schema = Schema.derive(episodes[0])
-        flat = [flatten(episode["steps"]) for episode in episodes]
-        steps = {key: np.concatenate([f[key] for f in flat]) for key in flat[0]}
-        lengths = np.array([len(f["reward"]) for f in flat])
-        metadata = {key: [episode[key] for episode in episodes] for key in schema.episode}
-        records = encode_episodes(schema, steps, np.cumsum(lengths) - lengths, lengths, metadata)
-        assert records == [schema.encode(episode) for episode in episodes]
 
 
 class _Faulty(dm_env.Environment):
@@ -403,7 +407,8 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
         target = before + rng.randint(0, 2)  # 0: killed while starting, before any commit
         while len(store.versions("ds")) < target and process.poll() is None:
             time.sleep(0.005)
-        if target > before:  # this writer has opened its staging, cleaning up after the last one
+        if target > before:  # this writer has opened its staging, cleaning up after the earlier ones
+            assert bool(left_behind) == (round_ > 0)
             assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
         time.sleep(rng.uniform(0, 0.05))  # ... then anywhere: playing, encoding, publishing
         if round_ == 1:
@@ -412,7 +417,7 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
             os.kill(process.pid, signal.SIGKILL)  # the recorder alone; its worker must follow
         assert process.wait() == -signal.SIGKILL
         reported |= {int(v) for v in re.findall(r"committed ds@(\d+)", process.stdout.read())}
-        left_behind = _staging_after_writers_died(store, "ds")
+        left_behind |= _staging_after_writers_died(store, "ds")  # killed writers' areas, for the next to clean
 
     # SIGTERM (like Ctrl-C) is a graceful stop: the episode in play ends, every finished one is committed
     process = subprocess.Popen(
@@ -421,6 +426,7 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
         stdout=subprocess.PIPE, stderr=open(tmp_path / "term.err", "w"), text=True)
     first = process.stdout.readline()  # its worker is ready: staging was cleaned
     assert first.startswith("recording run term"), first or (tmp_path / "term.err").read_text()
+    assert left_behind  # the killed writers left staging areas behind, and this writer removed them all
     assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
     time.sleep(rng.uniform(0.1, 0.3))
     process.send_signal(signal.SIGTERM)

@@ -32,19 +32,24 @@ class GreedyPolicy(snt.Module):
 
 class EpsilonGreedyActor:
     """An online actor (rlstore.agents.online's OnlineActor): ε-greedy on the online Q-network.
-
-    Its network's variables are overwritten with the learner's published ones; `layout` names
-    the replay table (and rows) its finished episodes go to.
+    Its network's variables are overwritten with the learner's published ones; every step goes
+    to `adder` (rlstore.writeback.adder.Adder), which writes finished episodes to replay and store.
     """
 
-    def __init__(self, network: QNetwork, specs: DataSpecs, epsilon: float, seed: int, layout: Any):
+    def __init__(self, network: QNetwork, specs: DataSpecs, epsilon: float, seed: int, adder: Any):
         self.variables = list(network.variables)
-        self.layout = layout
+        self._adder = adder
         self._greedy = FeedForwardActor(GreedyPolicy(network, specs.action), specs)
         self._epsilon = epsilon
         self._num_actions = specs.action.num_values
         self._dtype = np.dtype(specs.action.dtype)
         self._rng = np.random.default_rng(seed)
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        self._adder.observe_first(timestep)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        self._adder.observe(action, next_timestep)
 
     def select_action(self, timestep: dm_env.TimeStep) -> np.ndarray:
         if self._rng.random() < self._epsilon:

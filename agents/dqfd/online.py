@@ -23,12 +23,16 @@ from rlstore.agents.online.context import RunContext
 from rlstore.agents.statistics import compute_statistics
 from rlstore.replay import TRANSITIONS, load_version
 from rlstore.replay.tables import preload_bound
+from rlstore.writeback import WriteBack
+from rlstore.writeback.adder import Adder
+from rlstore.writeback.replay import ReplayInserter
 
 ACTOR_SEED_STRIDE = 7919  # actors explore with different, reproducible random streams
 
 
 class DQfDOnline:
-    """`factory(context) -> OnlineAgent` for DQfD (registered in rlstore.agents.registry)."""
+    """`factory(context) -> OnlineBuilder` for DQfD (registered in rlstore.agents.registry): it makes
+    the replay tables, the learner, the adder and the actors (see rlstore.agents.online)."""
 
     def __init__(self, context: RunContext):
         config = context.config
@@ -49,7 +53,7 @@ class DQfDOnline:
 
     # ---- replay process ----------------------------------------------------------------------
 
-    def replay_tables(self) -> list[reverb.Table]:
+    def make_replay_tables(self) -> list[reverb.Table]:
         return replay.make_tables(self._config, self._context.specs, self._num_demo_items)
 
     def fill_replay(self, address: str) -> None:
@@ -74,8 +78,12 @@ class DQfDOnline:
 
     # ---- actor processes ---------------------------------------------------------------------
 
-    def make_actor(self, index: int) -> EpsilonGreedyActor:
+    def make_adder(self, replay_address: str, writer: WriteBack | None) -> Adder:
+        """Each finished episode's n-step rows into the agent's table (and, with a writer, the store)."""
+        return Adder(ReplayInserter(replay_address, replay.layout(self._config)), writer)
+
+    def make_actor(self, index: int, adder: Adder) -> EpsilonGreedyActor:
         context = self._context
         networks = DQfDBuilder().make_networks(context.specs, self._config)
         return EpsilonGreedyActor(networks.online, context.specs, self._config.epsilon,
-                                  seed=context.seed + ACTOR_SEED_STRIDE * (index + 1), layout=replay.layout(self._config))
+                                  seed=context.seed + ACTOR_SEED_STRIDE * (index + 1), adder=adder)

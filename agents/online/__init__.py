@@ -5,8 +5,8 @@
     learner  trains from the replay tables; hosts a one-table Reverb server ("variables", see
              `rlstore.agents.online.variables`) from which actors pull weights, at --learner-address;
              writes checkpoints and logs/train.csv into the run directory
-    actor i  plays the environment with the latest weights; inserts every finished episode
-             into the replay tables; with --write-back NAME, appends every episode to the
+    actor i  plays the environment with the latest weights; its adder inserts every finished
+             episode into the replay tables and, with --write-back NAME, appends it to the
              store dataset NAME (rlstore.writeback.WriteBack: a version per commit); actor 0
              also evaluates the greedy policy now and then (logs/eval.csv: env steps vs return)
 
@@ -22,17 +22,19 @@ Modules: `processes` (children and signals), `variables` (weights to actors), `c
 loops, shared by every agent), `run` (the run manifest, the supervisor; what the CLI calls),
 `main` (a child's entry point).
 
-The plug-in shape
------------------
+The plug-in shape: Acme's builder
+---------------------------------
 An agent opts in through `rlstore.agents.registry.AgentEntry.online`: "module:attribute" of a callable
-`factory(context: rlstore.agents.online.context.RunContext) -> OnlineAgent`, called once in every
+`factory(context: rlstore.agents.online.context.RunContext) -> OnlineBuilder`, called once in every
 process of the run. `RunContext` carries the store, the environment spec, the demonstration
 version (exact "NAME@V", or None), the agent's config, the seed, the specs (from the
 environment, checked against the demonstrations), the run directory and the actor count.
+As in Acme, the builder makes the replay tables, the adder and the actor, and the adder is the
+actor's single write path:
 
-    class OnlineAgent(Protocol):
+    class OnlineBuilder(Protocol):
         # replay process
-        def replay_tables(self) -> list[reverb.Table]: ...
+        def make_replay_tables(self) -> list[reverb.Table]: ...
             # the tables to serve (rlstore.replay.tables.make_table helps)
         def fill_replay(self, address: str) -> None: ...
             # called once the server is up, e.g. to bulk-load the demonstrations
@@ -40,7 +42,11 @@ environment, checked against the demonstrations), the run directory and the acto
         # learner process
         def make_learner(self, replay_address: str) -> OnlineLearner: ...
         # actor processes
-        def make_actor(self, index: int) -> OnlineActor: ...
+        def make_adder(self, replay_address: str, writer: WriteBack | None) -> rlstore.writeback.adder.Adder: ...
+            # Adder(ReplayInserter(replay_address, layout, into=...), writer): each step recorded
+            # once; each finished episode's rows into the agent's tables, and (with --write-back)
+            # the episode into the store, the step's extras as step metadata
+        def make_actor(self, index: int, adder: Adder) -> OnlineActor: ...
 
     class OnlineLearner(Protocol):
         steps: tf.Variable                          # update counter (int64), checkpointed
@@ -54,16 +60,15 @@ environment, checked against the demonstrations), the run directory and the acto
             # rate limiter has nothing to give for a while, so the loop can notice a stop
             # request; returns the mean metrics of the updates done
 
-    class OnlineActor(Protocol):
+    class OnlineActor(Protocol):                   # Acme's Actor
         variables: Sequence[tf.Variable]           # same order as the learner's variables()
-        layout: rlstore.replay.Layout              # the replay tables finished episodes go to
-            # (rows made by rlstore.writeback.replay.layout_rows, like bulk-loaded ones)
         def select_action(self, timestep: dm_env.TimeStep) -> Any: ...  # behaviour policy
+        def observe_first(self, timestep: dm_env.TimeStep) -> None: ...
+        def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None: ...
+            # both to the adder, with the extras the action was chosen with (R2D3: the LSTM
+            # state, so its sequences start from the stored state, in Reverb and in the store)
         def greedy_action(self, timestep: dm_env.TimeStep) -> Any: ...  # evaluation policy
             # recurrent actors reset their state on timestep.first(), each policy its own
-        # optional: def make_inserter(self, address: str) -> Inserter  (replaces
-        #     ReplayInserter(address, layout); `add([episode_steps])` after every episode, `close()`
-        #     at the end), for items the steps alone do not make, e.g. R2D3's recurrent state
 
 The shared loops do the rest: variable serving and fetching (every `variable_update_period`
 actor steps if the config has that field, else 100), the episode loop, replay inserts,

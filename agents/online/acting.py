@@ -1,17 +1,21 @@
 """The actor role: the environment loop of an online run, the same for every agent.
 
 Each actor plays its share of the run's env-step budget with the agent's behaviour policy,
-refreshing weights from the learner (`VariableClient`), and for every finished episode:
+refreshing weights from the learner (`VariableClient`). The agent's builder makes the actor
+around an adder (`make_adder`, then `make_actor`), and the actor hands the adder every step
+with its extras (`rlstore.writeback.adder.Adder`, the actor's single write path). For every
+finished episode the adder:
 
-- inserts its rows into the replay tables of the actor's `layout`, made by the same function
-  that makes write-back rows (`rlstore.writeback.replay.ReplayInserter`), so they are identical
-  to rows bulk-loaded from the store. The insert happens in this process: when the replay
-  table's SampleToInsertRatio limiter says the learner is behind, the insert waits, and so
-  does acting; that is how the ratio of acting to learning is held;
+- inserts its rows into the agent's replay tables, made by the same function that makes
+  write-back and bulk-loaded rows, so they are identical to rows loaded from the store. The
+  insert happens in this process: when the replay table's SampleToInsertRatio limiter says the
+  learner is behind, the insert waits, and so does acting; that is how the ratio of acting to
+  learning is held;
 - with write-back, appends it to the store dataset through `rlstore.writeback.WriteBack`
   (a new version every `commit_every` episodes and at the end; its lineage names the run id,
-  the policy and the environment). The actor's summary, `logs/actor-<i>.json`, is rewritten
-  after every commit, so the versions are known even if the actor dies later.
+  the policy and the environment), extras as step metadata. The actor's summary,
+  `logs/actor-<i>.json`, is rewritten after every commit, so the versions are known even if
+  the actor dies later.
 
 Actor 0 also evaluates the greedy policy every `eval_every` env steps (counted over all
 actors, estimated as its own steps times K) into logs/eval.csv: `step` is env steps there.
@@ -33,11 +37,11 @@ from rlstore.agents.evaluation import RETURN_FIELDS, check_environment, evaluate
 from rlstore.agents.logging import RunLogger
 from rlstore.agents.online.context import RunContext
 from rlstore.agents.online.variables import VariableClient
-from rlstore.rollout import EpisodeRecorder
 from rlstore.writeback import WriteBack
-from rlstore.writeback.replay import ReplayInserter
 
 DEFAULT_UPDATE_PERIOD = 100
+
+
 def actor_budget(context: RunContext, index: int) -> int:
     """Actor `index`'s share of the run's env steps (the shares add up to the budget)."""
     share, extra = divmod(context.env_steps, context.actors)
@@ -56,14 +60,8 @@ def eval_row(result: dict[str, Any], learner_step: int) -> dict[str, Any]:
 def run_actor(agent, context: RunContext, index: int, replay_address: str, learner_address: str,
               stop: threading.Event) -> dict[str, Any]:
     """Plays actor `index`'s share of the budget (or until `stop`); returns its summary."""
-    actor = agent.make_actor(index)
     env = make_env(context.env, context.env_seed)
     check_environment(context.specs, env, context.env)
-    client = VariableClient(learner_address, actor.variables,
-                            context.config_value("variable_update_period", DEFAULT_UPDATE_PERIOD))
-    # An actor may bring its own replay writer (R2D3's items carry the actor's recurrent state).
-    make_inserter = getattr(actor, "make_inserter", None)
-    inserter = make_inserter(replay_address) if make_inserter else ReplayInserter(replay_address, actor.layout)
     summary: dict[str, Any] = {"actor": index, "env_steps": 0, "episodes": 0, "returns_last_100": [],
                                "write_back": None}
     writer = None
@@ -80,10 +78,14 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
                            run_id=summary["write_back"]["run_id"], commit_every=context.commit_every,
                            compact_every=context.compact_every if index == 0 else None,  # one compactor a run
                            on_commit=committed)
-    evaluator = _Evaluator(context, actor) if index == 0 and context.eval_every else None
-    recorder = EpisodeRecorder()
-    budget = actor_budget(context, index)
+    adder = client = evaluator = None
     try:
+        adder = agent.make_adder(replay_address, writer)
+        actor = agent.make_actor(index, adder)
+        client = VariableClient(learner_address, actor.variables,
+                                context.config_value("variable_update_period", DEFAULT_UPDATE_PERIOD))
+        evaluator = _Evaluator(context, actor) if index == 0 and context.eval_every else None
+        budget = actor_budget(context, index)
         if not client.wait(should_stop=stop.is_set):
             return summary
         acting_started = time.perf_counter()  # for `acting_seconds`: env steps/s without start-up (benchmarks)
@@ -91,20 +93,15 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
             if evaluator is not None:
                 evaluator.maybe(summary["env_steps"] * context.actors, client.step)
             timestep = env.reset()
-            recorder.observe_first(timestep)
-            if writer is not None:
-                writer.observe_first(timestep)
-            episode, total = None, 0.0
-            while episode is None:
+            actor.observe_first(timestep)
+            total = 0.0
+            while not timestep.last():
                 action = actor.select_action(timestep)
                 timestep = env.step(action)
-                episode = recorder.observe(action, timestep)
-                if writer is not None:
-                    writer.observe(action, timestep)
+                actor.observe(action, timestep)
                 client.update()
                 total += float(timestep.reward)
                 summary["env_steps"] += 1
-            inserter.add([episode["steps"]])
             summary["episodes"] += 1
             summary["returns_last_100"] = (summary["returns_last_100"] + [total])[-100:]
             summary["acting_seconds"] = round(time.perf_counter() - acting_started, 3)
@@ -113,13 +110,13 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
             raise
         print(f"[actor {index}] stopping: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
     finally:
-        client.close()
-        inserter.close()
-        if writer is not None:
-            closed = writer.close()  # commits every finished episode not yet committed
-            if closed.compacted_versions or closed.compaction_errors:
-                summary["write_back"].update(compacted_versions=closed.compacted_versions,
-                                             compaction_errors=closed.compaction_errors)
+        if client is not None:
+            client.close()
+        # waits for Reverb, then commits every finished episode not yet committed
+        closed = adder.close() if adder is not None else writer.close() if writer is not None else None
+        if closed is not None and (closed.compacted_versions or closed.compaction_errors):
+            summary["write_back"].update(compacted_versions=closed.compacted_versions,
+                                         compaction_errors=closed.compaction_errors)
         if evaluator is not None:
             evaluator.close()
         run_manifest.write(summary_path(context, index), summary)  # atomic, like run.json

@@ -18,9 +18,9 @@ _POLL_SECONDS = 0.2
 
 
 def serve_replay(agent, context: RunContext, port: int, stop: threading.Event) -> None:
-    """Serves `agent.replay_tables()` on `port`, fills them (`agent.fill_replay`), waits for `stop`."""
+    """Serves `agent.make_replay_tables()` on `port`, fills them (`agent.fill_replay`), waits for `stop`."""
     try:
-        server = reverb.Server(agent.replay_tables(), port=port)
+        server = reverb.Server(agent.make_replay_tables(), port=port)
     except (ValueError, RuntimeError) as error:
         raise AgentError(f"cannot start the replay server on port {port}: {error}") from None
     try:

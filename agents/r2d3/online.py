@@ -3,8 +3,9 @@
     replay   two prioritized tables (rlstore.agents.r2d3.replay): the demonstrations, bulk-loaded from
              the store, and the actors' sequences, rate-limited to `samples_per_insert`
     learner  R2D3Learner on batches mixing both at `demo_ratio`, priorities written back in-graph
-    actor i  ε_i-greedy on the LSTM Q-network, ε_i = ε^(1 + α·i/(K-1)); its sequences go into
-             replay with the recurrent state each starts from (rlstore.agents.r2d3.adder)
+    actor i  ε_i-greedy on the LSTM Q-network, ε_i = ε^(1 + α·i/(K-1)); its adder puts its
+             sequences into replay with the recurrent state each starts from (recorded with
+             every step as extras, kept as step metadata `core_state/<i>` when written back)
 
 Without `--demos` the run is R2D2: only the agent table exists and `demo_ratio` is unused. The
 networks are the builder's, so the run directory's checkpoints serve `rlstore eval`/`export`.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import dm_env
+import numpy as np
 import tensorflow as tf
 
 from rlstore.agents.actors import RecurrentActor
@@ -22,24 +24,27 @@ from rlstore.agents.online.context import RunContext
 from rlstore.agents.prioritized import SAMPLE_TIMEOUT_MS
 from rlstore.agents.r2d3 import replay
 from rlstore.agents.r2d3.acting import RecurrentPolicy, actor_epsilon
-from rlstore.agents.r2d3.adder import SequenceInserter, StepStates
 from rlstore.agents.r2d3.builder import R2D3Builder
 from rlstore.agents.r2d3.learning import R2D3Learner
 from rlstore.agents.statistics import compute_statistics
-from rlstore.replay import load_version
+from rlstore.replay import SEQUENCES, load_version
+from rlstore.writeback import WriteBack
+from rlstore.writeback.adder import Adder
+from rlstore.writeback.replay import ReplayInserter
 
 EXPLORATION_SEED_STRIDE = 7919
 
 
 class R2D3Online:
-    """`factory(context) -> OnlineAgent` for R2D3 (see rlstore.agents.online)."""
+    """`factory(context) -> OnlineBuilder` for R2D3 (see rlstore.agents.online): replay tables,
+    learner, adder and actors."""
 
     def __init__(self, context: RunContext):
         if not context.specs.action.discrete:
             raise AgentError(f"R2D3 needs discrete actions; {context.env!r} has continuous ones")
         self._context = context
 
-    def replay_tables(self) -> list:
+    def make_replay_tables(self) -> list:
         context = self._context
         schema = context.store.manifest(context.demos).schema if context.demos else None
         return replay.tables(context.config, context.specs, schema)
@@ -51,8 +56,14 @@ class R2D3Online:
     def make_learner(self, replay_address: str) -> "OnlineLearner":
         return OnlineLearner(self._context, replay_address)
 
-    def make_actor(self, index: int) -> "OnlineActor":
-        return OnlineActor(self._context, index)
+    def make_adder(self, replay_address: str, writer: WriteBack | None) -> Adder:
+        """The agent's sequences, each with the LSTM state recorded with its first step (the
+        actor's extras), into the agent table; with a writer, the episodes into the store."""
+        layout = replay.layout(self._context.config, is_demo=False)
+        return Adder(ReplayInserter(replay_address, layout, into={SEQUENCES: replay.AGENT_TABLE}), writer)
+
+    def make_actor(self, index: int, adder: Adder) -> "OnlineActor":
+        return OnlineActor(self._context, index, adder)
 
 
 class OnlineLearner:
@@ -93,34 +104,33 @@ class OnlineLearner:
 
 
 class OnlineActor:
-    """ε_i-greedy behaviour and greedy evaluation over one copy of the online network."""
+    """ε_i-greedy behaviour and greedy evaluation over one copy of the online network. Every step
+    goes to the adder with the LSTM state its action was chosen from (extras `core_state`)."""
 
-    def __init__(self, context: RunContext, index: int):
+    def __init__(self, context: RunContext, index: int, adder: Adder):
         config, specs = context.config, context.specs
         network = R2D3Builder().make_networks(specs, config).online
         self.variables = network.variables
-        self.layout = replay.layout(config, is_demo=False)
         self.epsilon = actor_epsilon(index, context.actors, config.epsilon, config.epsilon_alpha)
         seed = context.seed * EXPLORATION_SEED_STRIDE + index
         self._behaviour = RecurrentActor(RecurrentPolicy(network, specs.action, self.epsilon, seed=seed), specs)
         self._greedy = RecurrentActor(RecurrentPolicy(network, specs.action), specs)
-        self._config = config
-        self._states: list = []
+        self._adder = adder
 
     def select_action(self, timestep: dm_env.TimeStep) -> Any:
-        if timestep.first():
-            self._states = []
-        action = self._behaviour(timestep)
-        self._states.append(self._behaviour.step_state)
-        return action
+        return self._behaviour(timestep)
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        self._adder.observe_first(timestep)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
+        self._adder.observe(action, next_timestep, extras=core_state_extras(self._behaviour.step_state))
 
     def greedy_action(self, timestep: dm_env.TimeStep) -> Any:
         return self._greedy(timestep)
 
-    def make_inserter(self, address: str) -> SequenceInserter:
-        return SequenceInserter(address, self._config, self._episode_states)
 
-    def _episode_states(self) -> StepStates:
-        """The states of the episode just finished: one per action, then the one after the last."""
-        states, self._states = self._states + [self._behaviour.state], []
-        return states
+def core_state_extras(state: Sequence[np.ndarray]) -> dict[str, Any]:
+    """A batch-of-one LSTM state as the adder's extras: step metadata `core_state/<i>` per part,
+    which sequence items take as their `core_state` (rlstore.replay.loading.with_core_state)."""
+    return {"core_state": {str(part): np.asarray(value)[0] for part, value in enumerate(state)}}

@@ -19,8 +19,8 @@ terminated, so a Minari episode that ended with neither flag comes back truncate
 """
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -56,12 +56,12 @@ def write_minari(store: Store, ref: DatasetRef, out: Path, report: ConvertReport
 
     if not dataset_id:
         raise StoreError("converting to Minari needs --dataset-id NAMESPACE/NAME-vN")
+    if not re.search(r"-v\d+$", dataset_id):
+        raise StoreError(f"bad Minari dataset id {dataset_id!r}: it needs a version, e.g. {dataset_id}-v0")
     try:
         namespace, name, version = parse_id(dataset_id)
     except ValueError as error:
         raise StoreError(f"bad Minari dataset id {dataset_id!r}: {error}") from None
-    if version is None:
-        raise StoreError(f"bad Minari dataset id {dataset_id!r}: it needs a version, e.g. {dataset_id}-v0")
     target = out.joinpath(*(namespace.split("/") if namespace else []), f"{name}-v{version}")
     refuse_existing(target)
     manifest = store.manifest(ref)

@@ -3,15 +3,11 @@
 Why it is fast: the rows are made by the tf.data readers (`rlstore.reading.transitions` /
 `sequences`: whole episodes decoded at once, n-step sums and windows vectorised), so Python
 never touches a step. What is left per item is one `Append` and one `CreateItem` on Reverb's
-C++ TrajectoryWriter, called directly: the Python `TrajectoryWriter` wrapper spends more time
-walking structures per step than Reverb spends inserting. Three writers insert thirds of each
-batch in parallel threads (the C++ calls release the GIL, so one writer's wait for the server's
-confirmations overlaps the others' work) while tf.data reads the next batches. A writer never
-waits for all its items to be confirmed until the very end (that would drain its stream), only
-until few are, which also keeps Reverb's "pending items" warning quiet. Items are validated
-once, by checking the reader's element spec against the table signature, instead of per item;
-chunks are of constant length (transitions) or one whole window (sequences: an item is a single
-squeezed cell of [span, ...], identical when sampled to a window of per-step cells).
+C++ TrajectoryWriter (`rlstore.replay.writing.RowWriter`, the one module that writes to Reverb).
+Three writers insert thirds of each batch in parallel threads (the C++ calls release the GIL, so
+one writer's wait for the server's confirmations overlaps the others' work) while tf.data reads
+the next batches. Items are validated once, by checking the reader's element spec against the
+table signature, instead of per item.
 """
 from __future__ import annotations
 
@@ -25,16 +21,14 @@ import tree
 
 import reverb
 import tensorflow as tf
-from reverb import pybind
 
 from rlstore.names import DatasetRef
 from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, preload_bound, signature,
                                    with_one_step)
+from rlstore.replay.writing import RowWriter
 from rlstore.store import Store
 
 READ_BATCH = 4096  # rows per reader batch, split over the writers
-CHUNK_LENGTH = {TRANSITIONS: 32, SEQUENCES: 1}  # cells per chunk (a sequence cell is a whole window)
-FLUSH_EVERY, UNCONFIRMED = 32, 16  # so pending items stay < 50, where Reverb logs a warning every 10 items
 WRITERS = 3  # parallel writer streams, used when the load evicts nothing (else 1: strict FIFO order)
 QUEUED_BATCHES = 2  # batches read ahead of the writers
 
@@ -82,36 +76,31 @@ def _insert_budget(info: reverb.reverb_types.TableInfo) -> int:
     return math.floor((limiter.max_diff - error) / limiter.samples_per_insert)
 
 
-def with_zero_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
-    """Sequence rows plus the layout's `core_state` column, all zeros: a store version (and a
-    writer that sees only timesteps) has no recurrent state, so items start from the zero state."""
+def with_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """Sequence rows with the layout's `core_state` column: the recurrent state recorded with each
+    window's first step (step metadata `core_state/<i>`, which an actor's adder writes back), or
+    zeros for steps that carry none (logged data, demonstrations): such items start from the
+    zero state. Without `core_state_shapes` in the layout, recorded states are dropped."""
+    recorded = rows.pop("core_state", None)
+    if not layout.core_state_shapes:
+        return rows
     size = len(rows["is_demo"])
-    rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    if recorded is None:
+        rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    else:
+        rows["core_state"] = tuple(np.asarray(recorded[str(part)][:, 0], np.float32)
+                                   for part in range(len(layout.core_state_shapes)))
     return rows
 
 
-def insert_rows(writer: pybind.TrajectoryWriter, table: str, priority: float, columns: list[list],
-                written: int = 0) -> None:
-    """One step and one item per row; every `FLUSH_EVERY` rows of the writer (`written` came
-    before these), waits until at most `UNCONFIRMED` items are unconfirmed (never for all:
-    that would drain the stream)."""
-    squeeze = [True] * len(columns)
-    append, create, flush = writer.Append, writer.CreateItem, writer.Flush
-    for index, row in enumerate(zip(*columns), written + 1):
-        create(table, priority, [[cell] for cell in append(row)], squeeze)
-        if index % FLUSH_EVERY == 0:
-            flush(UNCONFIRMED, -1)
-
-
 def _insert(address: str, table: str, priority: float, batches: Iterable[dict[str, Any]], budget: int,
-            streams: int, chunk_length: int) -> int:
+            streams: int, kind: str) -> int:
     """Inserts every row of `batches`, each batch split over `streams` writers. Each writer has
     its own thread and works through its parts in order, up to `QUEUED_BATCHES` batches ahead of
     the reader, so neither waits for the other nor for the slowest writer."""
-    chunker = pybind.ConstantChunkerOptions(chunk_length, chunk_length)
-    writers = [pybind.Client(address).NewTrajectoryWriter(chunker, False) for _ in range(streams)]
+    writers = [RowWriter(address, kind) for _ in range(streams)]
     lanes = [ThreadPoolExecutor(1, thread_name_prefix="replay-load") for _ in writers]
-    inserted, queued, written = 0, deque(), [0] * streams
+    inserted, queued = 0, deque()
     try:
         for batch in batches:
             columns = [list(column) for column in tree.flatten(batch)]
@@ -123,18 +112,17 @@ def _insert(address: str, table: str, priority: float, batches: Iterable[dict[st
                 queued.popleft().result()
             bounds = np.linspace(0, count, streams + 1).astype(int)
             for lane, (start, stop) in enumerate(zip(bounds, bounds[1:])):
-                queued.append(lanes[lane].submit(insert_rows, writers[lane], table, priority,
-                                                 [column[start:stop] for column in columns], written[lane]))
-                written[lane] += stop - start
+                queued.append(lanes[lane].submit(writers[lane].insert, table, priority,
+                                                 [column[start:stop] for column in columns]))
             inserted += count
-        queued.extend(lane.submit(writer.Flush, 0, -1) for lane, writer in zip(lanes, writers))
+        queued.extend(lane.submit(writer.flush) for lane, writer in zip(lanes, writers))
         for future in queued:
             future.result()
     finally:
         for lane in lanes:
             lane.shutdown(wait=True, cancel_futures=True)  # no writer is closed while in use
         for writer in writers:
-            writer.Close()
+            writer.close()
     return inserted
 
 
@@ -159,12 +147,13 @@ def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layo
         rows = _rows(store, ref, layout, kind)
         item_signature = signature(schema, layout, kind)
         loaded = {key: value for key, value in item_signature.items() if key != "core_state"}  # added below
-        check_fits(dict(rows.element_spec), loaded, f"the {table} reader's rows do not match the table signature")
+        read = {key: value for key, value in rows.element_spec.items() if key != "core_state"}
+        check_fits(read, loaded, f"the {table} reader's rows do not match the table signature")
         batches = rows.as_numpy_iterator()
-        if kind == SEQUENCES and layout.core_state_shapes:
-            batches = (with_zero_core_state(batch, layout) for batch in batches)
+        if kind == SEQUENCES:
+            batches = (with_core_state(batch, layout) for batch in batches)
         info = client.server_info()[table]
         streams = WRITERS if preload_bound(manifest, layout, kind) <= info.max_size - info.current_size else 1
         counts[table] = _insert(address, table, layout.table_options(kind).initial_priority, batches,
-                                _insert_budget(info), streams, CHUNK_LENGTH[kind])
+                                _insert_budget(info), streams, kind)
     return counts

@@ -26,7 +26,8 @@ metadata), each shaped [burn_in + length, ...], plus
     mask              float32 [burn_in + length]: 1 on real steps, 0 on zero padding
     is_demo           bool []: True for demonstrations (DQfD/R2D3 read it)
     core_state        optional: a tuple of float32 tensors (e.g. an LSTM's (h, c)), present only
-                      when the layout names `core_state_shapes`; loaded items carry zeros
+                      when the layout names `core_state_shapes`: the state recorded with the
+                      window's first step (step metadata `core_state/<i>`), else zeros
 
 A writer that builds the same item from `burn_in + length` per-step cells (squeeze off) and one
 that appends a whole window as one cell (squeezed, as the bulk loader does) produce identical
@@ -171,6 +172,7 @@ def with_one_step(rows: dict[str, Any], one_step_rows: dict[str, Any]) -> dict[s
 def sequence_signature(schema: Schema, layout: Layout) -> dict[str, Any]:
     """The item signature of the `sequences` table for a version with this schema."""
     signature = _steps(schema, (layout.span,))
+    signature.pop("core_state", None)  # recorded states become the item's one `core_state`, below
     signature["mask"] = tf.TensorSpec((layout.span,), tf.float32)
     signature["is_demo"] = tf.TensorSpec((), tf.bool)
     if layout.core_state_shapes:

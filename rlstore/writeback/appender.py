@@ -10,16 +10,13 @@ get distinct versions without losing each other's segments (both are the store's
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
-from rlstore.episode import Episode
-from rlstore.errors import StoreError
+from rlstore.encoding import encode_episodes
 from rlstore.manifest import Manifest
+from rlstore.publishing import SegmentBuilder, check_appendable
 from rlstore.schema import Schema
-from rlstore.segment import ShardWriter, finish_segment
 from rlstore.store import Store
-from rlstore.writeback.encode import encode_episodes
 from rlstore.writeback.stream import EpisodeBatch
 
 PIPELINE_NAME = "rlstore.writeback"
@@ -39,38 +36,34 @@ class EpisodeAppender:
         self._commit_every = commit_every
         self._staging = store.staging(dataset)
         self._schema: Schema | None = None
-        self._segment: Path | None = None
-        self._writer: ShardWriter | None = None
-        self._pending = 0
+        self._segment: SegmentBuilder | None = None
         self.committed = 0
 
     def add(self, batch: EpisodeBatch) -> list[Manifest]:
         """Checks, encodes and writes a batch of finished episodes; returns the manifests of the
         versions published on the way (one per `commit_every` episodes)."""
         if self._schema is None:
-            self._schema = self._derive_schema(batch.episode(0))
+            self._schema = Schema.derive(batch.episode(0))
+            check_appendable(self._store, self._dataset, self._schema)  # refused before anything is written
         batch.check(self._schema)
         records = encode_episodes(self._schema, batch.steps, batch.starts, batch.lengths, {"episode_id": batch.ids})
         manifests = []
         for record, length, episode_return in zip(records, batch.lengths.tolist(), batch.returns().tolist()):
-            if self._writer is None:
-                self._segment = self._staging.new_segment_dir()
-                self._writer = ShardWriter(self._segment)
-            self._writer.write(record, length, episode_return)
-            self._pending += 1
-            if self._pending >= self._commit_every:
+            if self._segment is None:
+                self._segment = SegmentBuilder(self._store, self._dataset, self._staging, self._schema)
+            self._segment.write(record, length, episode_return)
+            if self._segment.episodes >= self._commit_every:
                 manifests.append(self.commit())
         return manifests
 
     def commit(self) -> Manifest | None:
         """Publishes the episodes written since the last commit, if any, as a new version."""
-        if not self._pending:
+        if self._segment is None:
             return None
-        lineage = {**self._lineage, "run_episodes": [self.committed, self.committed + self._pending]}
-        record = finish_segment(self._segment, self._dataset, self._schema, self._writer.close(), lineage)
-        manifest = self._store.publish(self._dataset, self._staging, [record], self._schema, lineage)
-        self.committed += self._pending
-        self._writer, self._segment, self._pending = None, None, 0
+        pending = self._segment.episodes
+        manifest = self._segment.publish({**self._lineage, "run_episodes": [self.committed, self.committed + pending]})
+        self.committed += pending
+        self._segment = None
         return manifest
 
     def close(self, commit: bool = True) -> Manifest | None:
@@ -79,12 +72,3 @@ class EpisodeAppender:
             return self.commit() if commit else None
         finally:
             self._staging.close()
-
-    def _derive_schema(self, episode: Episode) -> Schema:
-        """The schema of the first episode, refused early if the dataset's differs."""
-        schema = Schema.derive(episode)
-        if self._store.versions(self._dataset):
-            problem = self._store.manifest(self._dataset).schema.difference(schema)
-            if problem:
-                raise StoreError(f"cannot append to {self._dataset}: {problem}")
-        return schema

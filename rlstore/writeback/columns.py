@@ -1,8 +1,15 @@
-"""The actor's side of a flush: timesteps and actions into the worker's column batch.
+"""The one recording of an actor's steps, and its column batches.
+
+`StepRecorder` is what every writer of a dm_env stream records into (the write-back writer,
+the online actors' adder, `rlstore.rollout`): per step it keeps references to the timestep's
+fields, the action and the step's extras, nothing more. `ColumnBatcher` turns what was recorded
+into one column batch, from which `rlstore.writeback.stream.StreamSplitter` builds episodes.
 
 A batch is `step_type` (int8), `reward` and `discount` (float64) and `observation` with one row
-per timestep, and `action` with one row per timestep that is not FIRST (None if there is none);
-observations and actions that are dicts become dicts of columns. This runs on the acting thread,
+per timestep, and `action` and `extras` with one row per timestep that is not FIRST (None if
+there is none); observations, actions and extras that are dicts become dicts of columns.
+Extras are what the actor knew when it chose the action (e.g. a recurrent state): they are
+stored with the action's step as step metadata. This runs on the acting thread,
 so it is a few numpy calls per field per flush and nothing per step: `np.array` over each field's
 values, then a comparison of each column's dtype and shape with what the field had first. Only
 when that fails are values inspected one by one, to report the first that differs with its
@@ -20,6 +27,7 @@ from rlstore.nest import flatten
 from rlstore.schema import FieldSpec
 
 _FIRST, _MID, _LAST = (int(kind) for kind in dm_env.StepType)
+_LAST_STEP = dm_env.StepType.LAST  # compared with each timestep's step_type as is
 
 
 class ColumnBatcher:
@@ -28,10 +36,11 @@ class ColumnBatcher:
     def __init__(self, run_id: str):
         self._run_id = run_id
         self._shipped_steps = 0  # timesteps of the episode in progress already in earlier batches
-        self._observations, self._actions = _Field("observation"), _Field("action")
+        self._observations, self._actions, self._extras = _Field("observation"), _Field("action"), _Field("extras")
 
     def columns(self, observations: Sequence[Any], rewards: Sequence[Any], discounts: Sequence[Any],
-                actions: Sequence[Any], firsts: Sequence[int], ends: Sequence[int], *, episodes: int) -> dict[str, Any]:
+                actions: Sequence[Any], extras: Sequence[Any], firsts: Sequence[int], ends: Sequence[int], *,
+                episodes: int) -> dict[str, Any]:
         """The batch of a flush: the fields of its timesteps (a FIRST one's reward and discount
         are None), the actions, the positions of the timesteps given to `observe_first` and of
         the LAST ones (step types come from those: converting dm_env's enums one by one would
@@ -58,7 +67,62 @@ class ColumnBatcher:
                 "reward": _numbers("reward", rewards, locate),
                 "discount": _numbers("discount", discounts, locate),
                 "observation": self._observations.stack(observations, locate),
-                "action": self._actions.stack(actions, locate_action) if actions else None}
+                "action": self._actions.stack(actions, locate_action) if actions else None,
+                "extras": self._extras.stack(extras, locate_action) if extras and extras[0] is not None else None}
+
+
+class StepRecorder:
+    """Records a dm_env stream step by step: `observe_first(timestep)`, `observe(action,
+    next_timestep, extras)`; `take()` returns everything recorded since the last take as one
+    column batch. Per step this is a few list appends: it runs on the acting thread."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.episodes = 0  # finished episodes recorded
+        self._batcher = ColumnBatcher(run_id)
+        self._clear()
+
+    def _clear(self) -> None:
+        # The timesteps' fields, not the timesteps: arrays, floats and scalars are not tracked by
+        # Python's garbage collector, so holding them until a take does not push thousands of
+        # objects into the oldest generation, whose collections take ~0.2 s where TF is loaded.
+        self.observations: list[Any] = []
+        self._rewards: list[Any] = []
+        self._discounts: list[Any] = []
+        self._actions: list[Any] = []
+        self._extras: list[Any] = []
+        self._firsts: list[int] = []  # positions of observe_first's timesteps
+        self._lasts: list[int] = []  # ... and of LAST timesteps
+
+    def observe_first(self, timestep: dm_env.TimeStep) -> None:
+        self._firsts.append(len(self.observations))
+        self.observations.append(timestep.observation)
+        self._rewards.append(None)
+        self._discounts.append(None)
+
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = None) -> bool:
+        """Records a step; True when it ended the episode."""
+        self._actions.append(action)
+        self._extras.append(extras)
+        self._rewards.append(next_timestep.reward)
+        self._discounts.append(next_timestep.discount)
+        observations = self.observations
+        observations.append(next_timestep.observation)
+        if next_timestep.step_type == _LAST_STEP:
+            self._lasts.append(len(observations) - 1)
+            self.episodes += 1
+            return True
+        return False
+
+    def take(self) -> dict[str, Any] | None:
+        """The column batch of every step recorded since the last take (None if there are none);
+        raises BadInputError, naming episode, step and field, for a value unlike the first."""
+        if not self.observations:
+            return None
+        pending = (self.observations, self._rewards, self._discounts, self._actions, self._extras, self._firsts,
+                   self._lasts)
+        self._clear()
+        return self._batcher.columns(*pending, episodes=self.episodes)
 
 
 def _stack(values: Sequence[Any]) -> Any:

@@ -2,14 +2,15 @@
 
 Rows come from the functions the readers and the bulk loader use
 (`rlstore.reading.transforms.episode_transitions` / `episode_sequences`), and items are built
-the way the loader builds them (`rlstore.replay.loading`): each row appended as one step of
-Reverb's C++ TrajectoryWriter with constant-length chunks, and made one item of squeezed cells.
+the way the loader builds them, by the same writer (`rlstore.replay.writing.RowWriter`): each
+row one step and one item of squeezed cells.
 So an item written back by an actor is indistinguishable from one loaded from the store, and
 one table can hold both. Each call handles all the episodes a batch finished at once, with one
 traced TF call per table and one flush, so per-episode overhead stays small.
 
-Sequence items of a layout with `core_state_shapes` carry zeros, as loaded items do: the
-writer sees timesteps, not the actor's recurrent state.
+Sequence items of a layout with `core_state_shapes` carry the recurrent state the actor recorded
+with each window's first step (its adder's extras), or zeros when the steps carry none, exactly
+as loaded items do (`rlstore.replay.loading.with_core_state`).
 """
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ import tree
 import tensorflow as tf
 
 from rlstore.reading.transforms import episode_sequences, episode_transitions
-from rlstore.replay.loading import CHUNK_LENGTH, check_fits, insert_rows, with_zero_core_state
+from rlstore.replay.loading import check_fits, with_core_state
 from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError, with_one_step
+from rlstore.replay.writing import RowWriter
 
 _CONNECT_SECONDS = 30
 
@@ -43,51 +45,49 @@ def layout_rows(steps: Mapping[str, Any], layout: Layout, table: str) -> dict[st
         rows = _sequences(dict(steps), layout.sequence_length, layout.sequence_period, layout.burn_in,
                           layout.is_demo)
     rows = tree.map_structure(lambda tensor: tensor.numpy(), rows)
-    if table != TRANSITIONS and layout.core_state_shapes:
-        rows = with_zero_core_state(rows, layout)
-    return rows
+    return rows if table == TRANSITIONS else with_core_state(rows, layout)
 
 
 class ReplayInserter:
-    """Inserts the rows of finished episodes into every table of `layout` on one server."""
+    """Inserts the rows of finished episodes into every table of `layout` on one server; `into`
+    names the server's table a kind of rows goes to (e.g. {"sequences": "agent_sequences"})."""
 
-    def __init__(self, address: str, layout: Layout):
+    def __init__(self, address: str, layout: Layout, into: Mapping[str, str] | None = None):
         import reverb
-        from reverb import pybind
 
         try:
             tables = reverb.Client(address).server_info(timeout=_CONNECT_SECONDS)
         except (reverb.errors.DeadlineExceededError, RuntimeError) as error:
             raise ReplayError(f"cannot reach a Reverb server at {address}: {error}") from None
-        missing = [table for table in layout.tables if table not in tables]
+        self._names = {kind: (into or {}).get(kind, kind) for kind in layout.tables}
+        missing = [name for name in self._names.values() if name not in tables]
         if missing:
             raise ReplayError(f"the Reverb server at {address} has no table {missing[0]!r} "
                               f"(it has: {', '.join(sorted(tables)) or 'none'})")
-        client = pybind.Client(address)
         self._layout = layout
-        self._signatures = {table: tables[table].signature for table in layout.tables}
+        self._signatures = {kind: tables[name].signature for kind, name in self._names.items()}
         # Items are checked against the signature once per batch, not per item by the writer.
-        self._writers = {table: client.NewTrajectoryWriter(
-            pybind.ConstantChunkerOptions(CHUNK_LENGTH[table], CHUNK_LENGTH[table]), False) for table in layout.tables}
-        self.inserted = {table: 0 for table in layout.tables}
+        self._writers = {kind: RowWriter(address, kind) for kind in layout.tables}
+        self.inserted = {name: 0 for name in self._names.values()}
 
     def add(self, episodes: Sequence[Mapping[str, Any]]) -> None:
         """Inserts the rows of these finished episodes (their step dicts) and waits for the server."""
         if not episodes:
             return
         steps = tree.map_structure(lambda *columns: np.concatenate(columns), *episodes)
-        for table, writer in self._writers.items():
-            rows = layout_rows(steps, self._layout, table)
-            if self._signatures[table] is not None:
-                check_fits(rows, self._signatures[table], f"the episodes' rows do not fit table {table!r}")
+        for kind, writer in self._writers.items():
+            name = self._names[kind]
+            rows = layout_rows(steps, self._layout, kind)
+            if self._signatures[kind] is not None:
+                check_fits(rows, self._signatures[kind], f"the episodes' rows do not fit table {name!r}")
             columns = tree.flatten(rows)
-            insert_rows(writer, table, self._layout.table_options(table).initial_priority, columns)
-            writer.Flush(0, -1)
-            self.inserted[table] += len(columns[0])
+            writer.insert(name, self._layout.table_options(kind).initial_priority, columns)
+            writer.flush()
+            self.inserted[name] += len(columns[0])
 
     def close(self) -> None:
         for writer in self._writers.values():
-            writer.Close()
+            writer.close()
 
 
 class BackgroundInserter:

@@ -4,9 +4,12 @@ The actor (`rlstore.writeback.WriteBack`) ships its dm_env stream as columns: `s
 `reward`, `discount` and `observation` with one row per timestep, and `action` with one row
 per timestep that is not FIRST. `StreamSplitter` cuts those into the finished episodes they
 hold, SAR-aligned as RLDS wants them (step t: o_t, a_t and the r_t, d_t that follow a_t; the
-last step zero-filled), and keeps the unfinished episode at the end for the next batch. It is
-`rlstore.rollout.EpisodeRecorder` done with a few numpy operations per batch instead of Python
-per step, because at Catch's ~10 µs per step the per-step version set the pace of acting.
+last step zero-filled), and keeps the unfinished episode at the end for the next batch. The
+actor's extras (`extras` columns, e.g. `{"core_state": {"0": h, "1": c}}`) go with the action's
+step as step metadata fields of their own names (`core_state/0`, zero on the last step, like
+the action). It is the one episode builder: `rlstore.rollout.EpisodeRecorder` and the online
+adder use it too. A few numpy operations per batch instead of Python per step, because at
+Catch's ~10 µs per step a per-step builder set the pace of acting.
 
 `EpisodeBatch.check` is `Schema.check` for a whole batch: a handful of vectorised comparisons,
 and on failure the same kind of error, naming the episode (its `episode_id`), step and field.
@@ -96,7 +99,8 @@ class StreamSplitter:
     def split(self, batch: Mapping[str, Any]) -> EpisodeBatch | None:
         """The episodes `batch` finishes, or None."""
         columns = {"step_type": batch["step_type"], "reward": batch["reward"], "discount": batch["discount"],
-                   **_prefixed("observation", batch["observation"]), **_prefixed("action", batch["action"])}
+                   **_prefixed("observation", batch["observation"]), **_prefixed("action", batch["action"]),
+                   **_prefixed("extras", batch.get("extras"))}
         if self._tail is not None:
             columns = {key: np.concatenate([part[key] for part in (self._tail, columns) if key in part])
                        for key in {**self._tail, **columns}}
@@ -125,6 +129,8 @@ class StreamSplitter:
         steps = {key: column[taken] for key, column in columns.items() if _is_field(key, "observation")}
         steps.update({key: _zero_last(column[action_index], is_last)
                       for key, column in columns.items() if _is_field(key, "action")})
+        steps.update({key.partition("/")[2]: _zero_last(column[action_index], is_last)  # step metadata
+                      for key, column in columns.items() if _is_field(key, "extras")})
         steps["reward"] = _zero_last(columns["reward"][following].astype(np.float32), is_last)
         steps["discount"] = _zero_last(columns["discount"][following].astype(np.float32), is_last)
         steps["is_first"] = first[taken]
@@ -146,7 +152,8 @@ def _rows(columns: Mapping[str, np.ndarray], start: int, action_start: int) -> d
     """The rows from `start` on (actions from `action_start` on), or None if there are none."""
     if start >= len(columns["step_type"]):
         return None
-    return {key: column[action_start if _is_field(key, "action") else start:] for key, column in columns.items()}
+    return {key: column[action_start if _is_field(key, "action") or _is_field(key, "extras") else start:]
+            for key, column in columns.items()}
 
 
 def _is_field(key: str, name: str) -> bool:

@@ -43,7 +43,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import dm_env
 
@@ -53,12 +53,11 @@ from rlstore.names import validate_name
 from rlstore.store import Store
 from rlstore import wire
 from rlstore.writeback.channel import ChannelClosed, Sender, shared_region
-from rlstore.writeback.columns import ColumnBatcher
+from rlstore.writeback.columns import StepRecorder
 
 if TYPE_CHECKING:
     from rlstore.replay import Layout
 
-_LAST = dm_env.StepType.LAST
 _PIPE_BYTES = 1 << 20  # Linux's default ceiling for an unprivileged process
 
 
@@ -135,17 +134,7 @@ class WriteBack:
         self._commit_every = commit_every
         self._flush_steps = flush_steps
         self._on_commit = on_commit
-        # The timesteps' fields, not the timesteps: arrays, floats and scalars are not tracked by
-        # Python's garbage collector, so holding them until a flush does not push thousands of
-        # objects into the oldest generation, whose collections take ~0.2 s where TF is loaded.
-        self._observations: list[Any] = []
-        self._rewards: list[Any] = []
-        self._discounts: list[Any] = []
-        self._actions: list[Any] = []
-        self._firsts: list[int] = []  # positions of observe_first's timesteps
-        self._lasts: list[int] = []  # ... and of LAST timesteps
-        self._episodes = 0  # finished episodes observed
-        self._batcher = ColumnBatcher(self.run_id)
+        self._recorder = StepRecorder(self.run_id)
         self._summary: WriteBackSummary | None = None
         self._start_worker({"store_root": str(store.root), "dataset": dataset, "run_id": self.run_id,
                             "environment": environment, "policy": policy, "commit_every": commit_every,
@@ -155,25 +144,22 @@ class WriteBack:
     # ---- the adder interface ----------------------------------------------------------------
 
     def observe_first(self, timestep: dm_env.TimeStep) -> None:
-        self._firsts.append(len(self._observations))
-        self._observations.append(timestep.observation)
-        self._rewards.append(None)
-        self._discounts.append(None)
+        self._recorder.observe_first(timestep)
 
-    def observe(self, action: Any, next_timestep: dm_env.TimeStep) -> None:
-        self._actions.append(action)
-        self._rewards.append(next_timestep.reward)
-        self._discounts.append(next_timestep.discount)
-        observations = self._observations
-        observations.append(next_timestep.observation)
-        if next_timestep.step_type == _LAST:
-            self._lasts.append(len(observations) - 1)
-            self._episodes += 1
-            if self._episodes % self._commit_every == 0:
-                self._flush()
-                return
-        if len(observations) >= self._flush_steps:
+    def observe(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = None) -> None:
+        """Records a step; `extras` (e.g. a recurrent state) are stored with it as step metadata."""
+        recorder = self._recorder
+        if recorder.observe(action, next_timestep, extras) and recorder.episodes % self._commit_every == 0:
             self._flush()
+        elif len(recorder.observations) >= self._flush_steps:
+            self._flush()
+
+    def ship(self, batch: Mapping[str, Any]) -> None:
+        """Stores the episodes of a column batch recorded elsewhere (`StepRecorder.take`, e.g. by
+        the online actors' `rlstore.writeback.adder.Adder`, whose one recording feeds Reverb and
+        this writer). Not to be mixed with `observe` on the same writer."""
+        self._send(("steps", batch))
+        self._poll()
 
     def close(self) -> WriteBackSummary:
         """Commits every finished episode, waits for Reverb to confirm, stops the worker.
@@ -218,16 +204,17 @@ class WriteBack:
         self._await("ready")
 
     def _flush(self) -> None:
-        if self._observations:
-            pending = (self._observations, self._rewards, self._discounts, self._actions, self._firsts, self._lasts)
-            self._observations, self._rewards, self._discounts, self._actions, self._firsts, self._lasts = (
-                [], [], [], [], [], [])
-            try:
-                batch = self._batcher.columns(*pending, episodes=self._episodes)
-            except BadInputError as error:
-                self._abort()
-                raise WriteBackError(error.readable()) from None
+        try:
+            batch = self._recorder.take()
+        except BadInputError as error:
+            self._abort()
+            raise WriteBackError(error.readable()) from None
+        if batch is not None:
             self._send(("steps", batch))
+        self._poll()
+
+    def _poll(self) -> None:
+        """Handles the worker's replies so far (commits, or the error that stopped it)."""
         while self._replies.poll():
             self._handle(*wire.recv(self._replies))
 

@@ -1,21 +1,30 @@
-"""Encoding many episodes' tf.train.Examples at once, byte for byte as `Schema.encode` does.
+"""Episodes into the tf.train.Examples TFDS writes for `{'steps': Dataset(...), ...}`: the one encoder.
 
-Why: `Schema.encode` walks every field of every episode in Python (about 150 µs for a 10-step
-Catch episode), which made the write-back worker, not the environment, set the pace of a fast
-acting loop. Episodes of equal length share one layout: a fixed-size field (floats, bools and
-small non-negative integers, float64 kept as bytes) takes the same bytes at the same offset of
-each of their Examples. So one numpy operation per field builds that field for all of them, and
-only fields whose size varies from episode to episode (text, PNG images, integers that need
-multi-byte varints) are encoded one episode at a time, by `Schema`'s own code.
+`encode_episodes` encodes many checked episodes at once; `Schema.encode` is it for one episode.
+Neither imports TensorFlow (Beam workers and the write-back worker encode).
+
+Why a batch encoder: walking every field of every episode in Python costs about 150 µs for a
+10-step Catch episode, which made the write-back worker, not the environment, set the pace of a
+fast acting loop. Episodes of equal length share one layout: a fixed-size field (floats, bools
+and small non-negative integers, raw `bytes` encodings) takes the same bytes at the same offset
+of each of their Examples. So one numpy operation per field builds that field for all of them,
+and only fields whose size varies from episode to episode (text, PNG images, zlib, integers that
+need multi-byte varints) go through `encode_feature` one episode at a time. A new on-disk
+encoding needs a branch in `encode_feature` only.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import io
+import zlib
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from rlstore.schema import FieldSpec, Schema, encode_feature
+from rlstore import tfrecord
 from rlstore.tfrecord import field, field_header
+
+if TYPE_CHECKING:
+    from rlstore.schema import FieldSpec, Schema
 
 _FLOAT_LIST, _INT64_LIST, _BYTES_LIST = 2, 3, 1  # tf.train.Feature's oneof field numbers
 
@@ -35,6 +44,31 @@ def encode_episodes(schema: Schema, steps: Mapping[str, np.ndarray], starts: np.
         for k, record in zip(members, _examples(group, len(members))):
             records[k] = record
     return records
+
+
+def encode_feature(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
+    """One field's tf.train.Feature: all of an episode's steps (`per_step`) or one metadata value."""
+    if spec.encoding == "png":
+        images = value if per_step else value[None]
+        return tfrecord.bytes_feature(_png(image) for image in images)
+    if spec.encoding in ("zlib", "bytes"):
+        items = np.ascontiguousarray(value if per_step else value[None], dtype=spec.dtype)
+        pack = zlib.compress if spec.encoding == "zlib" else bytes
+        return tfrecord.bytes_feature(pack(item.tobytes()) for item in items)
+    if spec.dtype == "str":
+        return tfrecord.bytes_feature(str(v).encode() if not isinstance(v, bytes) else v for v in value.reshape(-1).tolist())
+    if spec.dtype.startswith("float"):
+        return tfrecord.float_feature(value.reshape(-1))
+    return tfrecord.int64_feature(value.reshape(-1))
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    pixels = image[..., 0] if image.shape[-1] == 1 else image
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def _step_feature(spec: FieldSpec, values: np.ndarray) -> tuple[bytes, np.ndarray] | list[bytes]:
