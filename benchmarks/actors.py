@@ -112,7 +112,7 @@ def separate_server(store_root: Path, demos: str, root: Path, budget: dict) -> d
     replay_port, learner_port = _free_port(), _free_port()
     addresses = ["--replay-address", f"localhost:{replay_port}", "--learner-address", f"localhost:{learner_port}"]
     out = root / "serve"
-    serve = [*RLSTORE, "--store", str(store_root), "serve", demos, "--port", str(replay_port),
+    serve = [*RLSTORE, "--store", str(store_root), "serve", demos, "--port", str(replay_port), "--expose",
              "--tables", "sequences", "--demo", "--prioritized", "--priority-exponent", str(config.priority_exponent),
              "--sequence-length", str(config.sequence_length), "--period", str(config.period),
              "--burn-in", str(config.burn_in),
@@ -139,7 +139,7 @@ def separate_server(store_root: Path, demos: str, root: Path, budget: dict) -> d
     try:
         start("serve", serve)
         _wait_for(lambda: b"serving " in (logs / "serve.log").read_bytes(), "rlstore serve", 120, processes)
-        start("learner", [*part, "--role", "learner"])
+        start("learner", [*part, "--role", "learner", "--expose"])
         _wait_for(lambda: (out / "run.json").is_file(), "the learner's run.json", 120, processes)
         actor = start("actor", [*part, "--role", "actor", "--index", "0"])
         _wait_for(lambda: actor.poll() == 0, "the actor to finish its budget", 1800, processes)

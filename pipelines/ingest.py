@@ -24,15 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import add_rejects
 from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format
 from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
-from rlstore.errors import BadInputError
+from rlstore.errors import BadInputError, LocatedError, PipelineError
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
@@ -146,15 +148,14 @@ def ingest(
         schema = schema.with_frames("observation", frame_stack)
     check_appendable(store, dataset, schema)
     args = default_beam_args(beam_args)
-    with store.staging(dataset) as staging:
+    with _no_empty_dataset_left(store, dataset), store.staging(dataset) as staging:
         segment_dir = staging.new_segment_dir()
         progress_dir = staging.path / "progress"
         progress_dir.mkdir()
         result_path = staging.path / "result.json"
         fn = IngestBatch(source_format.name, format_options, schema.to_json(), str(segment_dir), max_shard_bytes,
                          on_error, str(progress_dir))
-        _run(_build(fn, schema, batches(items), result_path, args), len(items),
-             progress_dir if progress else None, staging.path / "beam.log")
+        _run(_build(fn, schema, batches(items), result_path, args), len(items), progress_dir if progress else None)
         result = json.loads(result_path.read_text()) if result_path.exists() else {"shards": [], "rejects": []}
         rejects = sorted(plan_rejects + result["rejects"], key=reject_order)
         if not result["shards"]:
@@ -173,6 +174,18 @@ def ingest(
         return publish_segment(store, dataset, staging, segment_dir, schema, result["shards"], lineage, report)
 
 
+@contextmanager
+def _no_empty_dataset_left(store: Store, dataset: str) -> Iterator[None]:
+    """A failed first ingest removes the dataset directory it created (it holds nothing)."""
+    first = not store.versions(dataset)
+    try:
+        yield
+    except BaseException:
+        if first:
+            store.remove_if_empty(dataset)
+        raise
+
+
 def _write_rejects(segment_dir: Path, rejects: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """Writes rejects.jsonl into the segment (it moves with it); returns its manifest entry."""
     if not rejects:
@@ -187,7 +200,10 @@ def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], result_p
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    pipeline = beam.Pipeline(options=PipelineOptions(list(args)))
+    try:
+        pipeline = beam.Pipeline(options=PipelineOptions(list(args)))
+    except (ValueError, ImportError) as error:  # e.g. an unknown --runner
+        raise PipelineError(f"cannot start the Beam pipeline ({' '.join(args)}): {error}") from None
     (
         pipeline
         | "Batches" >> beam.Create(work)
@@ -198,14 +214,16 @@ def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], result_p
     return pipeline
 
 
-def _run(pipeline, total: int, progress_dir: Path | None, log_path: Path) -> None:
+def _run(pipeline, total: int, progress_dir: Path | None) -> None:
     """Runs the pipeline to completion, with a progress bar over work items if asked.
 
     Beam's worker subprocesses (and a Dask client) log to the inherited stderr; it is pointed at
-    `log_path` for the run so the terminal shows only the progress bar, and the log's tail is
-    shown if the pipeline fails for a reason that is not bad input. Progress counts marker
-    files that workers touch in the staging area, so it works on any runner whose workers see
-    the store's file system.
+    a log file for the run so the terminal shows only the progress bar. The log lives in the
+    system's temporary directory, never in the store: on a full store disk, workers and the
+    runner blocked writing their log and the pipeline hung forever. It is deleted unless the
+    pipeline fails for a reason that is neither bad input nor storage, and then named in the
+    error. Progress counts marker files that workers touch in the staging area, so it works on
+    any runner whose workers see the store's file system.
     """
     failure: list[BaseException] = []
 
@@ -227,7 +245,8 @@ def _run(pipeline, total: int, progress_dir: Path | None, log_path: Path) -> Non
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True, file=terminal)
-    with open(log_path, "w") as log:
+    handle, log_path = tempfile.mkstemp(prefix="rlstore-ingest-", suffix=".log")
+    with os.fdopen(handle, "w") as log:
         os.dup2(log.fileno(), 2)
         try:
             worker = threading.Thread(target=target, daemon=True)
@@ -243,10 +262,16 @@ def _run(pipeline, total: int, progress_dir: Path | None, log_path: Path) -> Non
             bar.update(total - bar.n)
         bar.close()
     terminal.close()
+    located = LocatedError.from_exception(failure[0]) if failure else None
+    if not failure or located is not None:
+        os.unlink(log_path)
+    if located is not None:
+        raise located
     if failure:
-        error = failure[0]
-        bad_input = BadInputError.from_exception(error)
-        if bad_input is not None:
-            raise bad_input
-        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-20:])
-        raise RuntimeError(f"the Beam pipeline failed: {error}\n--- last lines of the Beam log ---\n{tail}") from error
+        raise PipelineError(f"the Beam pipeline failed: {_first_line(failure[0])} (Beam's log: {log_path})") from failure[0]
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of a runner's exception, whose message may hold a whole worker traceback."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:400]

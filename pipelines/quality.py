@@ -16,10 +16,18 @@ What it holds (for the episodes a version adds):
   reward and discount are taken over transitions only: the last step's are RLDS zero filler;
 - per-element histograms of actions (unit bins for discrete actions);
 - warnings: single-step episodes, constant features (min == max; discount is exempt, since a
-  dataset without terminals always has discount 1), reward outliers (more than
-  OUTLIER_STDS std from the mean; a count read off the reward histogram, so "at least", and
-  the places of the most extreme, at most one per episode), and every note a reader attached to an episode
-  (rlstore.pipelines.notes: truncated final episodes, D4RL observation jumps).
+  dataset without terminals always has discount 1), reward outliers, and every note a reader
+  attached to an episode (rlstore.pipelines.notes: truncated final episodes, D4RL observation
+  jumps, which is how out-of-sync timeouts show).
+
+Reward outliers use robust statistics, so that the outliers themselves cannot hide them and
+rare but legitimate rewards are not called outliers. Rewards that take at most MAX_LEVELS
+distinct values (Pong's -1/0/+1, a sparse task's 0/1 goal reward) are levels, never outliers.
+Otherwise a reward is an outlier when it lies more than OUTLIER_SCALES robust standard
+deviations (IQR / 1.349, which is the std of a normal distribution) from the median, both read
+off a mergeable quantile sketch; if the middle half of the rewards is one value (IQR 0) there
+is no scale to judge by and nothing is flagged. The count comes from the sketch (so "at least")
+and the examples are the most extreme rewards, at most one per episode.
 NaN and infinite values are never stored: Schema.check rejects the episode. So they appear in
 the report through the rejects (`add_rejects`): under --on-error=skip as a `non_finite`
 warning naming the rejected episodes; under --on-error=fail the ingest stops instead.
@@ -42,7 +50,8 @@ from rlstore.schema import Schema
 
 REPORT_FORMAT = "rlstore.quality/1"
 ELEMENTWISE_MAX = 512       # larger fields (images) get statistics pooled over their elements
-OUTLIER_STDS = 6.0
+OUTLIER_SCALES = 6.0
+_IQR_PER_STD = 1.349        # the interquartile range of a normal distribution, in standard deviations
 EXAMPLES = 5
 _FLAGS = ("is_first", "is_last", "is_terminal")
 _TRANSITION_FIELDS = ("action", "reward", "discount")
@@ -88,7 +97,7 @@ class QualityAccumulator:
     returns: Columns = field(default_factory=lambda: Columns(integer=False, histograms=True))
     lengths: Columns = field(default_factory=lambda: Columns(integer=True, histograms=True))
     features: dict[str, Columns] = field(default_factory=dict)
-    rewards: Columns = field(default_factory=lambda: Columns(integer=False, histograms=True))
+    rewards: Columns = field(default_factory=lambda: Columns(integer=False, histograms=True, robust=True))
     lowest_rewards: Ranked = field(default_factory=lambda: Ranked(EXAMPLES))
     highest_rewards: Ranked = field(default_factory=lambda: Ranked(EXAMPLES))
     single_step: Tally = field(default_factory=Tally)
@@ -231,18 +240,22 @@ def _warnings(acc: QualityAccumulator) -> list[dict[str, Any]]:
 
 
 def _reward_outliers(acc: QualityAccumulator) -> list[dict[str, Any]]:
-    moments = acc.rewards.moments
-    if moments is None or moments.count < 2:
+    rewards = acc.rewards
+    if rewards.moments is None or rewards.moments.count < 2 or rewards.levels[0].values is not None:
+        return []  # too few, or a few discrete levels
+    sketch = rewards.sketches[0]
+    median, low_quartile, high_quartile = (sketch.quantile(q) for q in (0.5, 0.25, 0.75))
+    scale = (high_quartile - low_quartile) / _IQR_PER_STD
+    if scale <= 0:
         return []
-    mean, std = float(moments.mean[0]), float(moments.std[0])
-    low, high = mean - OUTLIER_STDS * std, mean + OUTLIER_STDS * std
+    low, high = median - OUTLIER_SCALES * scale, median + OUTLIER_SCALES * scale
     extremes = [e for e in (*acc.lowest_rewards.payloads(), *acc.highest_rewards.payloads())
                 if not low <= e["value"] <= high]
-    count = max(acc.rewards.bins[0].count_outside(low, high), len(extremes))
-    if not count:
+    count = max(sketch.count_outside(low, high), len(extremes))
+    if not count or not extremes:
         return []
-    message = (f"at least {count} reward(s) lie more than {OUTLIER_STDS:g} std from the mean "
-               f"({mean:.4g} ± {std:.4g}); most extreme: {extremes[0]['value']:.4g}")
+    message = (f"at least {count} reward(s) lie more than {OUTLIER_SCALES:g} robust std from the median "
+               f"({median:.4g}; robust std {scale:.4g} = IQR/1.349); most extreme: {extremes[0]['value']:.4g}")
     return [_warning("reward_outlier", count, message, extremes)]
 
 

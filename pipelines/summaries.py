@@ -9,6 +9,11 @@ workers summarise their own episodes and Beam merges the pieces without seeing t
   et al.'s update; the store's one implementation of moments) and optionally a Histogram, per
   column of a table that arrives in pieces, e.g. one episode at a time. Pieces are buffered and summarised FLUSH_VALUES at a
   time: numpy's per-call cost, not the arithmetic, dominates for short episodes.
+- QuantileSketch: counts in logarithmic buckets (DDSketch, Masson et al. 2019): every quantile
+  within QUANTILE_ACCURACY of the true value relative to it, merged exactly by adding counts.
+  The quality report's robust statistics (median, quartiles) come from it.
+- Levels: the distinct values seen, up to MAX_LEVELS (then "many"): tells rewards that take a
+  few discrete levels (Pong's -1/0/+1, a sparse goal's 0/1) from continuous ones.
 - Ranked: the few items with the smallest sort keys; used for the most extreme rewards and
   for the first examples of a warning, so the report names the same ones whatever the order
   of merging.
@@ -100,6 +105,98 @@ def _fits(low: float, high: float, exponent: int) -> bool:
     return math.floor(high / width) - math.floor(low / width) < MAX_BINS
 
 
+QUANTILE_ACCURACY = 0.01
+_GAMMA = (1 + QUANTILE_ACCURACY) / (1 - QUANTILE_ACCURACY)
+_LOG_GAMMA = math.log(_GAMMA)
+_ZERO = 1e-12               # magnitudes at or below count as 0 (their own bucket)
+
+
+@dataclass
+class QuantileSketch:
+    """Value counts in buckets (gamma**(k-1), gamma**k] of magnitude, per sign, plus a zero bucket."""
+
+    positive: dict[int, int] = field(default_factory=dict)
+    negative: dict[int, int] = field(default_factory=dict)
+    zero: int = 0
+
+    def add(self, values: np.ndarray) -> "QuantileSketch":
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        values = values[np.isfinite(values)]
+        magnitude = np.abs(values)
+        small = magnitude <= _ZERO
+        self.zero += int(small.sum())
+        for store, chosen in ((self.positive, (values > 0) & ~small), (self.negative, (values < 0) & ~small)):
+            if chosen.any():
+                keys, counts = np.unique(np.ceil(np.log(magnitude[chosen]) / _LOG_GAMMA).astype(np.int64),
+                                         return_counts=True)
+                for key, count in zip(keys.tolist(), counts.tolist()):
+                    store[key] = store.get(key, 0) + count
+        return self
+
+    def merge(self, other: "QuantileSketch") -> "QuantileSketch":
+        merged = QuantileSketch(dict(self.positive), dict(self.negative), self.zero + other.zero)
+        for mine, theirs in ((merged.positive, other.positive), (merged.negative, other.negative)):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+        return merged
+
+    @property
+    def count(self) -> int:
+        return self.zero + sum(self.positive.values()) + sum(self.negative.values())
+
+    def _buckets(self) -> list[tuple[float, float, int]]:
+        """(low, high, count) of every bucket, in increasing order of value."""
+        def bounds(key: int) -> tuple[float, float]:
+            return _GAMMA ** (key - 1), _GAMMA ** key
+
+        buckets = [(-bounds(k)[1], -bounds(k)[0], c) for k, c in sorted(self.negative.items(), reverse=True)]
+        if self.zero:
+            buckets.append((-_ZERO, _ZERO, self.zero))
+        return buckets + [(*bounds(k), c) for k, c in sorted(self.positive.items())]
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile (0 <= q <= 1), within QUANTILE_ACCURACY of the true one; None when empty."""
+        total = self.count
+        if not total:
+            return None
+        rank, seen = q * (total - 1), 0
+        for low, high, count in self._buckets():
+            seen += count
+            if seen > rank:
+                if low == -_ZERO:
+                    return 0.0
+                return math.copysign(2 * min(abs(low), abs(high)) * _GAMMA / (_GAMMA + 1), high)
+        return None
+
+    def count_outside(self, low: float, high: float) -> int:
+        """Values certainly below `low` or above `high` (buckets entirely beyond them)."""
+        return sum(count for start, end, count in self._buckets() if end < low or start > high)
+
+
+MAX_LEVELS = 16
+
+
+@dataclass
+class Levels:
+    """The distinct values seen while there are at most MAX_LEVELS of them; `values` is None after."""
+
+    values: frozenset | None = frozenset()
+
+    def add(self, values: np.ndarray) -> "Levels":
+        if self.values is not None:
+            self.values = _capped(self.values | frozenset(np.unique(np.asarray(values, np.float64)).tolist()))
+        return self
+
+    def merge(self, other: "Levels") -> "Levels":
+        if self.values is None or other.values is None:
+            return Levels(None)
+        return Levels(_capped(self.values | other.values))
+
+
+def _capped(values: frozenset) -> frozenset | None:
+    return values if len(values) <= MAX_LEVELS else None
+
+
 FLUSH_VALUES = 1 << 16
 
 
@@ -109,8 +206,11 @@ class Columns:
 
     integer: bool
     histograms: bool
+    robust: bool = False  # also a QuantileSketch and the Levels of each column
     moments: Moments | None = None
     bins: list[Histogram] = field(default_factory=list)
+    sketches: list[QuantileSketch] = field(default_factory=list)
+    levels: list[Levels] = field(default_factory=list)
     pending: list[np.ndarray] = field(default_factory=list)
     pending_values: int = 0
 
@@ -130,6 +230,11 @@ class Columns:
         if self.histograms:
             bins = self.bins or [Histogram.empty(self.integer) for _ in range(table.shape[1])]
             self.bins = [histogram.add(column) for histogram, column in zip(bins, table.T)]
+        if self.robust:
+            sketches = self.sketches or [QuantileSketch() for _ in range(table.shape[1])]
+            levels = self.levels or [Levels() for _ in range(table.shape[1])]
+            self.sketches = [sketch.add(column) for sketch, column in zip(sketches, table.T)]
+            self.levels = [level.add(column) for level, column in zip(levels, table.T)]
         return self
 
     def merge(self, other: "Columns") -> "Columns":
@@ -138,8 +243,10 @@ class Columns:
             return mine
         if mine.moments is None:
             return theirs
-        bins = [a.merge(b) for a, b in zip(mine.bins, theirs.bins)]
-        return Columns(self.integer, self.histograms, mine.moments.merge(theirs.moments), bins)
+        return Columns(self.integer, self.histograms, self.robust, mine.moments.merge(theirs.moments),
+                       [a.merge(b) for a, b in zip(mine.bins, theirs.bins)],
+                       [a.merge(b) for a, b in zip(mine.sketches, theirs.sketches)],
+                       [a.merge(b) for a, b in zip(mine.levels, theirs.levels)])
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ import numpy as np
 from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import QualityAccumulator, QualityCombineFn
 from rlstore.episode import Episode
-from rlstore.errors import BadInputError
+from rlstore.errors import BadInputError, Location, StorageError
 from rlstore.nest import flatten
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter
@@ -93,10 +94,15 @@ class IngestBatch(beam.DoFn):
         part = Part(self._quality.create_accumulator())
         for item in batch:
             self._ingest(item, writer, part)
-            part.sources.extend(source.to_json() for source in self._format.source_files(item))
+            try:
+                part.sources.extend(source.to_json() for source in self._format.source_files(item))
+            except OSError as error:
+                raise unreadable(error, item) from None
             if self._progress_dir:
-                Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
-        part.shards = writer.close()
+                with storing(self._progress_dir):
+                    Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
+        with storing(self._segment_dir):
+            part.shards = writer.close()
         part.quality = self._quality.compact(part.quality)
         yield part
 
@@ -104,7 +110,10 @@ class IngestBatch(beam.DoFn):
         episodes = self._format.read(item)
         while True:
             try:
-                where, episode = next(episodes)
+                try:
+                    where, episode = next(episodes)
+                except OSError as error:  # e.g. the input was deleted while the pipeline ran
+                    raise unreadable(error, item) from None
             except StopIteration:
                 return
             except BadInputError as error:  # the reader cannot go on with this item
@@ -121,7 +130,8 @@ class IngestBatch(beam.DoFn):
                 part.rejects.append(reject_line(error, episode))
                 continue
             episode_return = float(np.asarray(episode["steps"]["reward"], np.float64).reshape(length, -1).sum())
-            writer.write(self._schema.encode(episode), length, episode_return)
+            with storing(self._segment_dir):
+                writer.write(self._schema.encode(episode), length, episode_return)
             self._quality.add_input(part.quality, (where, episode, notes, length, episode_return))
 
 
@@ -151,6 +161,24 @@ class ResultFn(beam.CombineFn):
 def write_result(result: Mapping[str, Any], path: str) -> None:
     """Writes the pipeline's outcome for the driver, which publishes once the pipeline is done."""
     temporary = f"{path}.tmp"
-    with open(temporary, "w") as stream:
-        json.dump(result, stream)
-    os.replace(temporary, path)
+    with storing(temporary):
+        with open(temporary, "w") as stream:
+            json.dump(result, stream)
+        os.replace(temporary, path)
+
+
+def unreadable(error: OSError, item: Mapping[str, Any]) -> BadInputError:
+    """An input file the pipeline could not read (gone, unreadable), named as bad input."""
+    return BadInputError(f"cannot read the input: {error.strerror or error}",
+                         Location(file=error.filename or item.get("path")))
+
+
+@contextmanager
+def storing(path: str | os.PathLike) -> Iterator[None]:
+    """Turns an OSError while writing into the store (a full disk, a read-only or size-limited
+    file system) into a StorageError naming the file, which reaches the driver intact."""
+    try:
+        yield
+    except OSError as error:
+        raise StorageError(f"cannot write into the store: {error.strerror or error}",
+                           Location(file=error.filename or str(path))) from None

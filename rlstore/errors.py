@@ -5,6 +5,8 @@ CLI can print one readable line instead of a traceback.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import re
@@ -59,42 +61,62 @@ class Location:
         return ", ".join(parts)
 
 
-_WIRE = re.compile(r"<rlstore-error>(.*?)</rlstore-error>", re.S)
+# The payload is base64 of JSON: its alphabet passes unchanged through every repr() and escaping
+# a runner applies to the message on its way back, where raw JSON broke on backslashes and quotes.
+_WIRE = re.compile(r"<rlstore-error>([A-Za-z0-9_=-]*)</rlstore-error>")
 
 
-class BadInputError(RlstoreError):
-    """Input data that cannot be ingested.
+class LocatedError(RlstoreError):
+    """An error with a reason and the place it is about, that survives a trip through Beam.
 
     Raised inside Beam workers too: Beam re-raises worker failures as its own exception types
     with the original message embedded, so the message carries a machine-readable copy of the
-    location that `from_exception` recovers on the driver.
+    reason, the location and the error's kind that `from_exception` recovers on the driver.
     """
 
     def __init__(self, reason: str, location: Location = Location()):
         self.reason = reason
         self.location = location
-        payload = json.dumps({"reason": reason, **asdict(location)})
+        document = {"kind": type(self).__name__, "reason": reason, **asdict(location)}
+        payload = base64.urlsafe_b64encode(json.dumps(document).encode()).decode()
         super().__init__(f"{self.readable()} <rlstore-error>{payload}</rlstore-error>")
 
     def readable(self) -> str:
         where = self.location.describe()
         return f"{where}: {self.reason}" if where else self.reason
 
-    @classmethod
-    def from_exception(cls, error: BaseException) -> "BadInputError | None":
-        """Recover a BadInputError from an exception Beam raised on the driver.
+    @staticmethod
+    def from_exception(error: BaseException) -> "LocatedError | None":
+        """Recover a LocatedError from an exception Beam raised on the driver.
 
         Runners differ: some re-raise our own type (possibly rebuilt without its location),
         others wrap it in their own; the location travels in the message either way.
         """
-        if isinstance(error, cls) and error.location != Location():
+        if isinstance(error, LocatedError) and error.location != Location():
             return error
         match = _WIRE.search(repr(error.args) + str(error))
         if not match:
             return None
-        data = json.loads(match.group(1).replace('\\"', '"'))
+        try:
+            data = json.loads(base64.urlsafe_b64decode(match.group(1)))
+        except (binascii.Error, ValueError):
+            return None
+        kind = {cls.__name__: cls for cls in (BadInputError, StorageError)}.get(data.pop("kind", None), BadInputError)
         reason = data.pop("reason")
-        return cls(reason, Location(**data))
+        return kind(reason, Location(**data))
 
     def __reduce__(self):
-        return (BadInputError, (self.reason, self.location))
+        return (type(self), (self.reason, self.location))
+
+
+class BadInputError(LocatedError):
+    """Input data that cannot be ingested (or a file the input names that cannot be read)."""
+
+
+class StorageError(LocatedError):
+    """The store's file system refused a write (full disk, read-only, file size limit): not the
+    input's fault, so never a reject under --on-error=skip; `location.file` is what was being written."""
+
+
+class PipelineError(RlstoreError):
+    """A Beam pipeline could not start or failed for a reason that is neither bad input nor storage."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlstore.errors import StoreError
 from rlstore.names import DatasetRef
 from rlstore.store import Store
 
@@ -28,11 +29,18 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
     }
 
 
-def listing(store: Store) -> list[dict[str, Any]]:
-    """One row per dataset: its latest version and size."""
-    rows = []
-    for name in store.datasets():
-        manifest = store.manifest(name)
+def listing(store: Store) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per dataset (its latest version and size), and a note for every entry of the
+    root that is skipped: not a dataset, or a dataset whose latest manifest cannot be read
+    (one damaged dataset must not hide the others)."""
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for name in store.datasets(notes):
+        try:
+            manifest = store.manifest(name)
+        except StoreError as error:
+            notes.append(f"{name}: {error.readable()} (see `rlstore validate {name}`)")
+            continue
         rows.append({"name": name, "latest": manifest.version, "episodes": manifest.num_episodes,
                      "steps": manifest.num_steps, "created": manifest.data["created"]})
-    return rows
+    return rows, notes

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 from rlstore.errors import DatasetNameError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}")
+_VERSION = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() and int() also take '١' and '²'
 
 
 def validate_name(name: str) -> str:
     """Returns `name` if it is a safe dataset name, else raises DatasetNameError."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise DatasetNameError(
             f"invalid dataset name {name!r}: use 1-128 letters, digits, '_' or '-', "
             "starting with a letter or digit"
@@ -40,6 +41,6 @@ def parse_ref(ref: str) -> DatasetRef:
     validate_name(name)
     if not sep:
         return DatasetRef(name)
-    if not version.isdigit() or int(version) < 1:
+    if not _VERSION.fullmatch(version) or int(version) < 1:
         raise DatasetNameError(f"invalid version in {ref!r}: expected NAME@N with N >= 1")
     return DatasetRef(name, int(version))

@@ -9,7 +9,9 @@ import logging
 import os
 import warnings
 
-_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "AUTOGRAPH_VERBOSITY": "0"}
+# gRPC's own errors are internal (a poller racing the shutdown of Beam's job service prints
+# "epoll_wait error: Bad file descriptor" after a failed ingest); what matters reaches Python.
+_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "NONE", "AUTOGRAPH_VERBOSITY": "0"}
 
 
 class _DropNoise(logging.Filter):

@@ -43,6 +43,10 @@ class FieldSpec:
         kind = value.dtype.kind
         if kind == "O":
             raise BadInputError("object arrays are not supported: store numbers, booleans or text", where.at(field=field))
+        if 0 in value.shape:
+            # Such a field encodes to nothing; TFDS's decoders then divide by zero (SIGFPE).
+            raise BadInputError(f"a zero-size dimension in shape {list(value.shape)} is not supported",
+                                where.at(field=field))
         if kind in "US":
             return cls("str", value.shape)
         if kind not in "biuf":

@@ -32,10 +32,11 @@ import os
 import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from rlstore import __version__
 from rlstore.confinement import UnsafePathError, confine, confine_child
@@ -82,11 +83,14 @@ class Staging:
 
     def __init__(self, dataset_dir: Path):
         root = dataset_dir / "staging"
-        root.mkdir(parents=True, exist_ok=True)
         while True:
             token = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
             lock_path = root / f"{token}{_LOCK_SUFFIX}"
-            self._lock = open(lock_path, "a")
+            root.mkdir(parents=True, exist_ok=True)
+            try:
+                self._lock = open(lock_path, "a")
+            except FileNotFoundError:  # a failed writer removed the new dataset's empty directories
+                continue
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             if lock_path.exists() and os.stat(lock_path).st_ino == os.fstat(self._lock.fileno()).st_ino:
                 break
@@ -127,10 +131,16 @@ class Store:
             raise StoreError(f"dataset {name!r} would escape the store root {self.root}")
         return path
 
-    def datasets(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "versions").is_dir() and self.versions(p.name))
+    def datasets(self, notes: list[str] | None = None) -> list[str]:
+        """Names of the root's datasets that have a version. Other entries (`lost+found`, `d.bak`,
+        stray files) are skipped, and described in `notes` if given."""
+        names = []
+        for name in self._dataset_candidates(notes):
+            if self.versions(name):
+                names.append(name)
+            elif notes is not None and not (self.root / name / "staging").is_dir():  # staging: being created
+                notes.append(f"{self.root / name}: not a dataset (no versions)")
+        return names
 
     def versions(self, name: str) -> list[int]:
         """Every published version number, ascending (one directory listing: fast at 10,000s)."""
@@ -253,29 +263,44 @@ class Store:
         pending = {"segments": [Path(s["path"]).name for s in segments], "segment_lists": []}
         write_pending(staging, pending)
         moved = []
-        for record in segments:
-            source = Path(record["path"])
-            target = dataset_dir / "segments" / source.name
-            os.rename(source, target)
-            moved.append({**record, "path": f"segments/{source.name}"})
-        while True:
-            versions = self.versions(name)
-            parent = self.read_version(name, versions[-1]) if versions else None
-            if parent is not None and (problem := parent.schema.difference(schema)):
-                raise StoreError(f"cannot append to {name}: {problem}")
-            number = (parent.version if parent else 0) + 1
-            added = [{**segment, "added_in": number} for segment in moved]
-            plan = self._plan_lists(name, parent, added, removed)
-            pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
-            write_pending(staging, pending)
-            for sha, raw in plan.new_files.items():
-                write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
-            document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage, report,
-                                         self._totals(name, parent, added, plan.references, removed))
-            raw = seal(document)
-            if self._claim(dataset_dir, number, raw, staging):
-                (staging.path / _PENDING).unlink()
-                return self.read_version(name, number)
+        with _returned_on_failure(dataset_dir / "segments", staging.path) as returned:
+            for record in segments:
+                source = Path(record["path"])
+                target = dataset_dir / "segments" / source.name
+                os.rename(source, target)
+                returned.append(source.name)
+                moved.append({**record, "path": f"segments/{source.name}"})
+            while True:
+                versions = self.versions(name)
+                parent = self.read_version(name, versions[-1]) if versions else None
+                if parent is not None and (problem := parent.schema.difference(schema)):
+                    raise StoreError(f"cannot append to {name}: {problem}")
+                number = (parent.version if parent else 0) + 1
+                added = [{**segment, "added_in": number} for segment in moved]
+                plan = self._plan_lists(name, parent, added, removed)
+                pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
+                write_pending(staging, pending)
+                for sha, raw in plan.new_files.items():
+                    write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
+                document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage,
+                                             report, self._totals(name, parent, added, plan.references, removed))
+                raw = seal(document)
+                if self._claim(dataset_dir, number, raw, staging):
+                    returned.clear()  # published: the segments stay
+                    break
+        (staging.path / _PENDING).unlink()
+        return self.read_version(name, number)
+
+    def remove_if_empty(self, name: str) -> None:
+        """Removes a dataset's directories if they hold nothing at all: a failed first write
+        must not leave an empty dataset behind. Only empty directories are ever removed."""
+        directory = self.dataset_dir(name)
+        for path in (directory / "staging", directory / "segments", directory / "versions",
+                     directory / segment_lists.DIRECTORY, directory):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
     def _plan_lists(self, name: str, parent: Manifest | None, added: Sequence[Mapping[str, Any]],
                     removed: Sequence[str]) -> segment_lists.Plan:
@@ -406,7 +431,7 @@ class Store:
         manifest under `runs_dir` names them (`rlstore.retention.collect_orphans`).
         """
         report = GarbageReport()
-        for dataset in [name] if name else self._dataset_candidates(report):
+        for dataset in [name] if name else self._dataset_candidates(report.skipped):
             staging_root = self.dataset_dir(dataset) / "staging"
             if not staging_root.is_dir() or staging_root.is_symlink():
                 continue
@@ -432,7 +457,7 @@ class Store:
                 collect_orphans(self, dataset, report, runs_dir)
         return report
 
-    def _dataset_candidates(self, report: "GarbageReport") -> list[str]:
+    def _dataset_candidates(self, notes: list[str] | None = None) -> list[str]:
         """Names of the root's entries that can be datasets; the rest are noted and left alone."""
         if not self.root.is_dir():
             return []
@@ -441,7 +466,8 @@ class Store:
             try:
                 self.dataset_dir(entry.name)
             except StoreError as error:
-                report.skipped.append(f"{entry}: not a dataset ({error.readable()})")
+                if notes is not None:
+                    notes.append(f"{entry}: not a dataset ({error.readable()})")
                 continue
             names.append(entry.name)
         return names
@@ -518,6 +544,22 @@ class GarbageReport:
 def shard_path(segment_dir: Path, entry: Mapping[str, Any]) -> Path:
     """A shard or metadata file named by a manifest entry, confined to its segment."""
     return confine(segment_dir, entry.get("file"), what="shard file")
+
+
+@contextmanager
+def _returned_on_failure(segments: Path, staging: Path) -> Iterator[list[str]]:
+    """Segments moved into `segments/` go back into the staging area (and die with it) if the
+    publish fails before its version is claimed; the caller empties the list once claimed."""
+    returned: list[str] = []
+    try:
+        yield returned
+    except BaseException:
+        for segment_id in returned:
+            try:
+                os.rename(segments / segment_id, staging / segment_id)
+            except OSError:
+                pass  # left for `gc`, which collects segments that nothing refers to
+        raise
 
 
 def read_pending(path: Path) -> dict[str, list]:

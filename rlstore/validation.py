@@ -29,8 +29,14 @@ class Problem:
 
 
 def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -> list[Problem]:
-    """Every problem found in one version; an empty list means the version is intact."""
-    manifest = store.manifest(ref)
+    """Every problem found in one version; an empty list means the version is intact. A
+    manifest that cannot be read is a problem too, not an exception."""
+    try:
+        manifest = store.manifest(ref)
+    except StoreError as error:
+        ref = store.resolve(ref)
+        path = getattr(error, "path", None) or store.version_path(ref.name, ref.version)
+        return [Problem(str(path), getattr(error, "reason", None) or error.readable())]
     schema = manifest.schema
     expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
     manifest_file = manifest.path
@@ -46,6 +52,9 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
             files = [(shard_path(directory, entry), entry) for entry in [*segment["shards"], *segment["metadata_files"]]]
         except UnsafePathError as error:
             problems.append(Problem(manifest_file, error.readable()))
+            continue
+        if not directory.is_dir():
+            problems.append(Problem(str(directory), "segment directory is missing"))
             continue
         damaged = [problem for path, entry in files if (problem := _check_file(path, entry))]
         problems.extend(damaged)

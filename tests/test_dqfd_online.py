@@ -166,6 +166,9 @@ def online_run(tmp_path_factory):
                                "--json", *SMALL)
             result = subprocess.run(command, capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, result.stderr[-3000:]
+            first = result.stderr.splitlines()[0]  # no silent exposure: the servers' ports, said first
+            assert first.startswith("note: this run's Reverb servers (replay on 0.0.0.0:"), first
+            assert "no authentication" in first and "README: Security" in first
             result_file.write_text(result.stdout)
     return out, json.loads(result_file.read_text()), Store(shared / "store")
 

@@ -190,3 +190,51 @@ def test_report_of_a_version_without_one_is_an_error(tmp_path, capsys):
     assert main(["--store", str(tmp_path), "report", "plain", "--out", str(tmp_path / "x.png")]) == 1
     assert "has no quality report" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def _report_of(rewards_per_episode):
+    """The quality report of episodes with these rewards, folded in two halves and merged, as
+    the ingest pipeline's batches are."""
+    episodes = []
+    for index, rewards in enumerate(rewards_per_episode):
+        episode = vector_episode(len(rewards) + 1, seed=index)
+        episode["steps"]["reward"] = np.append(np.asarray(rewards, np.float32), np.float32(0))
+        episodes.append((Location(file=f"log{index}.npz", episode=0), episode, [], len(rewards) + 1,
+                         float(np.sum(rewards))))
+    fn = QualityCombineFn(Schema.derive(episodes[0][1]).to_json())
+    halves = []
+    for part in (episodes[::2], episodes[1::2]):
+        acc = fn.create_accumulator()
+        for element in part:
+            fn.add_input(acc, element)
+        halves.append(fn.compact(acc))
+    return fn.extract_output(fn.merge_accumulators(halves))
+
+
+def _outliers(report):
+    return [w for w in report["warnings"] if w["kind"] == "reward_outlier"]
+
+
+def test_pong_like_and_sparse_rewards_are_levels_not_outliers():
+    rng = np.random.default_rng(0)
+    pong = [rng.choice([-1.0, 0.0, 1.0], size=800, p=[0.006, 0.99, 0.004]) for _ in range(12)]
+    assert sum(int((r == -1).sum()) for r in pong) > 40  # a mean/std rule flagged every one of them
+    assert _outliers(_report_of(pong)) == []
+    sparse = [np.append(np.zeros(150), float(i % 3 == 0)) for i in range(30)]  # a goal reward, sometimes reached
+    assert _outliers(_report_of(sparse)) == []
+
+
+def test_outliers_cannot_hide_behind_the_spread_they_cause():
+    rng = np.random.default_rng(1)
+    rewards = [rng.normal(3.0, 1.0, size=200) for _ in range(10)]
+    for episode in rewards[:5]:
+        episode[rng.choice(200, size=20, replace=False)] = 1e4  # 5% sensor glitches: mean ± 6 std hid them
+    warning, = _outliers(_report_of(rewards))
+    assert warning["count"] >= 90 and warning["examples"][0]["value"] == 1e4
+    assert "robust std" in warning["message"]
+
+
+def test_continuous_rewards_without_outliers_raise_no_warning():
+    rng = np.random.default_rng(2)
+    assert _outliers(_report_of([rng.uniform(-1, 1, size=300) for _ in range(8)])) == []
+    assert _outliers(_report_of([rng.normal(-2, 5, size=300) for _ in range(8)])) == []

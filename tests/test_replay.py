@@ -238,7 +238,7 @@ def _wait_for_line(process: subprocess.Popen, marker: str, deadline: float) -> s
 
 def test_rlstore_serve_runs_in_its_own_process_until_interrupted(store):
     port = portpicker.pick_unused_port()
-    command = [sys.executable, "-m", "rlstore", "--store", str(store.root), "serve", "vec@2", "--port", str(port),
+    command = [sys.executable, "-m", "rlstore", "--store", str(store.root), "serve", "vec@2", "--port", str(port), "--expose",
                "--tables", "transitions,sequences", "--n-step", "3", "--prioritized", "--sequence-length", "4",
                "--period", "2", "--checkpoint-every", "3600", "--fresh"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

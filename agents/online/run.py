@@ -14,6 +14,7 @@ import dataclasses
 import json
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -27,9 +28,11 @@ from rlstore.agents.errors import AgentError
 from rlstore.agents.evaluation import evaluate, make_env
 from rlstore.agents.online.context import RunContext, check_demonstrations, specs_from_environment
 from rlstore.agents.runs import RunDirectory
+from rlstore.exposure import require_expose, single_host_notice
 from rlstore.store import Store
 
 ROLES = ("all", "replay", "learner", "actor")
+_SERVERS = {"replay": "the replay server", "learner": "the learner's variable server"}
 CURVE = "learning_curve.png"
 
 
@@ -54,6 +57,7 @@ class OnlineOptions:
     eval_episodes: int = 10
     eval_every_env_steps: int | None = None  # None: a tenth of the budget; 0: no evaluation while running
     final_eval_episodes: int = 50
+    expose: bool = False  # the replay and learner roles start only with it (see rlstore.exposure)
 
     def __post_init__(self):
         if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1 \
@@ -65,6 +69,9 @@ class OnlineOptions:
             raise AgentError(f"--role {self.role} needs --replay-address and --learner-address")
         if self.role == "actor" and not 0 <= self.index < self.actors:
             raise AgentError(f"--index must be in [0, {self.actors}) for {self.actors} actors")
+        if self.role in _SERVERS:
+            what, address = _SERVERS[self.role], getattr(self, f"{self.role}_address")
+            require_expose(self.expose, f"{what} (--role {self.role})", _port(address))
 
     @property
     def eval_every(self) -> int:
@@ -117,6 +124,8 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
 
     started = time.perf_counter()
     addresses = {"replay": f"localhost:{_free_port()}", "learner": f"localhost:{_free_port()}"}
+    print(f"note: {single_host_notice({role: _port(address) for role, address in addresses.items()})}",
+          file=sys.stderr, flush=True)
     manifest["online"]["addresses"] = addresses
     session = run_manifest.start_session(manifest, 0, None)
     session["env_steps"] = options.env_steps

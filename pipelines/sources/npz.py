@@ -97,8 +97,7 @@ def episode_from_arrays(arrays: Mapping[str, np.ndarray], where: Location = Loca
         if name not in singles and not groups.get(name):
             raise BadInputError("required array is missing", where.at(field=name))
     for name in _NESTED:
-        if "" in groups[name] and len(groups[name]) > 1:
-            raise BadInputError(f"both '{name}' and '{name}/<key>' arrays are present", where.at(field=name))
+        _check_leaves(name, groups[name], where)
     _check_lengths(arrays, where)
     observation, action = (groups[n][""] if "" in groups[n] else unflatten(groups[n]) for n in _NESTED)
     reward, discount = singles["reward"], singles["discount"]
@@ -111,6 +110,16 @@ def episode_from_arrays(arrays: Mapping[str, np.ndarray], where: Location = Loca
     terminal = _is_terminal(singles.get("is_terminal"), discount, where)
     return make_episode(observation, action, reward, discount, terminal,
                         {k: v for k, v in groups["metadata"].items()}, unflatten(groups["episode"]))
+
+
+def _check_leaves(name: str, group: Mapping[str, np.ndarray], where: Location) -> None:
+    """No key of a nested field may be both an array and a dict: `observation/a` beside
+    `observation/a/b` (or `observation` beside `observation/x`) has no tree."""
+    for key in sorted(group):
+        inner = f"{key}/" if key else ""
+        if any(other != key and other.startswith(inner) for other in group):
+            full = f"{name}/{key}" if key else name
+            raise BadInputError(f"both '{full}' and '{full}/<key>' arrays are present", where.at(field=full))
 
 
 def _check_lengths(arrays: Mapping[str, np.ndarray], where: Location) -> None:

@@ -60,9 +60,12 @@ class RldsFormat:
             try:
                 episode = next(episodes)
             except StopIteration:
+                _check_count(shard, index, item.get("num_episodes"))
                 return
             except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
                 raise BadInputError(f"corrupt shard: {tf_error_reason(error)}", where) from None
+            except (tf.errors.NotFoundError, tf.errors.PermissionDeniedError) as error:
+                raise BadInputError(f"cannot read the shard: {tf_error_reason(error)}", where) from None
             yield where, episode if self.strict else repair_is_last(episode)
             index += 1
 
@@ -71,6 +74,14 @@ class RldsFormat:
 
     def run_metadata(self, paths: Sequence[Path]) -> dict[str, Any]:
         return {}
+
+
+def _check_count(shard: str, found: int, expected: int | None) -> None:
+    """A shard cut at a record boundary reads as a clean, shorter file; only the count of
+    episodes TFDS recorded for it tells that records are missing."""
+    if expected is not None and found != expected:
+        raise BadInputError(f"truncated shard: holds {found} episodes, but its TFDS metadata lists {expected}",
+                            Location(file=shard))
 
 
 def _dataset_dirs(path: Path, depth: int = 3) -> list[Path]:
@@ -104,10 +115,14 @@ def _shards(directory: Path) -> list[WorkItem]:
         raise BadInputError(f"unsupported TFDS file format {builder.info.file_format.value}", where)
     items = []
     for split_name, split in sorted(builder.info.splits.items()):
-        for shard in split.filepaths:
+        lengths = list(split.shard_lengths)
+        if len(lengths) != len(split.filepaths):
+            lengths = [None] * len(split.filepaths)  # metadata without per-shard counts: nothing to compare
+        for shard, length in zip(split.filepaths, lengths):
             if not Path(shard).is_file():
                 raise BadInputError(f"shard listed for split '{split_name}' is missing", Location(file=str(shard)))
-            items.append({"path": str(shard), "dataset_dir": str(directory), "split": split_name})
+            items.append({"path": str(shard), "dataset_dir": str(directory), "split": split_name,
+                          "num_episodes": None if length is None else int(length)})
     if not items:
         raise BadInputError("the RLDS dataset has no shards", where)
     return items

@@ -36,7 +36,7 @@ examples:
   rlstore --store ./store run dqfd --env catch --demos catch_logs@1 --env-steps 20000 --out runs/dqfd \
           --demo-ratio 0.25 --write-back catch_online               # online, demonstrations mixed in
   rlstore --store ./store record --env catch --policy expert --episodes 100 --dataset catch_online
-  rlstore --store ./store serve catch_logs --port 8000 --tables transitions,sequences
+  rlstore --store ./store serve catch_logs --port 8000 --expose --tables transitions,sequences   # see README, Security
   rlstore --store ./store convert catch_logs@1 --to d4rl --out catch.hdf5   # also minari, rlds
   rlstore --store ./store view --port 8800                    # look at it in a browser
   rlstore demo --out demo_run                                      # the main job, end to end
@@ -75,9 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RlstoreError as error:
         print(f"error: {error.readable()}", file=sys.stderr)
         return 1
+    except OSError as error:  # the machine said no (read-only store, full disk, permissions): one line too
+        print(f"error: {_os_error_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_line(error: OSError) -> str:
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename2:  # rename, link: both paths matter
+        return f"{error.filename} -> {error.filename2}: {reason}"
+    return f"{error.filename}: {reason}" if error.filename else reason
 
 
 def entry_point() -> None:

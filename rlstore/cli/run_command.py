@@ -2,7 +2,10 @@
 
     rlstore --store S run dqfd --env ENV --demos NAME[@V] --env-steps N --out DIR
             [--demo-ratio R] [--write-back NAME] [--actors K] [--seed S] [--env-seed E]
-            [--role all|replay|learner|actor --replay-address H:P --learner-address H:P [--index I]]
+            [--role all|replay|learner|actor --replay-address H:P --learner-address H:P [--index I] [--expose]]
+
+The replay and learner roles start Reverb servers that listen on every interface with no
+authentication, so they refuse to start without --expose; `--role all` says so on its first line.
 
 Every field of the agent's config is a flag too, as for `train`. TensorFlow is imported only
 when the command runs.
@@ -63,6 +66,9 @@ def register(commands) -> None:
         parser.add_argument("--index", type=int, default=0, metavar="I", help="with --role actor: which actor")
         parser.add_argument("--replay-address", metavar="HOST:PORT", help="the replay server (--role other than all)")
         parser.add_argument("--learner-address", metavar="HOST:PORT", help="the learner's variable server")
+        parser.add_argument("--expose", action="store_true",
+                            help="with --role replay or learner: start although its Reverb server listens on every "
+                                 "interface with no authentication (required; README: Security)")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
         add_config_arguments(parser, entry.config_class())
         parser.set_defaults(run=_run)
@@ -79,7 +85,7 @@ def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
                             seed=args.seed, env_seed=args.env_seed, role=args.role, index=args.index,
                             replay_address=args.replay_address, learner_address=args.learner_address,
                             eval_episodes=args.eval_episodes, eval_every_env_steps=args.eval_every,
-                            final_eval_episodes=args.final_eval_episodes)
+                            final_eval_episodes=args.final_eval_episodes, expose=args.expose)
     summary = run(args.agent, store, options, given_overrides(args, registry.get(args.agent).config_class()))
     if args.json:
         print(to_json(summary))

@@ -15,11 +15,16 @@ from rlstore.cli.formatting import table
 from rlstore.store import Store
 
 _EPILOG = """\
+The server listens on every network interface with no authentication (Reverb cannot bind one
+address): anyone who can reach the port can read every item, insert and delete items, and make
+it write checkpoints. It starts only with --expose; put the port behind a firewall or reach it
+through an SSH tunnel (ssh -L 8000:localhost:8000 HOST). See README, Security.
+
 examples:
-  rlstore --store ./store serve catch_logs --port 8000
-  rlstore --store ./store serve catch_logs@2 --port 8000 --tables transitions,sequences --n-step 3 --prioritized
-  rlstore --store ./store serve catch_logs --checkpoint-every 600     # restarts resume from the store
-  rlstore --store ./store serve tmaze_demos --tables sequences --demo --prioritized --priority-exponent 0.9 \
+  rlstore --store ./store serve catch_logs --port 8000 --expose
+  rlstore --store ./store serve catch_logs@2 --port 8000 --expose --tables transitions,sequences --n-step 3 --prioritized
+  rlstore --store ./store serve catch_logs --expose --checkpoint-every 600     # restarts resume from the store
+  rlstore --store ./store serve tmaze_demos --expose --tables sequences --demo --prioritized --priority-exponent 0.9 \
           --core-state-shapes 64,64 --online-table agent_sequences --online-samples-per-insert 16
           # R2D3's replay: demonstrations plus an empty table for the actors (rlstore run r2d3 --role ...)
 
@@ -36,6 +41,9 @@ def register(commands) -> None:
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("ref", metavar="NAME[@V]")
     serve.add_argument("--port", type=int, default=None, help="port to listen on (default: a free one)")
+    serve.add_argument("--expose", action="store_true",
+                       help="start although the server listens on every interface with no authentication "
+                            "(required: see above)")
     serve.add_argument("--tables", default="transitions",
                        help="comma-separated tables: transitions, sequences (default: transitions)")
     serve.add_argument("--n-step", type=int, default=1, help="n of the n-step transitions (default 1)")
@@ -139,6 +147,9 @@ def print_layout(server) -> None:
 def run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     from rlstore.replay.logs import reverb_logs_filtered
 
+    from rlstore.exposure import require_expose
+
+    require_expose(args.expose, "the Reverb replay server", args.port)
     with reverb_logs_filtered():
         return _serve(store, args)
 
@@ -161,7 +172,8 @@ def _serve(store: Store, args: argparse.Namespace) -> int:
         when = (f"every {args.checkpoint_every:g} s and at shutdown" if args.checkpoint_every
                 else "on request: reverb.Client(address).checkpoint()")
         print(f"checkpoints: {server.checkpoint_dir} ({when})")
-        print(f"serving {ref} at {server.address} (all interfaces, port {server.port}); Ctrl-C to stop", flush=True)
+        print(f"serving {ref} at {server.address} (every interface, port {server.port}, no authentication); "
+              "Ctrl-C to stop", flush=True)
         while not stop.wait(3600):
             pass
     finally:

@@ -6,6 +6,7 @@ import sys
 from typing import Sequence
 
 from rlstore.cli.formatting import table, to_json
+from rlstore.errors import StoreError
 from rlstore.store import Store
 
 
@@ -48,6 +49,9 @@ def register(commands) -> None:
         description="Checks every shard's sha256 against the manifest, the TFDS features against the "
                     "schema, and every episode against the schema and RLDS rules. Exits 1 on failure.")
     validate.add_argument("ref", metavar="NAME[@V]")
+    validate.add_argument("--all", action="store_true",
+                          help="check every version of NAME, not only the latest (damage to an old version "
+                               "matters to whoever pinned it)")
     validate.add_argument("--quick", action="store_true", help="check hashes and features only, not episodes")
     validate.set_defaults(run=_validate)
 
@@ -85,7 +89,9 @@ def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) ->
 def _list(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     from rlstore.info import listing
 
-    rows = listing(store)
+    rows, notes = listing(store)
+    for note in notes:
+        print(f"skipped {note}", file=sys.stderr)
     if args.json:
         print(to_json(rows))
     elif not rows:
@@ -122,17 +128,31 @@ def _info(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
 
 
 def _validate(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
+    from rlstore.names import DatasetRef, parse_ref
     from rlstore.validation import validate
 
-    ref = store.resolve(args.ref)
-    problems = validate(store, ref, check_episodes=not args.quick)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    if problems:
-        return 1
-    manifest = store.manifest(ref)
-    print(f"{ref}: ok ({len(manifest.segments)} segment(s), {manifest.num_episodes} episodes checked)")
-    return 0
+    if args.all:
+        ref = parse_ref(args.ref)
+        if ref.version is not None:
+            raise StoreError(f"--all checks every version of a dataset: give NAME, not {args.ref}")
+        store.resolve(ref.name)  # a readable error if there is no such dataset
+        refs = [DatasetRef(ref.name, version) for version in store.versions(ref.name)]
+    else:
+        refs = [store.resolve(args.ref)]
+    failed = 0
+    reported: set[str] = set()  # a damaged file is one finding, even if several versions lead to it
+    for ref in refs:
+        problems = validate(store, ref, check_episodes=not args.quick)
+        for problem in problems:
+            if problem.file not in reported:
+                print(f"error: {problem}", file=sys.stderr)
+            reported.add(problem.file)
+        if problems:
+            failed += 1
+            continue
+        manifest = store.manifest(ref)
+        print(f"{ref}: ok ({len(manifest.segments)} segment(s), {manifest.num_episodes} episodes checked)")
+    return 1 if failed else 0
 
 
 def _gc(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
