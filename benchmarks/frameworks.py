@@ -69,17 +69,20 @@ def _pss(processes: list[psutil.Process]) -> int:
     return total
 
 
-def measure_rlstore(store: Store, ref: str, rows: int, rounds: int) -> tuple[float, int]:
-    """(best transitions/s, peak resident bytes of this process and its workers) over whole epochs."""
+def measure_rlstore(store: Store, ref: str, rows: int, rounds: int, persistent: bool) -> tuple[float, int]:
+    """(best transitions/s, peak resident bytes of this process and its workers) over whole epochs:
+    new workers each epoch with `set_epoch`, or `persistent` workers that move on by themselves."""
     me = psutil.Process()
     data = TransitionDataset(store, ref, batch_size=BATCH, seed=0)
+    kept = DataLoader(data, batch_size=None, num_workers=2, persistent_workers=True) if persistent else None
     best, peak, epoch = 0.0, 0, 0
     for _ in range(rounds):
         served, started = 0, time.perf_counter()
         while served < rows:
             data.set_epoch(epoch)
             epoch += 1
-            for number, batch in enumerate(DataLoader(data, batch_size=None, num_workers=2)):
+            loader = kept if kept is not None else DataLoader(data, batch_size=None, num_workers=2)
+            for number, batch in enumerate(loader):
                 served += len(batch["reward"])
                 if number % 64 == 0:
                     peak = max(peak, _pss([me, *me.children(recursive=True)]))
@@ -161,7 +164,8 @@ def main() -> None:
         ref = build(root / "store", budget["episodes"], budget["steps"])
         store = Store(root / "store")
         log("rlstore.torch, 2 DataLoader workers")
-        rlstore_rate, rlstore_peak = measure_rlstore(store, ref, budget["rows"], budget["rounds"])
+        rlstore_rate, rlstore_peak = measure_rlstore(store, ref, budget["rows"], budget["rounds"], persistent=False)
+        persistent_rate, _ = measure_rlstore(store, ref, budget["rows"], budget["rounds"], persistent=True)
         log("TorchRL LazyMemmapStorage + RandomSampler")
         table = load_transitions(store, ref)
         (root / "memmap").mkdir()
@@ -177,9 +181,11 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "frameworks", "quick": quick, **budget, "batch": BATCH,
         "transitions_per_second": {"rlstore_torch_2_workers": round(rlstore_rate),
+                                   "rlstore_torch_2_persistent_workers": round(persistent_rate),
                                    "torchrl_lazymemmap_random": round(torchrl_rate),
                                    "d3rlpy_replay_buffer": round(d3rlpy_rate)},
-        "ratio_vs_torchrl": round(rlstore_rate / torchrl_rate, 2),
+        "ratio_vs_torchrl": round(rlstore_rate / torchrl_rate, 3),
+        "ratio_vs_torchrl_persistent_workers": round(persistent_rate / torchrl_rate, 3),
         "ratio_vs_d3rlpy": round(rlstore_rate / d3rlpy_rate, 2),
         "target_ratio_vs_torchrl": TARGET_RATIO,
         "memory_mb": {"rlstore_peak_pss_with_workers": round(rlstore_peak / 2**20, 1),

@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ ROOT_ENV = "RLSTORE_ROOT"
 _LOCK_SUFFIX = ".lock"
 _PENDING = "pending.json"
 _LOG = "log.jsonl"
+_VERSION_FILE = re.compile(r"[1-9][0-9]*\.json")
 
 
 def default_root() -> str:
@@ -131,14 +133,18 @@ class Store:
         return sorted(p.name for p in self.root.iterdir() if (p / "versions").is_dir() and self.versions(p.name))
 
     def versions(self, name: str) -> list[int]:
-        directory = self.dataset_dir(name) / "versions"
-        if not directory.is_dir():
+        """Every published version number, ascending (one directory listing: fast at 10,000s)."""
+        try:
+            entries = os.listdir(self.dataset_dir(name) / "versions")
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(int(p.stem) for p in directory.glob("*.json") if p.stem.isdigit())
+        return sorted(int(entry[:-5]) for entry in entries if _VERSION_FILE.fullmatch(entry))
 
     def resolve(self, ref: str | DatasetRef) -> DatasetRef:
         """Turns `NAME` or `NAME@N` into a concrete, existing version."""
         ref = parse_ref(ref) if isinstance(ref, str) else ref
+        if ref.version is not None and self.version_path(ref.name, ref.version).is_file():
+            return ref  # a pinned version opens without listing the others
         versions = self.versions(ref.name)
         if not versions:
             known = ", ".join(self.datasets()) or "none"

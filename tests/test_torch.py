@@ -26,6 +26,11 @@ for epoch in range(2):
         assert all(isinstance(v, torch.Tensor) for v in batch.values())
         for key, value in batch.items():
             arrays[f"t{epoch}/{number}/{key}"] = value.numpy()
+persistent = DataLoader(TransitionDataset(root, "vec", batch_size=8, seed=4), batch_size=None, num_workers=2,
+                        persistent_workers=True)
+for epoch in range(2):  # kept workers move on to the next epoch by themselves
+    for number, batch in enumerate(persistent):
+        arrays[f"p{epoch}/{number}/observation"] = batch["observation"].numpy()
 sequences = SequenceDataset(root, "vec", length=3, period=2, burn_in=1, batch_size=4)
 for number, batch in enumerate(DataLoader(sequences, batch_size=None, num_workers=2)):
     for key in ("observation", "mask"):
@@ -76,6 +81,9 @@ def test_one_epoch_equals_an_epoch_of_the_tf_reader_as_a_multiset_of_rows(framew
         assert _rows(mine, keys) == _rows(theirs, keys)
     first, second = (np.concatenate([b["observation"] for b in _group(torch_read, f"t{e}")]) for e in (0, 1))
     assert not np.array_equal(first, second)  # set_epoch reshuffles
+    kept = [np.concatenate([b["observation"] for b in _group(torch_read, f"p{e}")]) for e in (0, 1)]
+    assert all(len(epoch) == 85 for epoch in kept) and not np.array_equal(kept[0], kept[1])
+    np.testing.assert_array_equal(kept[0], first)  # epoch 0 of the same seed, the same order
 
 
 def test_sequences_and_episodes_each_come_once_across_workers(framework_store, torch_read):

@@ -15,7 +15,9 @@ the DataLoader (pass `batch_size=None` to it): collating row by row would cost f
 reading. Under `DataLoader(num_workers=N)` every worker reads its own share of the episodes
 (`rlstore.numpy.Share`), so one epoch yields every row exactly once across the workers; a
 worker's last batch of an epoch may be short. The version is pinned when the dataset is made:
-`NAME` means the latest version at that moment, for every epoch and every worker.
+`NAME` means the latest version at that moment, for every epoch and every worker. With
+`persistent_workers=True` (no new worker processes each epoch) every new pass over the
+DataLoader reads the next epoch's shuffle by itself.
 """
 from __future__ import annotations
 
@@ -85,10 +87,20 @@ class _StoreDataset(IterableDataset):
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.epoch = 0
+        self._iterations = 0  # of this copy since set_epoch: each one reads the next epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Chooses the epoch whose shuffle the next iteration reads (same epoch, same order)."""
         self.epoch = epoch
+        self._iterations = 0
+
+    def _next_epoch(self) -> int:
+        """The epoch this iteration reads. An object iterated again (num_workers=0, or
+        `persistent_workers=True`, whose workers keep their copies) moves on by itself; fresh
+        workers get a fresh copy each time, so with them `set_epoch` chooses the epoch."""
+        epoch = self.epoch + self._iterations
+        self._iterations += 1
+        return epoch
 
     def _tensors(self, batches: Iterator[Any]) -> Iterator[Any]:
         """Tensors of each batch: packed into one buffer when a DataLoader worker sends them on."""
@@ -100,7 +112,7 @@ class _StoreDataset(IterableDataset):
 
     def _options(self) -> dict[str, Any]:
         return {"shuffle": self.shuffle, "seed": self.seed, "shuffle_buffer": self.shuffle_buffer,
-                "share": self._share(), "epoch": self.epoch, "repeat": False}
+                "share": self._share(), "epoch": self._next_epoch(), "repeat": False}
 
 
 class _BatchDataset(_StoreDataset):
