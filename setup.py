@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     "matplotlib==3.10.7",
     "psutil==7.2.2",
     "google-crc32c==1.9.0",
+    # Third-party task suites behind `--env gym:MinAtar/...` and `gym:MiniGrid-...` (rlstore.envs.suites).
+    "minatar==1.0.15",
+    "minigrid==3.2.0",
 ]
 
 _NESTED = ("pipelines", "agents", "datasets")

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from dm_env import specs as dm_specs
 
-from rlstore.agents.specs import DataSpecs
+from rlstore.agents.specs import DataSpecs, numeric_observation
 
 BatchedPolicy = Callable[[Any], tf.Tensor]
 
@@ -28,12 +28,13 @@ class FeedForwardActor:
 
     def __init__(self, policy: BatchedPolicy, specs: DataSpecs, env_action_spec: Any = None):
         self._policy = tf.function(policy, input_signature=[specs.observation_tensor_specs(batched=True)])
+        self._specs = specs
         self._bounds = None
         if isinstance(env_action_spec, dm_specs.BoundedArray) and not isinstance(env_action_spec, dm_specs.DiscreteArray):
             self._bounds = (env_action_spec.minimum, env_action_spec.maximum)
 
     def __call__(self, timestep: dm_env.TimeStep) -> np.ndarray:
-        action = self._policy(_batch_of_one(timestep.observation))[0].numpy()
+        action = self._policy(_batch_of_one(numeric_observation(timestep.observation, self._specs)))[0].numpy()
         if self._bounds is not None:
             action = np.clip(action, *self._bounds).astype(action.dtype)
         return action
@@ -54,6 +55,7 @@ class RecurrentActor:
         self._initial = tf.nest.map_structure(lambda x: x.numpy(), policy.initial_state(1))
         state_specs = tf.nest.map_structure(lambda x: tf.TensorSpec(x.shape, x.dtype), self._initial)
         self._policy = tf.function(policy, input_signature=[specs.observation_tensor_specs(batched=True), state_specs])
+        self._specs = specs
         self._state = self.step_state = self._initial
 
     @property
@@ -64,6 +66,6 @@ class RecurrentActor:
         if timestep.first():
             self._state = self._initial
         self.step_state = self._state
-        action, state = self._policy(_batch_of_one(timestep.observation), self._state)
+        action, state = self._policy(_batch_of_one(numeric_observation(timestep.observation, self._specs)), self._state)
         self._state = tf.nest.map_structure(lambda x: x.numpy(), state)
         return action[0].numpy()

@@ -85,13 +85,23 @@ def flat_observation(observation: Any) -> dict[str, Any]:
     return flatten(observation) if isinstance(observation, Mapping) else {SINGLE: observation}
 
 
+def numeric_observation(observation: Any, specs: "DataSpecs") -> Any:
+    """An environment's observation cut to the keys the agent's specs have (text keys are not)."""
+    if not isinstance(observation, Mapping):
+        return observation
+    flat = flatten(observation)
+    return unflatten({key: flat[key] for key in specs.observation})
+
+
 def specs_from_schema(schema: Schema, num_actions: int | None) -> DataSpecs:
     """Specs of a dataset with this schema; `num_actions` is required for integer actions."""
     observation = {}
     for key, field in schema.steps.items():
         if key == "observation" or key.startswith("observation/"):
             if field.dtype == "str":
-                raise AgentError(f"observation field '{key}' is text; agents need numeric observations")
+                if key == "observation":
+                    raise AgentError("the observation is text; agents need numeric observations")
+                continue  # text beside numbers (MiniGrid's mission) is stored, but no network reads it
             observation[key.partition("/")[2]] = ArraySpec(tuple(field.shape), field.dtype, field.encoding == "png")
     if "action" not in schema.steps:
         actions = sorted(k for k in schema.steps if k.startswith("action/"))

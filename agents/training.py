@@ -16,9 +16,11 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from rlstore import seeds
 from rlstore.agents import registry, run_manifest
 from rlstore.agents.checkpointing import Checkpointer
 from rlstore.agents.config_args import config_from_json
+from rlstore.agents.determinism import deterministic_ops, repeatability
 from rlstore.agents.errors import AgentError
 from rlstore.agents.evaluation import RETURN_FIELDS, env_num_actions, evaluate, make_env
 from rlstore.agents.logging import RunLogger
@@ -27,7 +29,6 @@ from rlstore.agents.specs import DataSpecs, specs_from_schema
 from rlstore.agents.statistics import DataStatistics, compute_statistics
 from rlstore.store import Store
 
-EVAL_SEED_OFFSET = 10_000  # evaluation episodes never replay the seed the demonstrations were recorded with
 SESSION_SEED_STRIDE = 1_000_003  # a resumed session draws a fresh, still reproducible, data order
 
 
@@ -61,9 +62,15 @@ def train(agent: str, store: Store, dataset: str, out: str | Path, schedule: Sch
     specs = DataSpecs.from_json(manifest["specs"])
     seed = manifest["seed"]
     session_seed = seed + SESSION_SEED_STRIDE * len(manifest["sessions"])
-    tf.random.set_seed(session_seed)
-    np.random.seed(session_seed % 2**32)
+    with deterministic_ops(session_seed):
+        return _train_session(run, entry, agent, store, manifest, statistics, schedule, agent_config, specs, seed,
+                              session_seed, progress)
 
+
+def _train_session(run: RunDirectory, entry: registry.AgentEntry, agent: str, store: Store, manifest: dict[str, Any],
+                   statistics: DataStatistics | None, schedule: Schedule, agent_config: Any, specs: DataSpecs,
+                   seed: int, session_seed: int, progress: bool) -> dict[str, Any]:
+    """One session of `train` (a first run or a resumption), under deterministic ops."""
     builder = entry.make_builder()
     networks = builder.make_networks(specs, agent_config, statistics)
     data = builder.make_dataset(store, manifest["dataset"]["ref"], specs, agent_config, session_seed)
@@ -72,6 +79,7 @@ def train(agent: str, store: Store, dataset: str, out: str | Path, schedule: Sch
     checkpointer.restore()
     step = start = int(learner.steps.numpy())
     session = run_manifest.start_session(manifest, start, schedule.steps)
+    session["repeatability"] = repeatability(session_seed)
     run_manifest.write(run.manifest_path, manifest)
 
     policy = builder.make_policy(networks, specs, agent_config)
@@ -80,7 +88,7 @@ def train(agent: str, store: Store, dataset: str, out: str | Path, schedule: Sch
 
     def evaluate_now() -> None:
         result = evaluate(lambda env: builder.make_actor(policy, specs, env), schedule.eval_env,
-                          schedule.eval_episodes, seed=seed + EVAL_SEED_OFFSET, specs=specs)
+                          schedule.eval_episodes, seed=seeds.tuning(seed), specs=specs)
         row = {k: result[k] for k in RETURN_FIELDS}
         logger.write("eval", step, row)
         logger.message(f"step {step}: return {row['return_mean']:.3f} ± {row['return_std']:.3f} "

@@ -4,15 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlstore.pipelines.sources.npz import write_episode
-from rlstore.envs import make_environment, make_policy
+from rlstore.envs import balance_cues, make_environment, make_policy
 from rlstore.rollout import run_episodes
 
 
 def record_npz_logs(env_spec: str, policy: str, num_episodes: int, out_dir: str | Path, seed: int = 0) -> list[Path]:
-    """Plays `num_episodes` with a `random` or `expert` policy and saves each as an npz log."""
+    """Plays `num_episodes` with a `random` or `expert` policy and saves each as an npz log.
+
+    Memory tasks show every hidden cue equally often (rlstore.envs.cues)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = make_environment(env_spec, seed=seed)
+    env = balance_cues(make_environment(env_spec, seed=seed))
     actor = make_policy(policy, env_spec, env, seed=seed)
     paths = []
     for index, episode in enumerate(run_episodes(env, actor, num_episodes)):

@@ -99,6 +99,8 @@ def test_eval_json_has_required_keys(trained, capsys):
     result = json.loads(capsys.readouterr().out)
     assert {"return_mean", "return_std", "episodes", "returns"} <= set(result)
     assert result["episodes"] == len(result["returns"]) == 4 and result["step"] == 300
+    assert (result["seed"], result["seed_use"]) == (10_000, "evaluation")  # never a demonstration seed
+    assert result["success_rate"] == sum(r > 0 for r in result["returns"]) / 4  # catch: the ball is caught
 
 
 def test_eval_refuses_an_env_with_other_observations(trained, capsys):

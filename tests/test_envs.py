@@ -183,24 +183,27 @@ def test_same_seed_same_trajectories(spec):
     ("tmaze:length=6", lambda observation: int(np.argmax(observation[:2])), {0, 1}),  # the cue, up or down
 ])
 def test_different_seeds_give_different_trajectories(spec, drawn, values):
-    """Over 8 seeds (5 episodes each, the same random actions), every seed's trajectories differ
-    from every other seed's, and the seeded draw at reset takes each of its possible values."""
+    """Over 8 seeds (12 episodes each, the same random actions), every seed's trajectories differ
+    from every other seed's, and the seeded draw at reset takes each of its possible values. (The
+    T-maze's corridor is the spec's, not the seed's: its trajectories differ by their cues alone.)"""
     trajectories, draws = set(), set()
     for seed in range(8):
         env = make_environment(spec, seed=seed)
         actions = make_policy("random", spec, env, seed=123)
-        episodes = [run_episode(env, actions)[1] for _ in range(5)]
+        episodes = [run_episode(env, actions)[1] for _ in range(12)]
         trajectories.add(tuple(ts.observation.tobytes() for timesteps in episodes for ts in timesteps))
         draws |= {drawn(timesteps[0].observation) for timesteps in episodes}
     assert len(trajectories) == 8
     assert draws == values
 
 
-def test_seed_changes_the_task():
-    assert not np.array_equal(
-        make_environment("deep_sea:size=10", seed=0).action_mapping,
-        make_environment("deep_sea:size=10", seed=1).action_mapping,
-    )
+def test_mapping_seed_changes_the_task_and_the_env_seed_does_not():
+    mapping = make_environment("deep_sea:size=10", seed=0).action_mapping
+    assert np.array_equal(mapping, make_environment("deep_sea:size=10", seed=1).action_mapping)
+    assert not np.array_equal(mapping, make_environment("deep_sea:size=10,mapping_seed=1", seed=0).action_mapping)
+    corridor = make_environment("tmaze:length=12", seed=0).advance_actions
+    assert np.array_equal(corridor, make_environment("tmaze:length=12", seed=7).advance_actions)
+    assert not np.array_equal(corridor, make_environment("tmaze:length=12,mapping_seed=3").advance_actions)
 
 
 @pytest.mark.parametrize(
@@ -216,6 +219,7 @@ def test_bad_spec_raises_readable_error(spec):
 
 def test_parse_spec_fills_defaults():
     assert parse_spec("catch").params == {"rows": 10, "columns": 5}
+    assert parse_spec("tmaze:length=4").params == {"length": 4, "mapping_seed": 0}
     parsed = parse_spec("gym:MountainCar-v0?max_steps=500")
     assert (parsed.kind, parsed.gym_id, parsed.params) == ("gym", "MountainCar-v0", {"max_steps": 500})
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlstore import seeds
 from rlstore.agents import run_manifest
 from rlstore.agents.evaluation import RETURN_FIELDS, check_environment, evaluate, make_env
 from rlstore.agents.logging import RunLogger
@@ -60,7 +61,7 @@ def eval_row(result: dict[str, Any], learner_step: int) -> dict[str, Any]:
 def run_actor(agent, context: RunContext, index: int, replay_address: str, learner_address: str,
               stop: threading.Event) -> dict[str, Any]:
     """Plays actor `index`'s share of the budget (or until `stop`); returns its summary."""
-    env = make_env(context.env, context.env_seed)
+    env = make_env(context.env, seeds.acting(context.env_seed, index))
     check_environment(context.specs, env, context.env)
     summary: dict[str, Any] = {"actor": index, "env_steps": 0, "episodes": 0, "returns_last_100": [],
                                "write_back": None}
@@ -139,7 +140,7 @@ class _Evaluator:
             return
         self._next = (env_steps // self._context.eval_every + 1) * self._context.eval_every
         result = evaluate(lambda env: self._actor.greedy_action, self._context.env, self._context.eval_episodes,
-                          seed=self._context.env_seed, specs=self._context.specs)
+                          seed=seeds.tuning(self._context.env_seed), specs=self._context.specs)
         row = eval_row(result, learner_step)
         self._logger.write("eval", env_steps, row)
         print(f"[actor 0] {env_steps} env steps, learner step {learner_step}: return "

@@ -36,7 +36,7 @@ class RunContext:
     run_id: str
     store: Store
     env: str                  # environment spec string
-    env_seed: int             # every environment of the run is built with it (it fixes e.g. deep_sea's task)
+    env_seed: int             # the run's environments are built from it (rlstore.seeds: acting, tuning, evaluation)
     demos: str | None         # exact demonstration version "NAME@V", or None
     config: Any               # the agent's config dataclass
     seed: int                 # networks, exploration, sampling
@@ -82,7 +82,8 @@ def specs_from_environment(env: dm_env.Environment) -> DataSpecs:
     """The specs of an environment's observations and actions (images: uint8 arrays of rank 3)."""
     observation = {key: ArraySpec(tuple(spec.shape), np.dtype(spec.dtype).name,
                                   np.dtype(spec.dtype) == np.uint8 and len(spec.shape) == 3)
-                   for key, spec in flat_observation(env.observation_spec()).items()}
+                   for key, spec in flat_observation(env.observation_spec()).items()
+                   if not isinstance(spec, dm_specs.StringArray)}  # text is stored, never a network input
     action = env.action_spec()
     if isinstance(action, dm_specs.DiscreteArray):
         return DataSpecs(observation, ActionSpec((), np.dtype(action.dtype).name, int(action.num_values)))

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from rlstore import seeds
 from rlstore.agents import registry, run_manifest
 from rlstore.agents.errors import AgentError
 from rlstore.agents.evaluation import evaluate, make_env
@@ -226,14 +227,15 @@ def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> 
     from rlstore.agents.runs import load_trained
 
     trained = load_trained(run.path)
-    result = evaluate(trained.make_actor, context.env, episodes, seed=context.env_seed, specs=trained.specs)
+    seed = seeds.evaluation(context.env_seed)
+    result = evaluate(trained.make_actor, context.env, episodes, seed=seed, specs=trained.specs)
     row = eval_row(result, trained.step)
     env_steps = run_manifest.read(run.manifest_path)["online"]["env_steps_done"]
     # A logger "resumed" past every row keeps them all and appends the final one.
     logger = RunLogger(run.logs, total_steps=0, initial_step=2**62, progress=False)
     logger.write("eval", env_steps, row)
     logger.close()
-    return {"env": context.env, "seed": context.env_seed, "episodes": episodes, "env_steps": env_steps, **row}
+    return {"env": context.env, "seed": seed, "seed_use": "evaluation", "episodes": episodes, "env_steps": env_steps, **row}
 
 
 def _sigterm_as_interrupt():

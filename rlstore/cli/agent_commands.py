@@ -13,6 +13,7 @@ import argparse
 import sys
 from typing import Sequence
 
+from rlstore import seeds
 from rlstore.cli.formatting import to_json
 from rlstore.store import Store
 
@@ -47,8 +48,12 @@ def register(commands) -> None:
     evaluate.add_argument("--checkpoint", required=True, metavar="DIR", help="run directory written by `train`")
     evaluate.add_argument("--env", required=True, metavar="ENV", help="environment spec, e.g. catch or gym:CartPole-v1")
     evaluate.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes to play (default: 10)")
-    evaluate.add_argument("--seed", type=int, default=0, help="environment seed (default: 0)")
-    evaluate.add_argument("--json", action="store_true", help="print JSON (return_mean, return_std, episodes, returns, ...)")
+    evaluate.add_argument("--seed", type=int, default=seeds.DEFAULT_EVALUATION_SEED,
+                          help="environment seed (default: 10000, the first evaluation seed; demonstrations use 0-999, "
+                               "online actors 1000-4999, evaluations during training 5000-9999: see rlstore.seeds)")
+    evaluate.add_argument("--json", action="store_true",
+                          help="print JSON (return_mean, return_std, episodes, returns, seed, seed_use, and "
+                               "success_rate where the task is won or lost: catch, deep_sea, tmaze, MiniGrid)")
     evaluate.set_defaults(run=_eval)
 
     export = commands.add_parser(
@@ -93,7 +98,9 @@ def _eval(_: Store, args: argparse.Namespace, __: Sequence[str]) -> int:
     else:
         print(f"{result['agent']} (step {result['step']}, trained on {result['dataset']}) on {args.env}: "
               f"return {result['return_mean']:.3f} ± {result['return_std']:.3f} over {args.episodes} episodes "
-              f"(min {result['return_min']:.3f}, max {result['return_max']:.3f})")
+              f"(min {result['return_min']:.3f}, max {result['return_max']:.3f})"
+              + (f", success {result['success_rate']:.0%}" if "success_rate" in result else "")
+              + f"; env seed {result['seed']} ({result['seed_use']})")
     return 0
 
 

@@ -36,15 +36,21 @@ def register(commands) -> None:
     record.add_argument("--compact-every", type=int, metavar="K",
                         help="compact the dataset after every K-th commit, in the background (default: never)")
     record.add_argument("--seed", type=int, default=0, help="environment and policy seed (default: 0)")
+    record.add_argument("--cues", choices=("balanced", "natural"), default="balanced",
+                        help="memory tasks (tmaze, MiniGrid memory): 'balanced' (default) shows every hidden cue "
+                             "equally often, skipping the reset of an episode whose cue is ahead; 'natural' keeps "
+                             "the env's own draws")
     record.add_argument("--run-id", help="run id recorded in lineage and episode ids (default: time + random)")
     record.set_defaults(run=_record)
 
 
 def _record(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
-    from rlstore.envs import make_environment, make_policy
+    from rlstore.envs import balance_cues, make_environment, make_policy
     from rlstore.writeback import Commit, WriteBack, drive
 
     environment = make_environment(args.env, seed=args.seed)
+    if args.cues == "balanced":
+        environment = balance_cues(environment)
     policy = make_policy(args.policy, args.env, environment, seed=args.seed)
 
     def report(commit: Commit) -> None:

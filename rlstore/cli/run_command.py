@@ -47,8 +47,9 @@ def register(commands) -> None:
                                  "background (default: never)")
         parser.add_argument("--seed", type=int, default=0, help="seed of networks, exploration and sampling (default: 0)")
         parser.add_argument("--env-seed", type=int, default=0,
-                            help="seed every environment of the run is built with; it fixes hidden task parameters "
-                                 "(deep_sea's action mapping), so use the demonstrations' (default: 0)")
+                            help="seed every environment of the run is built with (default: 0); hidden task "
+                                 "parameters (deep_sea's action mapping, the T-maze's corridor) are the env spec's "
+                                 "mapping_seed, not this seed's")
         parser.add_argument("--eval-every", type=int, default=None, metavar="N",
                             help="env steps between evaluations of the greedy policy (default: a tenth of --env-steps; "
                                  "0: none while running)")

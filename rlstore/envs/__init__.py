@@ -9,7 +9,9 @@ from __future__ import annotations
 import dm_env
 import gymnasium as gym
 
+from rlstore.envs import suites
 from rlstore.envs.catch import Catch
+from rlstore.envs.cues import balance_cues, hidden_cue
 from rlstore.envs.deep_sea import DeepSea
 from rlstore.envs.experts import Policy, make_expert, make_policy
 from rlstore.envs.gym_adapter import GymAdapter
@@ -20,6 +22,8 @@ __all__ = [
     "EnvSpec",
     "EnvSpecError",
     "Policy",
+    "balance_cues",
+    "hidden_cue",
     "make_environment",
     "make_expert",
     "make_policy",
@@ -33,9 +37,16 @@ def make_environment(spec: str, seed: int | None = None) -> dm_env.Environment:
     """Builds the env named by `spec`; the same spec and seed give the same trajectories."""
     parsed = parse_spec(spec)
     if parsed.kind == "gym":
-        try:
-            env = gym.make(parsed.gym_id, max_episode_steps=parsed.params.get("max_steps"))
-        except gym.error.Error as error:
-            raise EnvSpecError(spec, f"gymnasium cannot make {parsed.gym_id!r}: {error}") from error
-        return GymAdapter(env, seed=seed)
+        return GymAdapter(_make_gym(spec, parsed), seed=seed)
     return _BUILTIN[parsed.kind](seed=seed, **parsed.params)
+
+
+def _make_gym(spec: str, parsed: EnvSpec) -> gym.Env:
+    """gym.make with the suite registered first and its default time limit; any failure is one EnvSpecError."""
+    try:
+        suite = suites.prepare(parsed.gym_id)
+        max_steps = parsed.params.get("max_steps", suite.default_max_steps if suite else None)
+        return gym.make(parsed.gym_id, max_episode_steps=max_steps)
+    except (gym.error.Error, ImportError, TypeError) as error:
+        problem = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        raise EnvSpecError(spec, f"gymnasium cannot make {parsed.gym_id!r}: {problem}") from None

@@ -3,17 +3,17 @@
 Layout:
   observation  float32 (size, size) one-hot of the agent's (row, column); all zeros on the
                final step, once the agent has left the grid.
-  actions      2 discrete. Which of 0/1 means "right" is drawn per cell from the seed when
-               the env is built and then fixed (bsuite's action mapping), so no action is
-               "right" everywhere and a random policy reaches the goal with prob 2^-size.
+  actions      2 discrete. Which of 0/1 means "right" is drawn per cell from `mapping_seed`
+               when the env is built and then fixed (bsuite's action mapping), so no action
+               is "right" everywhere and a random policy reaches the goal with prob 2^-size.
   dynamics     start at the top-left cell; every step moves down one row and one column
                right or left (clipped at the walls). The episode ends after `size` steps
                (terminal, discount 0).
   reward       -0.01 / size for each move right; +1 for moving right from the bottom-right
                cell. The optimal return is therefore 1 - 0.01 = 0.99.
 
-Moves are deterministic (bsuite's `deterministic=True` variant): the seed only fixes the
-action mapping, so the expert's return is exact.
+Moves are deterministic (bsuite's `deterministic=True` variant) and the mapping is the task's,
+not the episode's: every env seed plays the same task, and the expert's return is exact.
 """
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ _MOVE_COST = 0.01
 class DeepSea(dm_env.Environment):
     """Reach the bottom-right corner by going right at every step."""
 
-    def __init__(self, size: int, seed: int | None = None):
+    def __init__(self, size: int, mapping_seed: int = 0, seed: int | None = None):
         if size < 1:
             raise ValueError(f"deep_sea size must be >= 1, got {size}")
         self._size = size
         # action_mapping[row, column] is the action that moves right from that cell.
-        self._action_mapping = np.random.default_rng(seed).integers(2, size=(size, size))
+        self._action_mapping = np.random.default_rng(mapping_seed).integers(2, size=(size, size))
         self._action_mapping.setflags(write=False)
         self._row = 0
         self._column = 0

@@ -3,7 +3,8 @@
 Experts make "expert" datasets without training an agent first, and give every task a
 known-good return to check an offline learner against. They read only what an agent
 would see (observations) plus, for deep_sea and tmaze, the env's fixed hidden action
-mapping: the one thing an expert of those tasks is assumed to know.
+mapping: the one thing an expert of those tasks is assumed to know. The third-party suites'
+experts play from the game state (rlstore.envs.minatar_experts, rlstore.envs.minigrid_experts).
 
 A policy maps a dm_env.TimeStep (never a LAST one) to an action matching the env's
 action spec; stateful policies reset themselves on `timestep.first()`.
@@ -16,6 +17,7 @@ import dm_env
 import numpy as np
 from dm_env import specs
 
+from rlstore.envs import minatar_experts, minigrid_experts
 from rlstore.envs.deep_sea import DeepSea
 from rlstore.envs.spec import EnvSpecError, parse_spec
 from rlstore.envs.tmaze import TMaze
@@ -45,8 +47,14 @@ def make_expert(spec: str, env: dm_env.Environment) -> Policy:
         return TMazeExpert(env)
     if parsed.gym_id in _GYM_EXPERTS:
         return _GYM_EXPERTS[parsed.gym_id]
+    game = minatar_experts.game_of(parsed.gym_id)
+    if game in minatar_experts.GAMES:
+        return minatar_experts.MinAtarExpert(env, minatar_experts.GAMES[game])
+    if minigrid_experts.is_memory_task(parsed.gym_id):
+        return minigrid_experts.MemoryExpert(env)
     raise EnvSpecError(spec, f"no scripted expert; experts exist for catch, deep_sea, tmaze, "
-                             f"gym:{', gym:'.join(_GYM_EXPERTS)}")
+                             f"gym:{', gym:'.join(_GYM_EXPERTS)}, "
+                             f"gym:MinAtar/{{{','.join(minatar_experts.GAMES)}}}-v0|v1 and every gym:MiniGrid-Memory* task")
 
 
 def random_policy(action_spec, seed: int | None = None) -> Policy:

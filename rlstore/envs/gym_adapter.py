@@ -6,9 +6,11 @@ biased towards zero. Hence:
   terminated          -> dm_env.termination (LAST, discount 0)
   truncated (only)    -> dm_env.truncation  (LAST, discount 1)
 
-Specs come from the gymnasium spaces: Box -> BoundedArray (float Boxes become float32),
-Discrete -> DiscreteArray (int64), Dict -> dict of specs. Observations are cast to their
-spec's dtype so stored data always matches the declared spec.
+Specs come from the gymnasium spaces: Box -> BoundedArray (float Boxes become float32; boolean
+ones, MinAtar's frames, stay bool), Discrete -> DiscreteArray (int64), Dict -> dict of specs,
+Text and any other space whose values are strings (MiniGrid's mission) -> StringArray.
+Observations are cast to their spec's dtype so stored data always matches the declared spec;
+text becomes a numpy unicode scalar, which the store keeps as a text feature.
 
 Seeding: the first reset passes the seed to gymnasium; later resets pass none so the
 env's RNG stream continues, and a seeded run is reproducible across many episodes.
@@ -91,12 +93,21 @@ def space_to_spec(space: gym.Space, name: str) -> Spec:
         with np.errstate(over="ignore"):  # float64 bounds past float32's range become +-inf
             low, high = space.low.astype(dtype), space.high.astype(dtype)
         return specs.BoundedArray(shape=space.shape, dtype=dtype, minimum=low, maximum=high, name=name)
-    raise TypeError(f"unsupported gymnasium space for {name}: {space!r} (supported: Box, Discrete, Dict)")
+    if _is_text(space):
+        return specs.StringArray((), name=name)
+    raise TypeError(f"unsupported gymnasium space for {name}: {space!r} (supported: Box, Discrete, Dict, Text)")
+
+
+def _is_text(space: gym.Space) -> bool:
+    """Text spaces, and spaces of strings that are not Text (MiniGrid's MissionSpace)."""
+    return isinstance(space, gym.spaces.Text) or isinstance(space.sample(), str)
 
 
 def _cast_to_spec(spec: Spec, value):
     if isinstance(spec, dict):
         return {key: _cast_to_spec(subspec, value[key]) for key, subspec in spec.items()}
+    if isinstance(spec, specs.StringArray):
+        return np.asarray(value, dtype=str)
     return np.asarray(value, dtype=spec.dtype)
 
 

@@ -5,42 +5,58 @@ can be recorded (and the environment rebuilt) from that string alone. Valid form
 
     catch                          Catch, 10 rows x 5 columns
     catch:rows=R,columns=C         Catch with a custom board (either key may be omitted)
-    deep_sea:size=N                Deep Sea on an N x N grid
-    tmaze:length=N                 T-maze with a corridor of N cells
+    deep_sea:size=N[,mapping_seed=K]   Deep Sea on an N x N grid
+    tmaze:length=N[,mapping_seed=K]    T-maze with a corridor of N cells
     gym:<id>                       any registered gymnasium env, its default time limit
     gym:<id>?max_steps=N           ... with the time limit set to N steps
 
+Third-party suites come in through `gym:` too (rlstore.envs.suites registers them on first use):
+MinAtar (`gym:MinAtar/Breakout-v1`, Asterix, Freeway, Seaquest, SpaceInvaders; 10x10xn boolean
+frames) and MiniGrid (`gym:MiniGrid-MemoryS9-v0`, ... `gym:MiniGrid-MemoryS17Random-v0`; dict
+observations: a 7x7x3 partial view, the direction and the mission text).
+
 Parameters are explicit where they define the task's difficulty (deep_sea size, tmaze
-length) so two datasets can never silently disagree about it.
+length) so two datasets can never silently disagree about it. For the same reason the hidden
+layout of deep_sea and tmaze (which action moves right or advances in each cell) comes from the
+spec's `mapping_seed` (default 0, as bsuite's `mapping_seed`), not from the environment seed:
+the environment seed only draws episodes (tmaze's cues), so demonstrations, training and
+evaluation can use disjoint seeds on one task (rlstore.seeds).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Mapping
 
+from rlstore.errors import RlstoreError
+
 VALID_FORMS = (
     "catch",
     "catch:rows=R,columns=C",
-    "deep_sea:size=N",
-    "tmaze:length=N",
+    "deep_sea:size=N[,mapping_seed=K]",
+    "tmaze:length=N[,mapping_seed=K]",
     "gym:<id>",
     "gym:<id>?max_steps=N",
 )
+GYM_EXAMPLES = ("gym:CartPole-v1", "gym:MinAtar/Breakout-v1", "gym:MiniGrid-MemoryS9-v0")
 
 # For each built-in task: parameter name -> default (None means the key is required).
 _BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
     "catch": {"rows": 10, "columns": 5},
-    "deep_sea": {"size": None},
-    "tmaze": {"length": None},
+    "deep_sea": {"size": None, "mapping_seed": 0},
+    "tmaze": {"length": None, "mapping_seed": 0},
 }
+_MINIMUM = {"mapping_seed": 0}  # every other parameter is at least 1
 
 
-class EnvSpecError(ValueError):
-    """A spec string that does not name a known environment, or an env that cannot be built."""
+class EnvSpecError(RlstoreError, ValueError):
+    """A spec string that does not name a known environment, or an env that cannot be built.
+
+    Its message is one line that names the problem and lists the valid forms, so the CLI
+    prints it as it prints every other user error."""
 
     def __init__(self, spec: str, problem: str):
-        forms = "\n".join(f"  {form}" for form in VALID_FORMS)
-        super().__init__(f"bad environment spec {spec!r}: {problem}\nvalid forms:\n{forms}")
+        super().__init__(f"bad environment spec {spec!r}: {problem}; valid forms: {', '.join(VALID_FORMS)} "
+                         f"(e.g. {', '.join(GYM_EXAMPLES)})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +106,7 @@ def _parse_gym(spec: str, rest: str) -> EnvSpec:
 
 
 def _parse_params(spec: str, items: list[str]) -> dict[str, int]:
-    """Parses `key=N` items; every parameter is a positive integer."""
+    """Parses `key=N` items; every parameter is an integer, positive unless _MINIMUM says otherwise."""
     params: dict[str, int] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -103,7 +119,8 @@ def _parse_params(spec: str, items: list[str]) -> dict[str, int]:
             number = int(value)
         except ValueError:
             raise EnvSpecError(spec, f"{key} must be an integer, got {value!r}") from None
-        if number < 1:
-            raise EnvSpecError(spec, f"{key} must be >= 1, got {number}")
+        minimum = _MINIMUM.get(key, 1)
+        if number < minimum:
+            raise EnvSpecError(spec, f"{key} must be >= {minimum}, got {number}")
         params[key] = number
     return params

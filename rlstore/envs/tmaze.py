@@ -5,10 +5,10 @@ Layout:
                The cue one-hot is set only on the first step of an episode and is zero
                afterwards, so a memoryless policy can do no better than chance.
   actions      2 discrete, 0 and 1. In the corridor cell at position p, exactly one of
-               them advances to p + 1 (drawn per cell from the seed when the env is built,
-               then fixed); the other leaves the agent in place. At the junction (position
+               them advances to p + 1 (drawn per cell from `mapping_seed` when the env is
+               built, then fixed: the task's layout); the other leaves the agent in place. At the junction (position
                == length) the action is the choice: 0 = up arm, 1 = down arm.
-  dynamics     start at position 0 with the cue up or down (uniform, from the seed);
+  dynamics     start at position 0 with the cue up or down (uniform, from the env seed);
                `length` corridor cells lead to the junction.
   reward       +1 when the choice matches the cue, 0 otherwise; the choice step is
                terminal (discount 0), so the episode return equals the success rate.
@@ -30,14 +30,14 @@ UP, DOWN = 0, 1
 class TMaze(dm_env.Environment):
     """Walk the corridor, then turn towards the arm the first observation pointed to."""
 
-    def __init__(self, length: int, seed: int | None = None):
+    def __init__(self, length: int, mapping_seed: int = 0, seed: int | None = None):
         if length < 1:
             raise ValueError(f"tmaze length must be >= 1, got {length}")
         self._length = length
         self._time_limit = 3 * length
         self._rng = np.random.default_rng(seed)
         # advance_actions[p] is the action that moves the agent from cell p to p + 1.
-        self._advance_actions = self._rng.integers(2, size=length)
+        self._advance_actions = np.random.default_rng(mapping_seed).integers(2, size=length)
         self._advance_actions.setflags(write=False)
         self._cue = UP
         self._position = 0
@@ -47,6 +47,11 @@ class TMaze(dm_env.Environment):
     @property
     def length(self) -> int:
         return self._length
+
+    @property
+    def cue(self) -> int:
+        """The current episode's cue, UP or DOWN (hidden from the agent after the first step)."""
+        return self._cue
 
     @property
     def advance_actions(self) -> np.ndarray:
