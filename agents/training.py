@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import tensorflow as tf
 
 from rlstore import seeds

@@ -7,6 +7,7 @@ first on its PYTHONPATH.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import rlstore
@@ -18,3 +19,14 @@ def child_environment(**extra: str) -> dict[str, str]:
     """This process's environment, with rlstore importable and `extra` variables added."""
     path = os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def exit_now(status: int) -> None:
+    """Flushes stdout and stderr and ends the process with `status` at once.
+
+    Skips TensorFlow's interpreter-shutdown hooks, which take seconds and can print noise; used
+    by the CLI and by every process rlstore starts.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import google_crc32c
 import numpy as np

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = {"rlstore": "rlstore", "pipelines": "rlstore.pipelines", "agents": "rlstore.agents",

@@ -1,7 +1,5 @@
 """Converting versions out: Minari and D4RL round trips are exact, RLDS is one stock TFDS directory."""
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -12,7 +10,6 @@ from rlstore.convert import convert
 from rlstore.pipelines.ingest import ingest
 from rlstore.store import Store
 from tests.format_fixtures import write_d4rl_file, write_minari_dataset
-from tests.helpers import publish_episodes, rich_episode
 
 IN_MEMORY = ["--direct_running_mode=in_memory"]
 

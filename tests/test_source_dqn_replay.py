@@ -12,7 +12,7 @@ from rlstore.cli import main
 from rlstore.frames import episode_firsts, stack
 from rlstore.pipelines.sources.dqn_replay import DqnReplayFormat, read_pickled_int
 from rlstore.store import Store
-from tests.dopamine_fixtures import CAPACITIES, STACK, played_episodes
+from tests.dopamine_fixtures import CAPACITIES, STACK
 from tests.format_fixtures import stock_read
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

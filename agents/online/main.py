@@ -8,11 +8,11 @@ exits 1, which makes the supervisor stop the whole run.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 
 from rlstore.agents.online.processes import stop_event, watch_lifeline
+from rlstore.child_env import exit_now
 
 
 def main(argv: list[str]) -> int:
@@ -43,7 +43,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    status = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)  # skips TensorFlow's slow interpreter-shutdown hooks
+    exit_now(main(sys.argv[1:]))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from typing import Sequence
 
+from rlstore.child_env import exit_now
 from rlstore.errors import RlstoreError
 from rlstore.quiet import silence
 from rlstore.store import DEFAULT_ROOT, ROOT_ENV, Store
@@ -92,7 +92,4 @@ def _os_error_line(error: OSError) -> str:
 
 def entry_point() -> None:
     """Console-script entry: exits without running TF's noisy interpreter-shutdown hooks."""
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(main())

@@ -8,7 +8,6 @@ from urllib.parse import urlencode
 import numpy as np
 
 from rlstore.names import DatasetRef
-from rlstore.nest import flatten
 from rlstore.store import Store
 from rlstore.view.charts import graph, line_chart
 from rlstore.view.index import Indexes

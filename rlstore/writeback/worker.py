@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Mapping
 
 from rlstore import wire
+from rlstore.child_env import exit_now
 from rlstore.errors import describe
 from rlstore.nest import unflatten
 from rlstore.store import Store
@@ -158,7 +159,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    status = main(sys.argv[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)  # skips TensorFlow's slow interpreter-shutdown hooks
+    exit_now(main(sys.argv[1:]))
