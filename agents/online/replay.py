@@ -10,6 +10,10 @@ once more when the role stops, so that a resumed run (rlstore.agents.online.resu
 them as they were, priorities and rate-limiter counts included. A server that starts over a
 complete checkpoint restores it instead of calling `fill_replay` (which would load the
 demonstrations twice).
+
+Just before it stops, the server's own counts go to logs/replay.json: per table, the inserts
+and samples its rate limiter completed and their ratio, next to the configured
+samples-per-insert (what a run actually held its learner to).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import reverb
 
+from rlstore.agents import run_manifest
 from rlstore.agents.errors import AgentError
 from rlstore.agents.online.context import RunContext
 from rlstore.replay.server import checkpointer_at, latest_checkpoint
@@ -53,7 +58,20 @@ def serve_replay(agent, context: RunContext, port: int, stop: threading.Event) -
         while not stop.wait(every if every > 0 else _POLL_SECONDS):
             if every > 0:
                 client.checkpoint()
+        run_manifest.write(context.run.logs / "replay.json", table_counts(client))
         client.checkpoint()  # after the actors and the learner have stopped: what a resume starts from
     finally:
         server.stop()
         print("[replay] stopped", file=sys.stderr, flush=True)
+
+
+def table_counts(client: reverb.Client) -> dict[str, dict[str, float | int | None]]:
+    """Per table: completed inserts and samples, their ratio, and the configured samples per insert."""
+    counts = {}
+    for name, info in client.server_info().items():
+        limiter = info.rate_limiter_info
+        inserts, samples = limiter.insert_stats.completed, limiter.sample_stats.completed
+        counts[name] = {"inserts": inserts, "samples": samples,
+                        "samples_per_insert": round(samples / inserts, 3) if inserts else None,
+                        "configured_samples_per_insert": limiter.samples_per_insert, "size": info.current_size}
+    return counts
