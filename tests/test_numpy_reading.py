@@ -10,6 +10,7 @@ import tensorflow as tf
 from rlstore import numpy as np_reading
 from rlstore import reading, tfrecord
 from rlstore.errors import StoreError
+from rlstore.frames import episode_firsts, stack
 from rlstore.numpy import Share
 from rlstore.numpy.decoding import decode_episodes
 from rlstore.nest import flatten
@@ -80,6 +81,11 @@ def test_images_dicts_text_and_float64_decode_as_tensorflow_decodes_them(framewo
     ("rich", lambda m, store, ref: m.transitions(store, ref, n_step=2, batch_size=3, shuffle=False, repeat=False)),
     ("rich", lambda m, store, ref: m.sequences(store, ref, length=2, period=1, batch_size=5, shuffle=False,
                                                  repeat=False)),
+    ("frames", lambda m, store, ref: m.transitions(store, ref, n_step=2, batch_size=3, shuffle=False, repeat=False,
+                                                   chunk_episodes=2)),
+    ("frames", lambda m, store, ref: m.steps(store, ref, batch_size=4, shuffle=False, repeat=False, chunk_episodes=3)),
+    ("frames", lambda m, store, ref: m.sequences(store, ref, length=3, period=2, burn_in=1, batch_size=2,
+                                                 shuffle=False, repeat=False, chunk_episodes=2)),
 ])
 def test_unshuffled_batches_equal_the_tf_readers_bit_for_bit(framework_store, name, read):
     store, _ = framework_store
@@ -102,6 +108,19 @@ def test_a_shuffled_epoch_holds_the_same_rows_as_the_tf_readers(framework_store)
     theirs = _tf_batches(reading.transitions(store, "vec", n_step=2, batch_size=8, repeat=False, seed=1))
     mine = list(np_reading.transitions(store, "vec", n_step=2, batch_size=8, repeat=False, seed=1))
     assert [len(b["reward"]) for b in mine] == [8] * 10 + [5]
+    assert _rows(mine) == _rows(theirs)
+
+
+def test_frame_stacks_are_rebuilt_the_dopamine_way(framework_store):
+    store, originals = framework_store
+    frames = np.concatenate([episode["steps"]["observation"] for episode in originals["frames"]])
+    is_first = np.concatenate([episode["steps"]["is_first"] for episode in originals["frames"]])
+    [batch] = np_reading.steps(store, "frames", batch_size=100, shuffle=False, repeat=False, chunk_episodes=6)
+    assert batch["observation"].shape == (len(frames), 6, 5, 3)
+    np.testing.assert_array_equal(batch["observation"], stack(frames, episode_firsts(is_first), np.arange(len(frames)), 3))
+    assert not batch["observation"][0, ..., :2].any() and batch["observation"][0, ..., 2].all()  # o_0 = (0, 0, f_0)
+    theirs = _tf_batches(reading.transitions(store, "frames", n_step=3, batch_size=4, repeat=False, seed=2))
+    mine = list(np_reading.transitions(store, "frames", n_step=3, batch_size=4, repeat=False, seed=2))
     assert _rows(mine) == _rows(theirs)
 
 

@@ -35,6 +35,12 @@ sequences = SequenceDataset(root, "vec", length=3, period=2, burn_in=1, batch_si
 for number, batch in enumerate(DataLoader(sequences, batch_size=None, num_workers=2)):
     for key in ("observation", "mask"):
         arrays[f"s/{number}/{key}"] = batch[key].numpy()
+stacked = {"fT": TransitionDataset(root, "frames", n_step=2, batch_size=4, seed=1, chunk_episodes=2),
+           "fS": SequenceDataset(root, "frames", length=3, period=2, burn_in=1, batch_size=2, chunk_episodes=2)}
+for prefix, data in stacked.items():
+    for number, batch in enumerate(DataLoader(data, batch_size=None, num_workers=2)):
+        for key, value in batch.items():
+            arrays[f"{prefix}/{number}/{key}"] = value.numpy()
 for number, episode in enumerate(DataLoader(EpisodeDataset(root, "rich"), batch_size=None, num_workers=2)):
     arrays[f"e/{number}/pixels"] = episode["steps"]["observation"]["pixels"].numpy()
     arrays[f"e/{number}/id"] = episode["episode_id"].numpy()
@@ -96,6 +102,20 @@ def test_sequences_and_episodes_each_come_once_across_workers(framework_store, t
     for episode in episodes:
         original = originals["rich"][int(episode["id"])]["steps"]["observation"]["pixels"]
         np.testing.assert_array_equal(episode["pixels"], original)
+
+
+def test_frame_stacks_are_rebuilt_as_the_tf_stacked_readers_rebuild_them(framework_store, torch_read):
+    store, originals = framework_store
+    reads = {"fT": lambda m: m.transitions(store, "frames", n_step=2, batch_size=4, repeat=False),
+             "fS": lambda m: m.sequences(store, "frames", length=3, period=2, burn_in=1, batch_size=2, repeat=False)}
+    for prefix, read in reads.items():
+        theirs = [flatten(tf.nest.map_structure(lambda t: t.numpy(), batch)) for batch in read(reading)]
+        mine = _group(torch_read, prefix)
+        keys = sorted(theirs[0])
+        assert sorted(mine[0]) == keys and mine[0]["observation"].shape[-3:] == (6, 5, 3)
+        assert _rows(mine, keys) == _rows(theirs, keys)
+    steps = sum(len(episode["steps"]["reward"]) for episode in originals["frames"])
+    assert sum(len(b["reward"]) for b in _group(torch_read, "fT")) == steps - len(originals["frames"])
 
 
 _LEARN = """
