@@ -124,6 +124,26 @@ def test_frame_stacks_are_rebuilt_the_dopamine_way(framework_store):
     assert _rows(mine) == _rows(theirs)
 
 
+@pytest.mark.parametrize("name, make, read", [
+    ("vec", lambda store: np_reading.Replay.transitions(store, "vec", n_step=3, gamma=0.9),
+     lambda store: np_reading.transitions(store, "vec", n_step=3, gamma=0.9, batch_size=8, repeat=False)),
+    ("frames", lambda store: np_reading.Replay.transitions(store, "frames", n_step=2),
+     lambda store: np_reading.transitions(store, "frames", n_step=2, batch_size=8, repeat=False)),
+    ("frames", lambda store: np_reading.Replay.sequences(store, "frames", length=3, period=2, burn_in=1),
+     lambda store: np_reading.sequences(store, "frames", length=3, period=2, burn_in=1, batch_size=8, repeat=False)),
+])
+def test_a_replay_holds_every_row_of_an_epoch_once_and_samples_them(framework_store, name, make, read):
+    store, _ = framework_store
+    replay = make(store)
+    epoch = list(read(store))
+    assert len(replay) == sum(len(batch["reward"]) for batch in epoch)
+    assert _rows([replay.rows(np.arange(len(replay)))]) == _rows(epoch)
+    drawn = replay.sample(64, np.random.default_rng(5))
+    assert set(_rows([drawn])) <= set(_rows(epoch))
+    again = replay.sample(64, np.random.default_rng(5))
+    _assert_batches_equal([drawn], [again])
+
+
 def test_same_seed_same_batches_another_seed_or_epoch_another_order(framework_store):
     store, _ = framework_store
 

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from rlstore.torch import EpisodeDataset, SequenceDataset, TransitionDataset
+from rlstore.torch import EpisodeDataset, SequenceDataset, TransitionDataset, TransitionReplay
 
 root, out = sys.argv[1], sys.argv[2]
 arrays = {}
@@ -41,6 +41,11 @@ for prefix, data in stacked.items():
     for number, batch in enumerate(DataLoader(data, batch_size=None, num_workers=2)):
         for key, value in batch.items():
             arrays[f"{prefix}/{number}/{key}"] = value.numpy()
+replay = TransitionReplay(root, "frames", n_step=2, batch_size=4, seed=3, batches=7)
+for number, batch in enumerate(DataLoader(replay, batch_size=None, num_workers=2)):
+    for key, value in batch.items():
+        arrays[f"r/{number}/{key}"] = value.numpy()
+arrays.update({f"r/{7 + n}/{key}": value.numpy() for n in range(2) for key, value in replay.sample(5).items()})
 for number, episode in enumerate(DataLoader(EpisodeDataset(root, "rich"), batch_size=None, num_workers=2)):
     arrays[f"e/{number}/pixels"] = episode["steps"]["observation"]["pixels"].numpy()
     arrays[f"e/{number}/id"] = episode["episode_id"].numpy()
@@ -116,6 +121,18 @@ def test_frame_stacks_are_rebuilt_as_the_tf_stacked_readers_rebuild_them(framewo
         assert _rows(mine, keys) == _rows(theirs, keys)
     steps = sum(len(episode["steps"]["reward"]) for episode in originals["frames"])
     assert sum(len(b["reward"]) for b in _group(torch_read, "fT")) == steps - len(originals["frames"])
+
+
+def test_replay_batches_are_rows_of_the_version_drawn_in_every_worker(framework_store, torch_read):
+    store, _ = framework_store
+    theirs = [flatten(tf.nest.map_structure(lambda t: t.numpy(), batch))
+              for batch in reading.transitions(store, "frames", n_step=2, batch_size=4, repeat=False)]
+    keys = sorted(theirs[0])
+    drawn = _group(torch_read, "r")
+    assert [len(batch["reward"]) for batch in drawn] == [4] * 7 + [5, 5]  # `batches` across 2 workers, sample()
+    assert set(_rows(drawn, keys)) <= set(_rows(theirs, keys))
+    worker_0, worker_1 = drawn[0:7:2], drawn[1:7:2]  # the DataLoader alternates between its workers
+    assert _rows(worker_0[:3], keys) != _rows(worker_1, keys)  # each worker draws its own rows
 
 
 _LEARN = """

@@ -57,7 +57,9 @@ def _epochs(store: Store, ref: str | DatasetRef, *, shuffle: bool, seed: int, re
         [seed, number, 1, share.index])
 
 
-def _decode(records: list[Record], manifest: Manifest) -> tuple[dict[str, Any], dict[str, Any]]:
+def decode_records(records: list[Record], manifest: Manifest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(steps end to end, metadata) of episode records; a record that does not decode is a
+    StoreError naming the version, the file and the record."""
     try:
         return decode_episodes([record.data for record in records], manifest.schema)
     except RecordError:
@@ -86,7 +88,7 @@ def episodes(
                                   shuffle_buffer=shuffle_buffer, share=share, epoch=epoch)
     for records in epochs:
         for record in records:
-            steps, metadata = _decode([record], manifest)
+            steps, metadata = decode_records([record], manifest)
             yield {"steps": steps, **map_tree(lambda leaf: leaf[0, ...], metadata)}
 
 
@@ -121,7 +123,7 @@ def _rows(
         for number, records in zip(itertools.count(epoch), epochs):
             rng = row_rng(number)
             while chunk := list(itertools.islice(records, per_chunk)):
-                steps, frames = _decode(chunk, manifest)[0], None
+                steps, frames = decode_records(chunk, manifest)[0], None
                 if frame_stack > 1:
                     frames, steps = StepObservations.split(steps, frame_stack)
                 rows = to_rows(steps)
