@@ -40,11 +40,10 @@ def dopamine_store(tmp_path_factory, dopamine_run):
 
 @pytest.fixture(scope="session")
 def framework_store(tmp_path_factory):
-    """A store for the TF-free readers: 'vec' (two segments, terminal and time-limited episodes),
-    'rich' (images, nested dicts, float64 step metadata, text) and 'frames' (single frames stacked
-    by 3 on reading, two segments), with the episodes put in."""
+    """A store for the TF-free readers: 'vec' (two segments, terminal and time-limited episodes)
+    and 'rich' (images, nested dicts, float64 step metadata, text), with the episodes put in."""
     from rlstore.store import Store
-    from tests.helpers import frame_episode, publish_episodes, publish_frames, rich_episode, vector_episode
+    from tests.helpers import publish_episodes, rich_episode, vector_episode
 
     store = Store(tmp_path_factory.mktemp("frameworks"))
     vec = [vector_episode(5 + i, seed=i, terminal=i % 2 == 0) for i in range(10)]
@@ -52,7 +51,4 @@ def framework_store(tmp_path_factory):
     publish_episodes(store, "vec", vec[6:])
     rich = [rich_episode(3 + i, seed=i) for i in range(4)]
     publish_episodes(store, "rich", rich)
-    frames = [frame_episode(length, seed=20 + i, terminal=i % 2 == 1) for i, length in enumerate((5, 1, 9, 2, 7, 4))]
-    publish_frames(store, "frames", frames[:4], stack=3)
-    publish_frames(store, "frames", frames[4:], stack=3)
-    return store, {"vec": vec, "rich": rich, "frames": frames}
+    return store, {"vec": vec, "rich": rich}

@@ -73,6 +73,16 @@ def publish_frames(store: Store, name: str, episodes: Sequence[Episode], stack: 
         return segment.publish({"pipeline": "test"})
 
 
+def frames_store(root: Path) -> tuple[Store, list[Episode]]:
+    """A store whose dataset 'frames' holds single 6x5 frames stacked by 3 on reading, in two
+    segments (episodes of 1 to 9 steps, terminal and time-limited), and its episodes."""
+    store = Store(root)
+    frames = [frame_episode(length, seed=20 + i, terminal=i % 2 == 1) for i, length in enumerate((5, 1, 9, 2, 7, 4))]
+    publish_frames(store, "frames", frames[:4], stack=3)
+    publish_frames(store, "frames", frames[4:], stack=3)
+    return store, frames
+
+
 def write_npz_logs(directory: Path, episodes: Sequence[Episode]) -> list[Path]:
     from rlstore.pipelines.sources.npz import write_episode
 

@@ -15,7 +15,18 @@ from rlstore.numpy import Share
 from rlstore.numpy.decoding import decode_episodes
 from rlstore.nest import flatten
 from rlstore.schema import FieldSpec, Schema
-from tests.helpers import steps_equal, vector_episode
+from tests.helpers import frames_store, steps_equal, vector_episode
+
+
+@pytest.fixture(scope="module")
+def stacked_store(tmp_path_factory):
+    return frames_store(tmp_path_factory.mktemp("frames"))
+
+
+@pytest.fixture(scope="module")
+def stores(framework_store, stacked_store):
+    """The store of each dataset name."""
+    return {"vec": framework_store[0], "rich": framework_store[0], "frames": stacked_store[0]}
 
 
 def _tf_batches(dataset):
@@ -87,8 +98,8 @@ def test_images_dicts_text_and_float64_decode_as_tensorflow_decodes_them(framewo
     ("frames", lambda m, store, ref: m.sequences(store, ref, length=3, period=2, burn_in=1, batch_size=2,
                                                  shuffle=False, repeat=False, chunk_episodes=2)),
 ])
-def test_unshuffled_batches_equal_the_tf_readers_bit_for_bit(framework_store, name, read):
-    store, _ = framework_store
+def test_unshuffled_batches_equal_the_tf_readers_bit_for_bit(stores, name, read):
+    store = stores[name]
     _assert_batches_equal(_tf_batches(read(reading, store, name)), list(read(np_reading, store, name)))
 
 
@@ -111,10 +122,10 @@ def test_a_shuffled_epoch_holds_the_same_rows_as_the_tf_readers(framework_store)
     assert _rows(mine) == _rows(theirs)
 
 
-def test_frame_stacks_are_rebuilt_the_dopamine_way(framework_store):
-    store, originals = framework_store
-    frames = np.concatenate([episode["steps"]["observation"] for episode in originals["frames"]])
-    is_first = np.concatenate([episode["steps"]["is_first"] for episode in originals["frames"]])
+def test_frame_stacks_are_rebuilt_the_dopamine_way(stacked_store):
+    store, episodes = stacked_store
+    frames = np.concatenate([episode["steps"]["observation"] for episode in episodes])
+    is_first = np.concatenate([episode["steps"]["is_first"] for episode in episodes])
     [batch] = np_reading.steps(store, "frames", batch_size=100, shuffle=False, repeat=False, chunk_episodes=6)
     assert batch["observation"].shape == (len(frames), 6, 5, 3)
     np.testing.assert_array_equal(batch["observation"], stack(frames, episode_firsts(is_first), np.arange(len(frames)), 3))
@@ -132,8 +143,8 @@ def test_frame_stacks_are_rebuilt_the_dopamine_way(framework_store):
     ("frames", lambda store: np_reading.Replay.sequences(store, "frames", length=3, period=2, burn_in=1),
      lambda store: np_reading.sequences(store, "frames", length=3, period=2, burn_in=1, batch_size=8, repeat=False)),
 ])
-def test_a_replay_holds_every_row_of_an_epoch_once_and_samples_them(framework_store, name, make, read):
-    store, _ = framework_store
+def test_a_replay_holds_every_row_of_an_epoch_once_and_samples_them(stores, name, make, read):
+    store = stores[name]
     replay = make(store)
     epoch = list(read(store))
     assert len(replay) == sum(len(batch["reward"]) for batch in epoch)
