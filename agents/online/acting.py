@@ -18,7 +18,10 @@ finished episode the adder:
   the actor dies later.
 
 Actor 0 also evaluates the greedy policy every `eval_every` env steps (counted over all
-actors, estimated as its own steps times K) into logs/eval.csv: `step` is env steps there.
+actors, estimated as its own steps times K) into logs/eval.csv: `step` is env steps there, and
+`acting_seconds` the wall-clock time since acting started (time-to-threshold benchmarks read it).
+Evaluations play the task without its step cost (`step_ms`, rlstore.envs.step_cost): they
+measure the policy, and paying a slow simulator's cost would stall actor 0 meanwhile.
 (The run's last point is the supervisor's evaluation of the final checkpoint.)
 A stop request is honoured between episodes; an episode in flight is finished (and kept)
 unless Reverb goes away under it, in which case the write-back still commits the episodes
@@ -38,6 +41,7 @@ from rlstore.agents.evaluation import RETURN_FIELDS, check_environment, evaluate
 from rlstore.agents.logging import RunLogger
 from rlstore.agents.online.context import RunContext
 from rlstore.agents.online.variables import VariableClient
+from rlstore.envs import without_step_cost
 from rlstore.writeback import WriteBack
 
 DEFAULT_UPDATE_PERIOD = 100
@@ -89,15 +93,19 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
         budget = actor_budget(context, index)
         if not client.wait(should_stop=stop.is_set):
             return summary
-        acting_started = time.perf_counter()  # for `acting_seconds`: env steps/s without start-up (benchmarks)
+        # `acting_seconds` (benchmarks: env steps/s and time to a return without start-up) counts
+        # from the first action chosen, so the policy's first call (its tracing) is not in it.
+        acting_started = None
         while summary["env_steps"] < budget and not stop.is_set():
             if evaluator is not None:
-                evaluator.maybe(summary["env_steps"] * context.actors, client.step)
+                evaluator.maybe(summary["env_steps"] * context.actors, client.step,
+                                time.perf_counter() - acting_started if acting_started else 0.0)
             timestep = env.reset()
             actor.observe_first(timestep)
             total = 0.0
             while not timestep.last():
                 action = actor.select_action(timestep)
+                acting_started = acting_started or time.perf_counter()
                 timestep = env.step(action)
                 actor.observe(action, timestep)
                 client.update()
@@ -135,13 +143,14 @@ class _Evaluator:
         self._next = 0
         self._logger = RunLogger(context.run.logs, total_steps=0, progress=False, description="eval")
 
-    def maybe(self, env_steps: int, learner_step: int) -> None:
+    def maybe(self, env_steps: int, learner_step: int, acting_seconds: float) -> None:
         if env_steps < self._next:
             return
         self._next = (env_steps // self._context.eval_every + 1) * self._context.eval_every
-        result = evaluate(lambda env: self._actor.greedy_action, self._context.env, self._context.eval_episodes,
-                          seed=seeds.tuning(self._context.env_seed), specs=self._context.specs)
-        row = eval_row(result, learner_step)
+        result = evaluate(lambda env: self._actor.greedy_action, without_step_cost(self._context.env),
+                          self._context.eval_episodes, seed=seeds.tuning(self._context.env_seed),
+                          specs=self._context.specs)
+        row = {**eval_row(result, learner_step), "acting_seconds": round(acting_seconds, 3)}
         self._logger.write("eval", env_steps, row)
         print(f"[actor 0] {env_steps} env steps, learner step {learner_step}: return "
               f"{row['return_mean']:.3f} ± {row['return_std']:.3f}", flush=True)

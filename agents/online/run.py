@@ -28,6 +28,7 @@ from rlstore.agents.errors import AgentError
 from rlstore.agents.evaluation import evaluate, make_env
 from rlstore.agents.online.context import RunContext, check_demonstrations, specs_from_environment
 from rlstore.agents.runs import RunDirectory
+from rlstore.envs import without_step_cost
 from rlstore.exposure import require_expose, single_host_notice
 from rlstore.store import Store
 
@@ -237,7 +238,7 @@ def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> 
 
     trained = load_trained(run.path)
     seed = seeds.evaluation(context.env_seed)
-    result = evaluate(trained.make_actor, context.env, episodes, seed=seed, specs=trained.specs)
+    result = evaluate(trained.make_actor, without_step_cost(context.env), episodes, seed=seed, specs=trained.specs)
     row = eval_row(result, trained.step)
     env_steps = run_manifest.read(run.manifest_path)["online"]["env_steps_done"]
     # A logger "resumed" past every row keeps them all and appends the final one.
