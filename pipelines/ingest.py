@@ -25,12 +25,12 @@ fsync waits. On the DaskRunner each batch is its own Dask task unless
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -197,7 +197,7 @@ def ingest(
         return publish_segment(store, dataset, staging, segment_dir, schema, result["shards"], lineage, report)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _no_empty_dataset_left(store: Store, dataset: str) -> Iterator[None]:
     """A failed first ingest removes the dataset directory it created (it holds nothing)."""
     first = not store.versions(dataset)
@@ -269,7 +269,9 @@ def _run(pipeline, total: int, progress_dir: Path | None) -> None:
 
         bar = tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True, file=terminal)
     handle, log_path = tempfile.mkstemp(prefix="rlstore-ingest-", suffix=".log")
-    with os.fdopen(handle, "w") as log:
+    # Worker processes write to file descriptor 2; on the in-process runner Beam's own logging
+    # writes to sys.stderr, which need not be descriptor 2 (a test's capture, an IDE): both go to the log.
+    with os.fdopen(handle, "w") as log, contextlib.redirect_stderr(log):
         os.dup2(log.fileno(), 2)
         try:
             worker = threading.Thread(target=target, daemon=True)
