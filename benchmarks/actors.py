@@ -83,7 +83,7 @@ def one_run(store, demos: str, root: Path, env: str, actors: int, budget: dict, 
         summary = None
     wall = time.perf_counter() - started
     rows = read_csv(out / "logs" / "eval.csv")
-    replay = json.loads((out / "logs" / "replay.json").read_text())["transitions"]
+    replay = json.loads((out / "logs" / "replay.json").read_text())["transitions"]  # at most a few seconds old
     actor_logs = [json.loads(path.read_text()) for path in sorted((out / "logs").glob("actor-*.json"))]
     acting = max(entry["acting_seconds"] for entry in actor_logs)
     env_steps = sum(entry["env_steps"] for entry in actor_logs)
