@@ -102,7 +102,7 @@ def specs_from_schema(schema: Schema, num_actions: int | None) -> DataSpecs:
                 if key == "observation":
                     raise AgentError("the observation is text; agents need numeric observations")
                 continue  # text beside numbers (MiniGrid's mission) is stored, but no network reads it
-            observation[key.partition("/")[2]] = ArraySpec(tuple(field.shape), field.dtype, field.is_image)
+            observation[key.partition("/")[2]] = ArraySpec(tuple(field.shape), field.dtype, field.encoding == "png")
     if "action" not in schema.steps:
         actions = sorted(k for k in schema.steps if k.startswith("action/"))
         raise AgentError(f"the dataset's actions are a dict ({', '.join(actions)}); agents need a single action array")

@@ -36,7 +36,7 @@ def compute_statistics(store: Store, ref: str) -> DataStatistics:
 
     schema = store.manifest(ref).schema
     keys = {key: key.partition("/")[2] for key, field in schema.steps.items()
-            if (key == "observation" or key.startswith("observation/")) and not field.is_image and field.dtype != "str"}
+            if (key == "observation" or key.startswith("observation/")) and field.encoding != "png" and field.dtype != "str"}
     discrete = "action" in schema.steps and np.issubdtype(np.dtype(schema.steps["action"].dtype), np.integer)
     moments: dict[str, Moments] = {}
     count, max_action = 0, None
