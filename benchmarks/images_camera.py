@@ -15,11 +15,13 @@ ingest steps/s.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import numpy as np
 import tensorflow as tf
@@ -116,7 +118,9 @@ def stock_windows(store: Store, ref: str) -> tf.data.Dataset:
     return windows.repeat().batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def measure_camera(episodes: int, seconds: float, rounds: int) -> dict:
+def measure_camera(episodes: int, seconds: float, rounds: int,
+                   hold: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
+    """The camera figures; `hold()` is entered around the timed reads only (e.g. a flock)."""
     from rlstore.pipelines.ingest import ingest
 
     work = Path(tempfile.mkdtemp(prefix="rlstore-bench-camera-"))
@@ -132,8 +136,9 @@ def measure_camera(episodes: int, seconds: float, rounds: int) -> dict:
         stored_bytes = sum(s["bytes"] for segment in manifest.segments for s in segment["shards"])
         log(f"timing reader and stock TFDS windows: {rounds} turns of {seconds} s windows")
         reader = sequences(store, "cameras", length=WINDOW, period=1, batch_size=BATCH)
-        rates = best_rates({"reader": (graph_pull(reader), BATCH),
-                            "stock": (graph_pull(stock_windows(store, "cameras")), BATCH)}, seconds, rounds)
+        with hold():
+            rates = best_rates({"reader": (graph_pull(reader), BATCH),
+                                "stock": (graph_pull(stock_windows(store, "cameras")), BATCH)}, seconds, rounds)
         log(f"reader {rates['reader']:,.0f} windows/s, stock {rates['stock']:,.0f} windows/s")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -120,9 +120,15 @@ def _rows(
         return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
 
     def batches(rows: dict[str, Any], sources: dict[str, tf.Tensor], episode_first: tf.Tensor) -> tf.data.Dataset:
-        def gather(batch: dict[str, Any]) -> dict[str, Any]:
-            mask = batch.get("mask")
-            flat = flatten(batch)
+        size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
+        count = size // batch_size if repeat else -(-size // batch_size)
+
+        def batch(number: tf.Tensor) -> dict[str, Any]:
+            part = tf.nest.map_structure(lambda leaf: leaf[number * batch_size:(number + 1) * batch_size], rows)
+            if repeat:  # every batch is whole: say so statically, as `rebatch` does for unstacked data
+                part = tf.nest.map_structure(lambda leaf: tf.ensure_shape(leaf, [batch_size, *leaf.shape[1:]]), part)
+            mask = part.get("mask")
+            flat = flatten(part)
             for key, indices in flat.items():
                 source = key[len("next_"):] if key.startswith("next_observation") else key
                 if source not in sources:
@@ -133,7 +139,7 @@ def _rows(
                     flat[key] = _masked(tf.gather(sources[source], indices), mask)
             return unflatten(flat)
 
-        return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size, drop_remainder=repeat).map(gather)
+        return tf.data.Dataset.range(count).map(batch)
 
     return chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
                              deterministic=True).prefetch(AUTOTUNE)
