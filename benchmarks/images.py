@@ -2,7 +2,8 @@
 
 The `atari` part (issue 11); the `camera` part (two JPEG cameras and language, read as 8-step
 windows) is in benchmarks/images_camera.py, and `--only atari|camera` runs one of them.
-The benchmark plays real ALE Pong itself (random policy, 4-frame skip, 84x84 grayscale, episodes cut at 500 steps; `rlstore.envs.atari`), feeds the frames to
+The benchmark plays real ALE Pong itself (random policy, 4-frame skip, 84x84 grayscale, episodes
+cut at 500 steps; `rlstore.envs.atari`), feeds the frames to
 Dopamine's own OutOfGraphReplayBuffer and saves it, as the DQN Replay Dataset was made. Then:
   * storage: the version's shard bytes per frame against Dopamine's gzipped frame file
     (`$store$_observation_ckpt.0.gz`) per frame (target: at most 3x);
