@@ -156,9 +156,10 @@ def numpy_ceiling(frames: np.ndarray, numbers: np.ndarray, seconds: float, round
 
 
 def peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS (VmHWM). Not `getrusage`'s ru_maxrss: Linux carries that across
+    exec, so a child started by a large benchmark process would report the parent's size."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 def quarter_version(root: Path, source: Store) -> Store:
