@@ -18,7 +18,7 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "created": manifest.data["created"],
         "num_episodes": manifest.num_episodes,
         "num_steps": manifest.num_steps,
-        "segments": [str(p) for p in store.segment_dirs(DatasetRef(manifest.name, manifest.version))],
+        "segments": store.segment_locations(DatasetRef(manifest.name, manifest.version)),  # URLs in a bucket
         "sources": lineage.get("sources", []),
         "features": manifest.schema.describe(),
         "stats": manifest.stats.summary(),

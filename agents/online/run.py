@@ -203,7 +203,7 @@ def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options:
     manifest = run_manifest.new_manifest(agent, dataset, dataclasses.asdict(config), options.seed, specs.to_json())
     manifest["online"] = {
         "run_id": f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-        "store": str(store.root), "env": options.env, "env_seed": options.env_seed, "env_steps": options.env_steps,
+        "store": store.location, "env": options.env, "env_seed": options.env_seed, "env_steps": options.env_steps,
         "actors": options.actors, "demos": demos, "demo_ratio": getattr(config, "demo_ratio", None),
         "write_back": {"dataset": options.write_back, "commit_every": options.commit_every,
                        "compact_every": options.compact_every, "versions": [],
