@@ -127,14 +127,12 @@ def test_kill_9_mid_upload_publishes_nothing_and_gc_clears_it_after_the_lease(s3
     assert any(key.endswith(".lease") for key in _keys(s3_store, "ds/staging/"))
 
     # A live writer's staging survives gc however long it lives: its lease is renewed.
-    with store.staging("ds") as live:
+    with store.staging("ds") as live:  # opening staging collects too, once the dead lease is old enough
         time.sleep(2.5)  # the dead writer's lease has expired, plus a whole term
-        report = store.collect_garbage("ds")
-        staging_keys = _keys(s3_store, "ds/staging/")
-        assert staging_keys == [f"ds/staging/{live.path.name}.lease"]
+        store.collect_garbage("ds")
+        assert _keys(s3_store, "ds/staging/") == [f"ds/staging/{live.path.name}.lease"]
         assert store.has_live_writer("ds")
-    assert {key.split("/")[2] for key in _keys(s3_store, "ds/segments/")} == referenced
-    assert any("segments/" in str(path) for path in report.removed)
+    assert {key.split("/")[2] for key in _keys(s3_store, "ds/segments/")} == referenced  # partial segment gone
     publish_episodes(store, "ds", [vector_episode(5, 1)])
     assert store.versions("ds") == [1, 2] and validate(store, "ds") == []
 
