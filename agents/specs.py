@@ -80,6 +80,13 @@ class DataSpecs:
         return tf.nest.map_structure(lambda s: tf.zeros((batch_size, *s.shape[1:]), s.dtype), specs)
 
 
+def is_image(shape: tuple[int, ...], dtype: str, png: bool = False) -> bool:
+    """Whether a conv torso should read this observation: PNG-encoded frames, and HxWxC arrays
+    of uint8 pixels or of boolean feature planes (MinAtar's 10x10xn frames), whose spatial
+    layout an MLP on the flattened array would have to learn from scratch."""
+    return png or (len(shape) == 3 and np.dtype(dtype) in (np.uint8, np.bool_))
+
+
 def flat_observation(observation: Any) -> dict[str, Any]:
     """The observation (array or nested dict) as a flat `path -> array` mapping."""
     return flatten(observation) if isinstance(observation, Mapping) else {SINGLE: observation}
@@ -102,7 +109,8 @@ def specs_from_schema(schema: Schema, num_actions: int | None) -> DataSpecs:
                 if key == "observation":
                     raise AgentError("the observation is text; agents need numeric observations")
                 continue  # text beside numbers (MiniGrid's mission) is stored, but no network reads it
-            observation[key.partition("/")[2]] = ArraySpec(tuple(field.shape), field.dtype, field.encoding == "png")
+            observation[key.partition("/")[2]] = ArraySpec(tuple(field.shape), field.dtype,
+                                                           is_image(tuple(field.shape), field.dtype, field.encoding == "png"))
     if "action" not in schema.steps:
         actions = sorted(k for k in schema.steps if k.startswith("action/"))
         raise AgentError(f"the dataset's actions are a dict ({', '.join(actions)}); agents need a single action array")
