@@ -301,3 +301,39 @@ def test_online_checkpoint_evaluates_and_exports_with_its_state_carried(online_r
             assert int(action[0]) == int(expected)
             timestep = env.step(expected)
             prev_action, prev_reward = tf.constant([int(expected)]), tf.constant([timestep.reward], tf.float32)
+
+
+def test_batches_mix_demonstrations_with_text_observations_and_actor_windows_without(tmp_path):
+    """MiniGrid's episodes keep the mission text (the store holds it), the networks read no text:
+    an actor's windows go into the agent table without it, demonstration rows leave it out when
+    batches mix both tables, and the images are read by the conv torso."""
+    from rlstore.agents.online.context import specs_from_environment
+    from rlstore.envs import make_environment, make_policy
+    from rlstore.rollout import run_episodes
+
+    spec = "gym:MiniGrid-MemoryS7-v0"
+    env = make_environment(spec, seed=0)
+    specs = specs_from_environment(env)
+    assert specs.observation["image"].image and "mission" not in specs.observation
+    demos = Store(tmp_path / "store")
+    publish_episodes(demos, "demos", list(run_episodes(env, make_policy("expert", spec, env), 2)))
+    config = dataclasses.replace(TINY, demo_ratio=0.5, burn_in=0)
+    server = reverb.Server(replay.tables(config, specs, demos.manifest("demos").schema,
+                                        replay.demo_window_count(demos, "demos", config)))
+    address = f"localhost:{server.port}"
+    try:
+        load_version(address, demos, "demos", replay.layout(config))
+        adder = Adder(ReplayInserter(address, replay.layout(config, is_demo=False), into={SEQUENCES: replay.AGENT_TABLE}))
+        timestep, expert, state = env.reset(), make_policy("expert", spec, env), (np.zeros((1, 6), np.float32),) * 2
+        adder.observe_first(timestep)  # the env's observation as it is, as actors give it
+        while not timestep.last():
+            action = expert(timestep)
+            timestep = env.step(action)
+            adder.observe(action, timestep, extras=core_state_extras(state))
+        adder.close()
+        batch = next(iter(replay.replay_batches(address, config, with_demos=True, seed=0, timeout_ms=TIMEOUT_MS)))
+        assert set(batch["observation"]) == {"image", "direction"} and 0 < float(np.mean(batch["is_demo"])) < 1
+        networks = R2D3Builder().make_networks(specs, config)
+        assert np.isfinite(r2d3_loss(networks, batch, config).loss.numpy())
+    finally:
+        server.stop()

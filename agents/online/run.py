@@ -252,7 +252,9 @@ def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> 
     logger = RunLogger(run.logs, total_steps=0, initial_step=2**62, progress=False)
     logger.write("eval", env_steps, row)
     logger.close()
-    return {"env": context.env, "seed": seed, "seed_use": "evaluation", "episodes": episodes, "env_steps": env_steps, **row}
+    success = {"success_rate": result["success_rate"]} if "success_rate" in result else {}
+    return {"env": context.env, "seed": seed, "seed_use": "evaluation", "episodes": episodes, "env_steps": env_steps,
+            **row, **success}
 
 
 def _sigterm_as_interrupt():

@@ -82,12 +82,21 @@ def demo_window_count(store: Store, ref: str, config: R2D3Config) -> int:
 
 
 def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:
-    """A batch of samples as rows: the item (rewards and discounts as float32, so both tables'
-    rows concatenate) plus what priorities and importance weights need."""
+    """A batch of samples as rows: the item (rewards and discounts as float32, without text
+    observation keys such as MiniGrid's mission, which demonstrations keep and actors drop, so
+    both tables' rows concatenate) plus what priorities and importance weights need."""
     rows = dict(sample.data)
     for name in _FLOAT_FIELDS:
         rows[name] = tf.cast(rows[name], tf.float32)
+    rows["observation"] = _without_text(rows["observation"])
     return {**rows, **sample_info(sample)}
+
+
+def _without_text(observation: Any) -> Any:
+    if not isinstance(observation, dict):
+        return observation
+    return {key: _without_text(value) for key, value in observation.items()
+            if isinstance(value, dict) or value.dtype != tf.string}
 
 
 def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int,
