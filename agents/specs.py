@@ -15,7 +15,7 @@ import numpy as np
 
 from rlstore.agents.errors import AgentError
 from rlstore.nest import flatten, unflatten
-from rlstore.schema import Schema
+from rlstore.schema import FieldSpec, Schema
 
 SINGLE = ""  # the flat key of an observation that is one array rather than a dict
 
@@ -80,13 +80,6 @@ class DataSpecs:
         return tf.nest.map_structure(lambda s: tf.zeros((batch_size, *s.shape[1:]), s.dtype), specs)
 
 
-def is_image(shape: tuple[int, ...], dtype: str, png: bool = False) -> bool:
-    """Whether a conv torso should read this observation: PNG-encoded frames, and HxWxC arrays
-    of uint8 pixels or of boolean feature planes (MinAtar's 10x10xn frames), whose spatial
-    layout an MLP on the flattened array would have to learn from scratch."""
-    return png or (len(shape) == 3 and np.dtype(dtype) in (np.uint8, np.bool_))
-
-
 def flat_observation(observation: Any) -> dict[str, Any]:
     """The observation (array or nested dict) as a flat `path -> array` mapping."""
     return flatten(observation) if isinstance(observation, Mapping) else {SINGLE: observation}
@@ -100,6 +93,28 @@ def numeric_observation(observation: Any, specs: "DataSpecs") -> Any:
     return unflatten({key: flat[key] for key in specs.observation})
 
 
+def is_image_array(shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether a conv torso reads arrays of this shape and dtype: HxWxC uint8 pixels, and HxWxC
+    boolean feature planes (MinAtar's 10x10xn frames), whose spatial layout an MLP on the
+    flattened array would have to learn from scratch."""
+    return len(shape) == 3 and np.dtype(dtype) in (np.uint8, np.bool_)
+
+
+def is_image(field: FieldSpec) -> bool:
+    """Whether networks read this stored field as an image (a conv torso, no standardisation):
+    PNG/JPEG images, frames stored once and stacked by the readers (Atari's 84x84xk), and
+    image arrays stored as they are (`is_image_array`)."""
+    return (field.encoding in ("png", "jpeg") or field.stack > 1
+            or (field.dtype != "str" and is_image_array(tuple(field.shape), field.dtype)))
+
+
+def observation_spec(field: FieldSpec) -> ArraySpec:
+    """The spec of what the readers yield for one stored observation field: frames stored once
+    are read as stacks of `field.stack` frames on a new last axis (`rlstore.frames`)."""
+    shape = tuple(field.shape) + ((field.stack,) if field.stack > 1 else ())
+    return ArraySpec(shape, field.dtype, is_image(field))
+
+
 def specs_from_schema(schema: Schema, num_actions: int | None) -> DataSpecs:
     """Specs of a dataset with this schema; `num_actions` is required for integer actions."""
     observation = {}
@@ -109,8 +124,7 @@ def specs_from_schema(schema: Schema, num_actions: int | None) -> DataSpecs:
                 if key == "observation":
                     raise AgentError("the observation is text; agents need numeric observations")
                 continue  # text beside numbers (MiniGrid's mission) is stored, but no network reads it
-            observation[key.partition("/")[2]] = ArraySpec(tuple(field.shape), field.dtype,
-                                                           is_image(tuple(field.shape), field.dtype, field.encoding == "png"))
+            observation[key.partition("/")[2]] = observation_spec(field)
     if "action" not in schema.steps:
         actions = sorted(k for k in schema.steps if k.startswith("action/"))
         raise AgentError(f"the dataset's actions are a dict ({', '.join(actions)}); agents need a single action array")

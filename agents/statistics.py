@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from rlstore.agents.specs import is_image
 from rlstore.nest import flatten
 from rlstore.stats import Moments
 from rlstore.store import Store
@@ -36,7 +37,7 @@ def compute_statistics(store: Store, ref: str) -> DataStatistics:
 
     schema = store.manifest(ref).schema
     keys = {key: key.partition("/")[2] for key, field in schema.steps.items()
-            if (key == "observation" or key.startswith("observation/")) and field.encoding != "png" and field.dtype != "str"}
+            if (key == "observation" or key.startswith("observation/")) and not is_image(field) and field.dtype != "str"}
     discrete = "action" in schema.steps and np.issubdtype(np.dtype(schema.steps["action"].dtype), np.integer)
     moments: dict[str, Moments] = {}
     count, max_action = 0, None

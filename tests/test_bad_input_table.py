@@ -12,9 +12,7 @@ write) run the `rlstore` console script in a child process, whose stderr is the 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -44,7 +42,7 @@ class Case:
     argv: list[str]
     expected: tuple[str, ...]
     dataset: str = "ds"
-    child: Callable | None = None  # run as a child process with this preexec function
+    child: list[str] | None = None  # run as a child process, its command prefixed by these
     during: Callable | None = None  # called in a thread while the command runs
     extra: list[str] = field(default_factory=list)
 
@@ -124,18 +122,14 @@ def _flip_byte(path: Path, offset: int) -> None:
     path.write_bytes(bytes(raw))
 
 
-def _no_write_permission(*paths: Path) -> Callable:
-    """Takes write permission away from `paths` for the child process."""
+def _no_write_permission(*paths: Path) -> list[str]:
+    """Takes write permission away from `paths` for the child process (see `_privileges`)."""
     for path in paths:
         for directory, _, files in os.walk(path):
             os.chmod(directory, 0o555)
             for name in files:
                 os.chmod(os.path.join(directory, name), 0o444)
-    return _as_it_is
-
-
-def _as_it_is() -> None:
-    """Nothing to change in the child: the restriction is on the files (see `_privileges`)."""
+    return []
 
 
 def _restore_permissions(path: Path) -> None:
@@ -143,13 +137,21 @@ def _restore_permissions(path: Path) -> None:
         os.chmod(directory, 0o755)
 
 
-def _file_size_limit(limit: int) -> Callable:
+_LIMITED_EXEC = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _file_size_limit(limit: int) -> list[str]:
     """The child process may write no file larger than `limit` bytes; a write past it fails with
-    EFBIG (SIGXFSZ ignored), as a full disk fails with ENOSPC."""
-    def preexec() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return preexec
+    EFBIG (SIGXFSZ ignored), as a full disk fails with ENOSPC. A small exec wrapper sets this
+    up, not a `preexec_fn`: forking this many-threaded test process and running Python before
+    `exec` can abort the child under load."""
+    return [sys.executable, "-c", _LIMITED_EXEC, str(limit)]
 
 
 def _delete_when_running(store: Path, victim: Path) -> Callable:
@@ -265,8 +267,8 @@ CASES = list(_cases(Path("/unused"), Path("/unused")))
 def _run(case: Case, store: Path) -> tuple[int, str]:
     argv = ["--store", str(store), *case.argv]
     if case.child is not None:
-        process = subprocess.run([*_privileges(), RLSTORE, *argv], capture_output=True, text=True,
-                                 preexec_fn=case.child, timeout=180)
+        process = subprocess.run([*_privileges(), *case.child, RLSTORE, *argv], capture_output=True,
+                                 text=True, timeout=180)
         return process.returncode, process.stderr
     thread = threading.Thread(target=case.during) if case.during else None
     if thread:
