@@ -107,6 +107,17 @@ def test_burn_in_steps_carry_no_loss(store):
     assert loss_and_gradients(learned)[0] != loss  # the same change after the burn-in does count
 
 
+def test_the_learner_fits_the_sequences_values_on_a_tiny_budget(store):
+    config = dataclasses.replace(TINY, learning_rate=3e-3, target_update_period=20)
+    builder = R2D3Builder()
+    networks = builder.make_networks(SPECS, config)
+    learner = builder.make_learner(networks, builder.make_dataset(store, "pair", SPECS, config, seed=0), SPECS, config)
+    before = learner.run(5)["td_abs_mean"]
+    learner.run(300)
+    after = learner.run(20)["td_abs_mean"]
+    assert after < 0.3 * before, (before, after)
+
+
 def test_the_lstm_reads_the_previous_action_and_reward_zeroed_at_episode_starts():
     network = R2D3Builder().make_networks(SPECS, TINY).online
     rng = np.random.default_rng(0)
