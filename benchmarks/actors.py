@@ -1,29 +1,33 @@
-"""Acting and learning at scale: R2D3 online with 1 and 2 actor processes, and with the replay
-server started separately by `rlstore serve`.
+"""Actors that cut wall-clock time: DQfD online to a return threshold with 1 and with 4 actor processes.
 
-Workload: `rlstore run r2d3` on tmaze:length=10 with 10 expert demonstration episodes (demo ratio
-0.25), the quality benchmark's config (rate limiter: 64 sampled sequences per inserted one, so
-acting and learning are held to each other, as in a real run), no evaluation while running.
-Configurations, each measured in this run:
-  1 actor     `run --actors 1` (replay, learner and actor as processes on loopback): the baseline
-  2 actors    `run --actors 2`
-  serve       the replay server started by `rlstore serve` (demonstrations plus an empty
-              `agent_sequences` table, `--core-state-shapes 64,64`), then `run --role learner` and
-              `run --role actor` as separate commands pointed at its address, as on separate hosts
-Rates exclude start-up: env steps/s = all actors' env steps / the longest actor's acting time
-(from its first weights to its last episode; `acting_seconds` in logs/actor-<i>.json), learner
-updates/s = updates / that same time. The machine has 2 cores for every process, so more actors
-compete with the learner for them (the JSON carries the load average).
+Workload: `rlstore run dqfd` on Catch with a simulator's step cost (`catch:step_ms=10`: every
+env step takes 10 ms, as a physics simulator or an emulator at its real frame rate would;
+rlstore.envs.step_cost), 2 expert demonstration episodes (demo ratio 0.25, no pre-training, so
+the agent must learn online), the same config and the same samples-per-insert ratio for both
+runs. Acme's claim (Hoffman et al. 2020): with 4 actors an agent takes under half the
+wall-clock time to learn, with about as many env steps.
 
-Prints one JSON line on stdout; progress goes to stderr. `--quick` uses a smaller budget.
+Measured per run, from logs/eval.csv (actor 0 evaluates the greedy policy every `eval_every`
+env steps on 10 episodes of Catch without the step cost, and stamps each row with the seconds
+since acting started) and logs/replay.json (the replay server's own rate-limiter counts):
+  * env steps and wall-clock seconds (since acting started, i.e. after start-up) at the first
+    evaluation whose mean return reaches the threshold;
+  * the learning curve (return against env steps) of both runs, drawn into one PNG;
+  * the achieved samples per insert of the agent's replay table (samples / inserts it completed)
+    against the configured ratio.
+Figures: `wall_time_ratio_1_vs_4_actors` (1 actor's seconds / 4 actors'; target >= 2) and
+`env_steps_ratio_4_vs_1` (4 actors' env steps / 1 actor's; target <= 1.3).
+
+A sleeping step leaves the CPU free, so 4 actors overlap even on 2 cores; the learner must still
+keep up with 4x the inserts (a small network and batch keep its updates cheap), or the rate
+limiter would hold the actors back. Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import signal
-import socket
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -31,151 +35,124 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import choose_budget, log  # noqa: E402
+from benchmarks.common import log, quick_parser  # noqa: E402
 
 from rlstore.quiet import silence  # noqa: E402
 
 silence()  # before TensorFlow
 
-ROOT = Path(__file__).resolve().parent.parent
-RLSTORE = [sys.executable, "-m", "rlstore"]
-ENV = "tmaze:length=10"
-CONFIG = {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 64.0, "target_update_period": 100}
-FULL = {"env_steps": 20_000}
-QUICK = {"env_steps": 1_000}
-STOP_SECONDS = 30
+TASK = "catch"
+STEP_MS = 10
+DEMO_EPISODES = 2
+THRESHOLD = 0.8  # mean return over the evaluation episodes (Catch: +1 caught, -1 missed)
+CONFIG = {"demo_ratio": 0.25, "pretrain_steps": 0, "batch_size": 64, "hidden_sizes": (64, 64),
+          "learning_rate": 1e-3, "samples_per_insert": 16.0, "min_replay_size": 200, "target_update_period": 100,
+          "n_step": 3, "epsilon": 0.1, "variable_update_period": 20}
+FULL = {"env_steps": 3000, "eval_every": 300, "eval_episodes": 10}
+QUICK = {"env_steps": 1500, "eval_every": 300, "eval_episodes": 10}
+TARGETS = {"wall_time_ratio_1_vs_4_actors": 2.0, "env_steps_ratio_4_vs_1": 1.3}
 
 
-def rates(run_dir: Path) -> dict:
-    """Env steps/s and learner updates/s of a finished run directory, start-up excluded."""
-    import tensorflow as tf
-
-    from rlstore.agents.runs import RunDirectory
-
-    run = RunDirectory.at(run_dir)
-    actors = [json.loads(path.read_text()) for path in sorted(run.logs.glob("actor-*.json"))]
-    seconds = max(actor["acting_seconds"] for actor in actors)
-    env_steps = sum(actor["env_steps"] for actor in actors)
-    latest = tf.train.latest_checkpoint(str(run.checkpoints))
-    updates = int(latest.rsplit("-", 1)[1]) if latest else 0
-    return {"actors": len(actors), "env_steps": env_steps, "updates": updates, "acting_seconds": seconds,
-            "env_steps_per_s": env_steps / seconds, "updates_per_s": updates / seconds}
+def to_threshold(rows: list[dict], threshold: float) -> dict | None:
+    """The first evaluation (actor 0's periodic ones carry `acting_seconds`) reaching `threshold`."""
+    for row in rows:
+        if "acting_seconds" in row and row["return_mean"] >= threshold:
+            return {"env_steps": int(row["step"]), "seconds": row["acting_seconds"],
+                    "learner_step": int(row["learner_step"]), "return_mean": row["return_mean"]}
+    return None
 
 
-def supervised(store, demos: str, root: Path, actors: int, budget: dict) -> dict:
+def one_run(store, demos: str, root: Path, env: str, actors: int, budget: dict, threshold: float) -> dict:
+    from rlstore.agents.logging import read_csv
     from rlstore.agents.online.run import OnlineOptions, run
 
     out = root / f"actors-{actors}"
-    options = OnlineOptions(env=ENV, env_steps=budget["env_steps"], out=out, demos=demos, actors=actors,
-                            eval_every_env_steps=0, final_eval_episodes=5)
+    options = OnlineOptions(env=env, env_steps=budget["env_steps"], out=out, demos=demos, actors=actors,
+                            eval_every_env_steps=budget["eval_every"], eval_episodes=budget["eval_episodes"],
+                            final_eval_episodes=budget["eval_episodes"])
     started = time.perf_counter()
-    run("r2d3", store, options, CONFIG)
-    return {**rates(out), "wall_seconds": round(time.perf_counter() - started, 1)}
+    summary = run("dqfd", store, options, CONFIG)
+    wall = time.perf_counter() - started
+    rows = read_csv(out / "logs" / "eval.csv")
+    replay = json.loads((out / "logs" / "replay.json").read_text())["transitions"]
+    actor_logs = [json.loads(path.read_text()) for path in sorted((out / "logs").glob("actor-*.json"))]
+    acting = max(entry["acting_seconds"] for entry in actor_logs)
+    return {
+        "actors": actors,
+        "threshold": to_threshold(rows, threshold),
+        "curve": [{"env_steps": int(row["step"]), "return_mean": round(row["return_mean"], 3),
+                   "seconds": row.get("acting_seconds")} for row in rows],
+        "env_steps": summary["env_steps"],
+        "learner_steps": summary["learner_steps"],
+        "acting_seconds": acting,
+        "env_steps_per_s": round(summary["env_steps"] / acting, 1),
+        "wall_seconds": round(wall, 1),
+        "final_return": summary["final_evaluation"]["return_mean"],
+        "samples_per_insert": replay["samples_per_insert"],
+        "configured_samples_per_insert": replay["configured_samples_per_insert"],
+        "replay_inserts": replay["inserts"],
+        "replay_samples": replay["samples"],
+    }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        return probe.getsockname()[1]
+def plot(results: dict, threshold: float, out: Path) -> None:
+    from rlstore.report_plot import plot_curves
+
+    series = {f"{r['actors']} actor{'s' if r['actors'] > 1 else ''}":
+              [{"step": p["env_steps"], "return_mean": p["return_mean"]} for p in r["curve"]] for r in results.values()}
+    plot_curves([{"title": f"DQfD online on {TASK}:step_ms={STEP_MS}", "xlabel": "environment steps",
+                  "series": series, "references": {f"threshold {threshold}": threshold}}], out)
 
 
-def _wait_for(predicate, what: str, timeout: float, processes: list[subprocess.Popen]) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        for process in processes:
-            if process.poll() not in (None, 0):
-                raise RuntimeError(f"{what}: a process exited with status {process.returncode} ({process.args})")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """Each in turn, in the order given: SIGINT (a clean stop), then SIGKILL if still alive after
-    STOP_SECONDS. In turn, because a learner whose replay server stops under it blocks in
-    Reverb's sampling and never sees its own stop request."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def separate_server(store_root: Path, demos: str, root: Path, budget: dict) -> dict:
-    """`rlstore serve` in its own process, then the learner and one actor as separate commands."""
-    from rlstore.agents.r2d3.config import R2D3Config
-
-    config = R2D3Config(**CONFIG)
-    replay_port, learner_port = _free_port(), _free_port()
-    addresses = ["--replay-address", f"localhost:{replay_port}", "--learner-address", f"localhost:{learner_port}"]
-    out = root / "serve"
-    serve = [*RLSTORE, "--store", str(store_root), "serve", demos, "--port", str(replay_port), "--expose",
-             "--tables", "sequences", "--demo", "--prioritized", "--priority-exponent", str(config.priority_exponent),
-             "--sequence-length", str(config.sequence_length), "--period", str(config.period),
-             "--burn-in", str(config.burn_in),
-             "--core-state-shapes", ",".join("x".join(map(str, shape)) for shape in config.core_state_shapes),
-             "--online-table", "agent_sequences", "--online-max-size", str(config.replay_size),
-             "--online-min-size", str(config.min_replay_size),
-             "--online-samples-per-insert", str(config.samples_per_insert),
-             "--online-error-buffer", str(2.0 * config.samples_per_insert * config.batch_size)]
-    flags = [f"--{name.replace('_', '-')}={value}" for name, value in CONFIG.items()]
-    part = [*RLSTORE, "--store", str(store_root), "run", "r2d3", "--env", ENV, "--demos", demos,
-            "--env-steps", str(budget["env_steps"]), "--out", str(out), "--eval-every", "0", *addresses, *flags]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    logs = root / "serve-logs"
-    logs.mkdir()
-    processes: list[subprocess.Popen] = []
-
-    def start(name: str, argv: list[str]) -> subprocess.Popen:
-        with open(logs / f"{name}.log", "wb") as sink:
-            process = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        processes.append(process)
-        return process
-
-    started = time.perf_counter()
-    try:
-        start("serve", serve)
-        _wait_for(lambda: b"serving " in (logs / "serve.log").read_bytes(), "rlstore serve", 120, processes)
-        start("learner", [*part, "--role", "learner", "--expose"])
-        _wait_for(lambda: (out / "run.json").is_file(), "the learner's run.json", 120, processes)
-        actor = start("actor", [*part, "--role", "actor", "--index", "0"])
-        _wait_for(lambda: actor.poll() == 0, "the actor to finish its budget", 1800, processes)
-    finally:
-        _stop(processes[::-1])  # learner (final checkpoint), then the server
-    statuses = [process.returncode for process in processes]
-    return {**rates(out), "wall_seconds": round(time.perf_counter() - started, 1),
-            "exit_statuses": dict(zip(("serve", "learner", "actor"), statuses))}
+def ratio(numerator, denominator) -> float | None:
+    return round(numerator / denominator, 3) if numerator is not None and denominator else None
 
 
 def main() -> None:
-    quick, budget = choose_budget(__doc__, QUICK, FULL)
+    parser = quick_parser(__doc__, f"smaller budget: {QUICK}")
+    parser.add_argument("--plot", type=Path, default=Path("actors_learning_curve.png"),
+                        help="where to draw both learning curves (PNG; default: %(default)s)")
+    parser.add_argument("--step-ms", type=int, default=STEP_MS, help="the env's step cost in ms (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="return to reach (default: %(default)s)")
+    parser.add_argument("--work", type=Path, help="keep the runs here instead of a temporary directory")
+    args = parser.parse_args()
+    budget = QUICK if args.quick else FULL
+    env = f"{TASK}:step_ms={args.step_ms}"
+
     from rlstore.datasets.demonstrations import ingest_expert_demos
     from rlstore.store import Store
 
-    with tempfile.TemporaryDirectory(prefix="r2d3_actors_") as tmp:
-        root = Path(tmp)
+    root = args.work or Path(tempfile.mkdtemp(prefix="rlstore-actors-"))
+    root.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    try:
         store = Store(root / "store")
-        manifest = ingest_expert_demos(store, "tmaze_expert", ENV, 10, root / "logs", seed=0)
+        manifest = ingest_expert_demos(store, "catch_expert", TASK, DEMO_EPISODES, root / "logs", seed=0)
         demos = f"{manifest.name}@{manifest.version}"
         results = {}
-        for actors in (1, 2):
-            log(f"run r2d3 --actors {actors}, {budget['env_steps']} env steps")
-            results[f"actors_{actors}"] = supervised(store, demos, root, actors, budget)
-            log(f"  {results[f'actors_{actors}']}")
-        log("rlstore serve + run --role learner + run --role actor")
-        results["serve_separate"] = separate_server(root / "store", demos, root, budget)
-        log(f"  {results['serve_separate']}")
-    base = results["actors_1"]
+        for actors in (1, 4):
+            log(f"run dqfd --env {env} --actors {actors}, {budget['env_steps']} env steps")
+            results[f"actors_{actors}"] = result = one_run(store, demos, root, env, actors, budget, args.threshold)
+            log(f"  threshold: {result['threshold']}; {result['env_steps_per_s']} env steps/s, "
+                f"samples per insert {result['samples_per_insert']}")
+        plot(results, args.threshold, args.plot)
+    finally:
+        if args.work is None:
+            shutil.rmtree(root, ignore_errors=True)
+    one, four = results["actors_1"]["threshold"], results["actors_4"]["threshold"]
+    figures = {
+        "wall_time_ratio_1_vs_4_actors": ratio(one and one["seconds"], four and four["seconds"]),
+        "env_steps_ratio_4_vs_1": ratio(four and four["env_steps"], one and one["env_steps"]),
+    }
     print(json.dumps({
-        "benchmark": "actors", "quick": quick, "env": ENV, "env_steps_per_run": budget["env_steps"],
-        "config": CONFIG, "baseline": "actors_1", **results,
-        "env_steps_ratio_2_actors": results["actors_2"]["env_steps_per_s"] / base["env_steps_per_s"],
-        "updates_ratio_2_actors": results["actors_2"]["updates_per_s"] / base["updates_per_s"],
-        "env_steps_ratio_serve_separate": results["serve_separate"]["env_steps_per_s"] / base["env_steps_per_s"],
-        "cores": os.cpu_count(), "load_average": os.getloadavg()[0]}))
+        "benchmark": "actors", "quick": args.quick, "env": env, "threshold": args.threshold, "budget": budget,
+        "config": CONFIG, "demo_episodes": DEMO_EPISODES, "baseline": "actors_1", **results, **figures,
+        "targets": TARGETS,
+        "meets_targets": all(figures[k] is not None and (figures[k] >= v if k.startswith("wall") else figures[k] <= v)
+                             for k, v in TARGETS.items()),
+        "plot": str(args.plot.resolve()), "cores": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()]}))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,17 @@ imports TensorFlow. Measured in the same run, batch 256, 1-step transitions
     transitions (filled from the store once, not timed), `sample()` in a loop;
   * d3rlpy:   `ReplayBuffer(InfiniteBuffer)` over an `MDPDataset` of the same episodes,
     `sample_transition_batch(256)` in a loop.
-The baselines sample from memory they filled beforehand; rlstore reads from disk every epoch.
-Rates are transitions/s, the best of `rounds` windows of `rows` transitions each. Memory is the
-resident size added by each (rlstore: the proportional set size of the main process plus its
-DataLoader workers at their peak, the whole process included; the baselines: what filling their buffer added, plus TorchRL's memmap files on disk).
+  * rlstore replay: `rlstore.torch.TransitionReplay`, the version decoded once into RAM when the
+    dataset is made (not timed, as the baselines' filling is not), uniform batches gathered by
+    index: under `DataLoader(batch_size=None, num_workers=2)`, and `sample()` in this process
+    (what the baselines do).
+The baselines sample from memory they filled beforehand, as the replay datasets do; the epoch
+datasets read from disk every epoch.
+Rates are transitions/s, the best of `rounds` windows of `rows` transitions each. Memory: for the
+epoch datasets, the proportional set size of the main process plus its DataLoader workers at
+their peak, the whole process included; for the replay dataset and the baselines, the resident
+size that filling them added (plus TorchRL's memmap files on disk), and for the replay dataset
+also the bytes of its columns and what its two workers added on top of the main process.
 
 Install the baselines with `pip install -c constraints.txt '.[bench]'` and
 `pip install --no-deps d3rlpy==2.8.1` (its pins of gymnasium 1.0 and gym clash with rlstore's;
@@ -43,7 +50,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from rlstore.numpy import episodes as read_episodes  # noqa: E402
 from rlstore.numpy.transforms import episode_transitions  # noqa: E402
 from rlstore.store import Store  # noqa: E402
-from rlstore.torch import TransitionDataset  # noqa: E402
+from rlstore.torch import TransitionDataset, TransitionReplay  # noqa: E402
 
 BATCH = 256
 TARGET_RATIO = 1.0
@@ -88,6 +95,32 @@ def measure_rlstore(store: Store, ref: str, rows: int, rounds: int, persistent: 
                     peak = max(peak, _pss([me, *me.children(recursive=True)]))
         best = max(best, served / (time.perf_counter() - started))
     return best, peak
+
+
+def measure_replay(store: Store, ref: str, rows: int, rounds: int) -> dict[str, float]:
+    """Transitions/s of `TransitionReplay` under 2 DataLoader workers and in this process, and its memory."""
+    me = psutil.Process()
+    before = me.memory_info().rss
+    replay = TransitionReplay(store, ref, batch_size=BATCH, seed=0, batches=rows // BATCH)
+    added = me.memory_info().rss - before
+    loader = DataLoader(replay, batch_size=None, num_workers=2, persistent_workers=True, prefetch_factor=8)
+    workers_best, in_process_best, workers_added = 0.0, 0.0, 0
+    for _ in range(rounds):
+        served, started = 0, time.perf_counter()
+        for number, batch in enumerate(loader):
+            served += len(batch["reward"])
+            if number == 64:
+                workers_added = max(workers_added, sum(child.memory_full_info().uss
+                                                       for child in me.children(recursive=True)))
+        workers_best = max(workers_best, served / (time.perf_counter() - started))
+    del loader
+    for _ in range(rounds):
+        served, started = 0, time.perf_counter()
+        while served < rows:
+            served += len(replay.sample()["reward"])
+        in_process_best = max(in_process_best, served / (time.perf_counter() - started))
+    return {"workers": workers_best, "in_process": in_process_best, "rss_added": added,
+            "columns": replay.replay.nbytes(), "workers_uss": workers_added}
 
 
 def load_transitions(store: Store, ref: str) -> dict[str, np.ndarray]:
@@ -166,6 +199,8 @@ def main() -> None:
         log("rlstore.torch, 2 DataLoader workers")
         rlstore_rate, rlstore_peak = measure_rlstore(store, ref, budget["rows"], budget["rounds"], persistent=False)
         persistent_rate, _ = measure_rlstore(store, ref, budget["rows"], budget["rounds"], persistent=True)
+        log("rlstore.torch replay, 2 DataLoader workers and in process")
+        replay = measure_replay(store, ref, budget["rows"], budget["rounds"])
         log("TorchRL LazyMemmapStorage + RandomSampler")
         table = load_transitions(store, ref)
         (root / "memmap").mkdir()
@@ -182,13 +217,20 @@ def main() -> None:
         "benchmark": "frameworks", "quick": quick, **budget, "batch": BATCH,
         "transitions_per_second": {"rlstore_torch_2_workers": round(rlstore_rate),
                                    "rlstore_torch_2_persistent_workers": round(persistent_rate),
+                                   "rlstore_replay_2_workers": round(replay["workers"]),
+                                   "rlstore_replay_in_process": round(replay["in_process"]),
                                    "torchrl_lazymemmap_random": round(torchrl_rate),
                                    "d3rlpy_replay_buffer": round(d3rlpy_rate)},
         "ratio_vs_torchrl": round(rlstore_rate / torchrl_rate, 3),
         "ratio_vs_torchrl_persistent_workers": round(persistent_rate / torchrl_rate, 3),
         "ratio_vs_d3rlpy": round(rlstore_rate / d3rlpy_rate, 2),
+        "replay_ratio_vs_torchrl_2_workers": round(replay["workers"] / torchrl_rate, 3),
+        "replay_ratio_vs_torchrl_in_process": round(replay["in_process"] / torchrl_rate, 3),
         "target_ratio_vs_torchrl": TARGET_RATIO,
         "memory_mb": {"rlstore_peak_pss_with_workers": round(rlstore_peak / 2**20, 1),
+                      "rlstore_replay_rss_added": round(replay["rss_added"] / 2**20, 1),
+                      "rlstore_replay_columns": round(replay["columns"] / 2**20, 1),
+                      "rlstore_replay_2_workers_uss": round(replay["workers_uss"] / 2**20, 1),
                       "torchrl_rss_added": round(torchrl_added / 2**20, 1),
                       "torchrl_memmap_on_disk": round(torchrl_disk / 2**20, 1),
                       "d3rlpy_rss_added": round(d3rlpy_added / 2**20, 1)},

@@ -45,6 +45,44 @@ def rich_episode(length: int, seed: int) -> Episode:
     )
 
 
+def frame_episode(length: int, seed: int, terminal: bool = True) -> Episode:
+    """An episode of single 6x5 uint8 frames (never all zero, so stack padding shows)."""
+    rng = np.random.default_rng(seed)
+    discount = np.ones(length, np.float32)
+    if terminal and length >= 2:
+        discount[-2] = 0.0
+    return make_episode(
+        observation=rng.integers(1, 256, size=(length, 6, 5), dtype=np.uint8),
+        action=rng.integers(0, 3, size=length),
+        reward=rng.normal(size=length).astype(np.float32),
+        discount=discount,
+        is_terminal=terminal,
+        episode_metadata={"episode_id": np.int64(seed)},
+    )
+
+
+def publish_frames(store: Store, name: str, episodes: Sequence[Episode], stack: int):
+    """Publishes episodes of single frames as one new segment whose schema says readers stack
+    `stack` of them (what ingest with `--frame-stack` stores)."""
+    schema = Schema.derive(episodes[0]).with_frames("observation", stack)
+    publishing.check_appendable(store, name, schema)
+    with store.staging(name) as staging:
+        segment = publishing.SegmentBuilder(store, name, staging, schema)
+        for episode in episodes:
+            segment.write(schema.encode(episode), schema.check(episode), float(np.sum(episode["steps"]["reward"])))
+        return segment.publish({"pipeline": "test"})
+
+
+def frames_store(root: Path) -> tuple[Store, list[Episode]]:
+    """A store whose dataset 'frames' holds single 6x5 frames stacked by 3 on reading, in two
+    segments (episodes of 1 to 9 steps, terminal and time-limited), and its episodes."""
+    store = Store(root)
+    frames = [frame_episode(length, seed=20 + i, terminal=i % 2 == 1) for i, length in enumerate((5, 1, 9, 2, 7, 4))]
+    publish_frames(store, "frames", frames[:4], stack=3)
+    publish_frames(store, "frames", frames[4:], stack=3)
+    return store, frames
+
+
 def write_npz_logs(directory: Path, episodes: Sequence[Episode]) -> list[Path]:
     from rlstore.pipelines.sources.npz import write_episode
 

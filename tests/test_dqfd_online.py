@@ -187,6 +187,17 @@ def test_a_short_online_run_on_catch_learns(online_run):
     assert online and all(row["demo_fraction"] == pytest.approx(0.25) for row in online)
 
 
+def test_the_run_reports_the_rate_limiters_counts_and_acting_time(online_run):
+    out, summary, _ = online_run
+    replay = json.loads((out / "logs" / "replay.json").read_text())
+    agent = replay["transitions"]
+    assert agent["configured_samples_per_insert"] == 8.0 and agent["inserts"] >= summary["env_steps"] - 9
+    assert agent["samples_per_insert"] == pytest.approx(agent["samples"] / agent["inserts"], abs=1e-3)
+    periodic = [row for row in read_csv(out / "logs" / "eval.csv") if "acting_seconds" in row]
+    assert len(periodic) >= 3 and periodic[0]["acting_seconds"] == 0.0
+    assert all(a["acting_seconds"] < b["acting_seconds"] for a, b in zip(periodic, periodic[1:]))
+
+
 def test_write_back_versions_carry_the_runs_lineage_and_the_manifest_lists_them(online_run):
     out, summary, store = online_run
     manifest = json.loads((out / "run.json").read_text())

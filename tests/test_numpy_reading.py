@@ -10,11 +10,23 @@ import tensorflow as tf
 from rlstore import numpy as np_reading
 from rlstore import reading, tfrecord
 from rlstore.errors import StoreError
+from rlstore.frames import episode_firsts, stack
 from rlstore.numpy import Share
 from rlstore.numpy.decoding import decode_episodes
 from rlstore.nest import flatten
 from rlstore.schema import FieldSpec, Schema
-from tests.helpers import steps_equal, vector_episode
+from tests.helpers import frames_store, steps_equal, vector_episode
+
+
+@pytest.fixture(scope="module")
+def stacked_store(tmp_path_factory):
+    return frames_store(tmp_path_factory.mktemp("frames"))
+
+
+@pytest.fixture(scope="module")
+def stores(framework_store, stacked_store):
+    """The store of each dataset name."""
+    return {"vec": framework_store[0], "rich": framework_store[0], "frames": stacked_store[0]}
 
 
 def _tf_batches(dataset):
@@ -80,9 +92,14 @@ def test_images_dicts_text_and_float64_decode_as_tensorflow_decodes_them(framewo
     ("rich", lambda m, store, ref: m.transitions(store, ref, n_step=2, batch_size=3, shuffle=False, repeat=False)),
     ("rich", lambda m, store, ref: m.sequences(store, ref, length=2, period=1, batch_size=5, shuffle=False,
                                                  repeat=False)),
+    ("frames", lambda m, store, ref: m.transitions(store, ref, n_step=2, batch_size=3, shuffle=False, repeat=False,
+                                                   chunk_episodes=2)),
+    ("frames", lambda m, store, ref: m.steps(store, ref, batch_size=4, shuffle=False, repeat=False, chunk_episodes=3)),
+    ("frames", lambda m, store, ref: m.sequences(store, ref, length=3, period=2, burn_in=1, batch_size=2,
+                                                 shuffle=False, repeat=False, chunk_episodes=2)),
 ])
-def test_unshuffled_batches_equal_the_tf_readers_bit_for_bit(framework_store, name, read):
-    store, _ = framework_store
+def test_unshuffled_batches_equal_the_tf_readers_bit_for_bit(stores, name, read):
+    store = stores[name]
     _assert_batches_equal(_tf_batches(read(reading, store, name)), list(read(np_reading, store, name)))
 
 
@@ -103,6 +120,39 @@ def test_a_shuffled_epoch_holds_the_same_rows_as_the_tf_readers(framework_store)
     mine = list(np_reading.transitions(store, "vec", n_step=2, batch_size=8, repeat=False, seed=1))
     assert [len(b["reward"]) for b in mine] == [8] * 10 + [5]
     assert _rows(mine) == _rows(theirs)
+
+
+def test_frame_stacks_are_rebuilt_the_dopamine_way(stacked_store):
+    store, episodes = stacked_store
+    frames = np.concatenate([episode["steps"]["observation"] for episode in episodes])
+    is_first = np.concatenate([episode["steps"]["is_first"] for episode in episodes])
+    [batch] = np_reading.steps(store, "frames", batch_size=100, shuffle=False, repeat=False, chunk_episodes=6)
+    assert batch["observation"].shape == (len(frames), 6, 5, 3)
+    np.testing.assert_array_equal(batch["observation"], stack(frames, episode_firsts(is_first), np.arange(len(frames)), 3))
+    assert not batch["observation"][0, ..., :2].any() and batch["observation"][0, ..., 2].all()  # o_0 = (0, 0, f_0)
+    theirs = _tf_batches(reading.transitions(store, "frames", n_step=3, batch_size=4, repeat=False, seed=2))
+    mine = list(np_reading.transitions(store, "frames", n_step=3, batch_size=4, repeat=False, seed=2))
+    assert _rows(mine) == _rows(theirs)
+
+
+@pytest.mark.parametrize("name, make, read", [
+    ("vec", lambda store: np_reading.Replay.transitions(store, "vec", n_step=3, gamma=0.9),
+     lambda store: np_reading.transitions(store, "vec", n_step=3, gamma=0.9, batch_size=8, repeat=False)),
+    ("frames", lambda store: np_reading.Replay.transitions(store, "frames", n_step=2),
+     lambda store: np_reading.transitions(store, "frames", n_step=2, batch_size=8, repeat=False)),
+    ("frames", lambda store: np_reading.Replay.sequences(store, "frames", length=3, period=2, burn_in=1),
+     lambda store: np_reading.sequences(store, "frames", length=3, period=2, burn_in=1, batch_size=8, repeat=False)),
+])
+def test_a_replay_holds_every_row_of_an_epoch_once_and_samples_them(stores, name, make, read):
+    store = stores[name]
+    replay = make(store)
+    epoch = list(read(store))
+    assert len(replay) == sum(len(batch["reward"]) for batch in epoch)
+    assert _rows([replay.rows(np.arange(len(replay)))]) == _rows(epoch)
+    drawn = replay.sample(64, np.random.default_rng(5))
+    assert set(_rows([drawn])) <= set(_rows(epoch))
+    again = replay.sample(64, np.random.default_rng(5))
+    _assert_batches_equal([drawn], [again])
 
 
 def test_same_seed_same_batches_another_seed_or_epoch_another_order(framework_store):

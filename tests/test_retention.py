@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 from rlstore import segment_lists
 from rlstore.store import Staging, Store
 from rlstore.validation import validate
@@ -81,3 +83,35 @@ def test_gc_removes_orphans_but_not_what_a_live_writer_staged(tmp_path):
     assert (directory / "segments" / "staged-segment").is_dir()  # a live writer's, not an orphan
     assert sorted(p.name for p in checkpoints.iterdir()) == ["v1-abc", "v8-abc"]
     assert validate(store, "ds") == []
+
+
+def test_two_concurrent_ingests_where_one_fails_leave_nothing_gc_cannot_find(tmp_path):
+    """Two real `rlstore ingest` processes into one new dataset, with observations of different
+    shapes: whichever publishes first wins, the other must fail (its schema no longer fits) and,
+    whether it failed before or after moving its segment in, nothing of it may outlive `gc`."""
+    from tests.helpers import write_npz_logs
+
+    narrow = [vector_episode(5, seed) for seed in range(3)]
+    wide = [vector_episode(5, seed) for seed in range(3)]
+    for episode in wide:
+        episode["steps"]["observation"] = np.zeros((5, 7), np.float32)
+    write_npz_logs(tmp_path / "narrow", narrow)
+    write_npz_logs(tmp_path / "wide", wide)
+    root = tmp_path / "store"
+    ingests = [subprocess.Popen([sys.executable, "-m", "rlstore", "--store", str(root), "ingest", "--dataset", "fresh",
+                                 str(tmp_path / source), "--", "--direct_num_workers=1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for source in ("narrow", "wide")]
+    results = [(process.wait(timeout=180), process.stderr.read()) for process in ingests]
+    assert sorted(status for status, _ in results) == [0, 1], results
+    failed = next(err for status, err in results if status == 1)
+    assert "cannot append to fresh" in failed and "Traceback" not in failed, failed
+
+    result = _rlstore(root, "gc")
+    assert result.returncode == 0, result.stderr
+    store = Store(root)
+    assert store.versions("fresh") == [1]
+    directory = store.dataset_dir("fresh")
+    assert {p.name for p in (directory / "segments").iterdir()} == {s["id"] for s in store.manifest("fresh").segments}
+    assert not (directory / "staging").exists() or list((directory / "staging").iterdir()) == []
+    assert validate(store, "fresh") == []

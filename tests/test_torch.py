@@ -9,15 +9,16 @@ import tensorflow as tf
 
 from rlstore import reading
 from rlstore.nest import flatten
+from tests.helpers import frames_store
 
 _READ = """
 import sys
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from rlstore.torch import EpisodeDataset, SequenceDataset, TransitionDataset
+from rlstore.torch import EpisodeDataset, SequenceDataset, TransitionDataset, TransitionReplay
 
-root, out = sys.argv[1], sys.argv[2]
+root, out, frames_root = sys.argv[1], sys.argv[2], sys.argv[3]
 arrays = {}
 transitions = TransitionDataset(root, "vec", n_step=3, gamma=0.9, batch_size=8, seed=4)
 for epoch in range(2):
@@ -35,6 +36,17 @@ sequences = SequenceDataset(root, "vec", length=3, period=2, burn_in=1, batch_si
 for number, batch in enumerate(DataLoader(sequences, batch_size=None, num_workers=2)):
     for key in ("observation", "mask"):
         arrays[f"s/{number}/{key}"] = batch[key].numpy()
+stacked = {"fT": TransitionDataset(frames_root, "frames", n_step=2, batch_size=4, seed=1, chunk_episodes=2),
+           "fS": SequenceDataset(frames_root, "frames", length=3, period=2, burn_in=1, batch_size=2, chunk_episodes=2)}
+for prefix, data in stacked.items():
+    for number, batch in enumerate(DataLoader(data, batch_size=None, num_workers=2)):
+        for key, value in batch.items():
+            arrays[f"{prefix}/{number}/{key}"] = value.numpy()
+replay = TransitionReplay(frames_root, "frames", n_step=2, batch_size=4, seed=3, batches=7)
+for number, batch in enumerate(DataLoader(replay, batch_size=None, num_workers=2)):
+    for key, value in batch.items():
+        arrays[f"r/{number}/{key}"] = value.numpy()
+arrays.update({f"r/{7 + n}/{key}": value.numpy() for n in range(2) for key, value in replay.sample(5).items()})
 for number, episode in enumerate(DataLoader(EpisodeDataset(root, "rich"), batch_size=None, num_workers=2)):
     arrays[f"e/{number}/pixels"] = episode["steps"]["observation"]["pixels"].numpy()
     arrays[f"e/{number}/id"] = episode["episode_id"].numpy()
@@ -44,11 +56,17 @@ np.savez(out, **arrays)
 
 
 @pytest.fixture(scope="module")
-def torch_read(framework_store, tmp_path_factory):
+def stacked_store(tmp_path_factory):
+    return frames_store(tmp_path_factory.mktemp("frames"))
+
+
+@pytest.fixture(scope="module")
+def torch_read(framework_store, stacked_store, tmp_path_factory):
     """What the DataLoaders read in a process of their own (TF-free, checked there)."""
     store, _ = framework_store
     out = tmp_path_factory.mktemp("torch") / "read.npz"
-    result = subprocess.run([sys.executable, "-c", _READ, str(store.root), str(out)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", _READ, str(store.root), str(out), str(stacked_store[0].root)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     with np.load(out) as arrays:
         return {key: arrays[key] for key in arrays.files}
@@ -96,6 +114,32 @@ def test_sequences_and_episodes_each_come_once_across_workers(framework_store, t
     for episode in episodes:
         original = originals["rich"][int(episode["id"])]["steps"]["observation"]["pixels"]
         np.testing.assert_array_equal(episode["pixels"], original)
+
+
+def test_frame_stacks_are_rebuilt_as_the_tf_stacked_readers_rebuild_them(stacked_store, torch_read):
+    store, episodes = stacked_store
+    reads = {"fT": lambda m: m.transitions(store, "frames", n_step=2, batch_size=4, repeat=False),
+             "fS": lambda m: m.sequences(store, "frames", length=3, period=2, burn_in=1, batch_size=2, repeat=False)}
+    for prefix, read in reads.items():
+        theirs = [flatten(tf.nest.map_structure(lambda t: t.numpy(), batch)) for batch in read(reading)]
+        mine = _group(torch_read, prefix)
+        keys = sorted(theirs[0])
+        assert sorted(mine[0]) == keys and mine[0]["observation"].shape[-3:] == (6, 5, 3)
+        assert _rows(mine, keys) == _rows(theirs, keys)
+    steps = sum(len(episode["steps"]["reward"]) for episode in episodes)
+    assert sum(len(b["reward"]) for b in _group(torch_read, "fT")) == steps - len(episodes)
+
+
+def test_replay_batches_are_rows_of_the_version_drawn_in_every_worker(stacked_store, torch_read):
+    store, _ = stacked_store
+    theirs = [flatten(tf.nest.map_structure(lambda t: t.numpy(), batch))
+              for batch in reading.transitions(store, "frames", n_step=2, batch_size=4, repeat=False)]
+    keys = sorted(theirs[0])
+    drawn = _group(torch_read, "r")
+    assert [len(batch["reward"]) for batch in drawn] == [4] * 7 + [5, 5]  # `batches` across 2 workers, sample()
+    assert set(_rows(drawn, keys)) <= set(_rows(theirs, keys))
+    worker_0, worker_1 = drawn[0:7:2], drawn[1:7:2]  # the DataLoader alternates between its workers
+    assert _rows(worker_0[:3], keys) != _rows(worker_1, keys)  # each worker draws its own rows
 
 
 _LEARN = """

@@ -12,6 +12,10 @@ Each update (in graph, inside the same `tf.function` loop as the offline learner
 - new priorities |δ| + ε, plus ε_d on demonstration rows (Hester et al. 2018, section 3.1),
   sent to each row's table with Reverb's TF client right after the step.
 
+The online update is traced (and its sampling stream opened) in `ready()`, before the learner
+publishes the weights that let actors start: tracing took 10-30 s on a loaded machine, and
+the rate limiter would hold every actor for that long once the replay table's slack is used up.
+
 When a table's rate limiter blocks sampling for rlstore.agents.prioritized.SAMPLE_TIMEOUT_MS (the
 actors are behind, or have stopped), `run` returns early with what it did; the next call
 starts a new sampling stream.
@@ -51,7 +55,10 @@ class OnlineDQfDLearner(DQfDLearner):
         return list(self._networks.online.variables)
 
     def ready(self) -> bool:
-        return int(self.steps.numpy()) >= self._pretrain_steps
+        if int(self.steps.numpy()) < self._pretrain_steps:
+            return False
+        self._stream("online")  # traced before acting starts (see the module docstring)
+        return True
 
     def run(self, num_updates: int) -> dict[str, float]:
         step = int(self.steps.numpy())
@@ -61,15 +68,23 @@ class OnlineDQfDLearner(DQfDLearner):
         else:
             self._iterators.pop("pretrain", None)  # stops its sampling stream
         split = self._splits[phase]
-        if phase not in self._iterators:
-            self._iterators[phase] = iter(self._batches(split))
         try:
-            metrics = self._run_prioritized(self._iterators[phase], tf.constant(num_updates, tf.int64),
+            metrics = self._run_prioritized(self._stream(phase), tf.constant(num_updates, tf.int64),
                                             split.demo_rows, split.replay_rows)
         except tf.errors.OutOfRangeError:  # a table's rate limiter held sampling back too long
             del self._iterators[phase]
             return {}
         return {name: float(value) for name, value in metrics.items()}
+
+    def _stream(self, phase: str) -> Any:
+        """The phase's sampling stream, opened (and the update traced for it) on first use."""
+        if phase not in self._iterators:
+            split = self._splits[phase]
+            iterator = iter(self._batches(split))
+            self._run_prioritized.get_concrete_function(iterator, tf.TensorSpec([], tf.int64), split.demo_rows,
+                                                        split.replay_rows)
+            self._iterators[phase] = iterator
+        return self._iterators[phase]
 
     @tf.function
     def _run_prioritized(self, iterator: Any, num_updates: tf.Tensor, demo_rows: int, replay_rows: int):

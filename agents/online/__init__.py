@@ -20,7 +20,8 @@ The run directory has the layout of a `train` run (run.json, checkpoints/, logs/
 Modules: `processes` (children and signals), `variables` (weights to actors), `context`
 (what every part knows about the run), `replay`, `learning`, `acting` (the three roles'
 loops, shared by every agent), `run` (the run manifest, the supervisor; what the CLI calls),
-`main` (a child's entry point).
+`main` (a child's entry point), `resuming` (what `--resume` continues from, and the checks that
+it is the same run).
 
 The plug-in shape: Acme's builder
 ---------------------------------

@@ -18,8 +18,13 @@ finished episode the adder:
   the actor dies later.
 
 Actor 0 also evaluates the greedy policy every `eval_every` env steps (counted over all
-actors, estimated as its own steps times K) into logs/eval.csv: `step` is env steps there.
+actors, estimated as its own steps times K) into logs/eval.csv: `step` is env steps there, and
+`acting_seconds` the wall-clock time since acting started (time-to-threshold benchmarks read it).
+Evaluations play the task without its step cost (`step_ms`, rlstore.envs.step_cost): they
+measure the policy, and paying a slow simulator's cost would stall actor 0 meanwhile.
 (The run's last point is the supervisor's evaluation of the final checkpoint.)
+In a resumed run (rlstore.agents.online.resuming) each actor starts from the env steps it
+played in earlier sessions and writes back under a run id of its session.
 A stop request is honoured between episodes; an episode in flight is finished (and kept)
 unless Reverb goes away under it, in which case the write-back still commits the episodes
 that were finished.
@@ -37,10 +42,14 @@ from rlstore.agents import run_manifest
 from rlstore.agents.evaluation import RETURN_FIELDS, check_environment, evaluate, make_env
 from rlstore.agents.logging import RunLogger
 from rlstore.agents.online.context import RunContext
+from rlstore.agents.online.resuming import writer_run_id
 from rlstore.agents.online.variables import VariableClient
+from rlstore.agents.runs import RunDirectory
+from rlstore.envs import without_step_cost
 from rlstore.writeback import WriteBack
 
 DEFAULT_UPDATE_PERIOD = 100
+SUMMARY_SECONDS = 5.0  # the actor's summary is rewritten at least this often (and after every commit)
 
 
 def actor_budget(context: RunContext, index: int) -> int:
@@ -49,8 +58,9 @@ def actor_budget(context: RunContext, index: int) -> int:
     return share + (1 if index < extra else 0)
 
 
-def summary_path(context: RunContext, index: int) -> Path:
-    return context.run.logs / f"actor-{index}.json"
+def summary_path(run: RunDirectory, index: int) -> Path:
+    """Actor `index`'s summary (env steps, episodes, write-back versions), rewritten as it goes."""
+    return run.logs / f"actor-{index}.json"
 
 
 def eval_row(result: dict[str, Any], learner_step: int) -> dict[str, Any]:
@@ -63,16 +73,17 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
     """Plays actor `index`'s share of the budget (or until `stop`); returns its summary."""
     env = make_env(context.env, seeds.acting(context.env_seed, index))
     check_environment(context.specs, env, context.env)
-    summary: dict[str, Any] = {"actor": index, "env_steps": 0, "episodes": 0, "returns_last_100": [],
-                               "write_back": None}
+    start = context.actor_start_steps[index] if context.actor_start_steps else 0  # played in earlier sessions
+    summary: dict[str, Any] = {"actor": index, "session": context.session, "env_steps": start, "episodes": 0,
+                               "returns_last_100": [], "write_back": None}
     writer = None
     if context.write_back:
-        summary["write_back"] = {"dataset": context.write_back, "run_id": f"{context.run_id}-actor{index}",
-                                 "versions": []}
+        summary["write_back"] = {"dataset": context.write_back,
+                                 "run_id": writer_run_id(context.run_id, index, context.session), "versions": []}
 
         def committed(commit) -> None:
             summary["write_back"]["versions"].append(commit.version)
-            run_manifest.write(summary_path(context, index), summary)
+            run_manifest.write(summary_path(context.run, index), summary)
 
         writer = WriteBack(context.store, context.write_back, environment=context.env,
                            policy=f"{context.agent} behaviour policy, actor {index} of run {context.run_id}",
@@ -85,19 +96,24 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
         actor = agent.make_actor(index, adder)
         client = VariableClient(learner_address, actor.variables,
                                 context.config_value("variable_update_period", DEFAULT_UPDATE_PERIOD))
-        evaluator = _Evaluator(context, actor) if index == 0 and context.eval_every else None
+        evaluator = _Evaluator(context, actor, start * context.actors) if index == 0 and context.eval_every else None
         budget = actor_budget(context, index)
         if not client.wait(should_stop=stop.is_set):
             return summary
-        acting_started = time.perf_counter()  # for `acting_seconds`: env steps/s without start-up (benchmarks)
+        # `acting_seconds` (benchmarks: env steps/s and time to a return without start-up) counts
+        # from the first action chosen, so the policy's first call (its tracing) is not in it.
+        acting_started = None
+        noted = time.perf_counter()
         while summary["env_steps"] < budget and not stop.is_set():
             if evaluator is not None:
-                evaluator.maybe(summary["env_steps"] * context.actors, client.step)
+                evaluator.maybe(summary["env_steps"] * context.actors, client.step,
+                                time.perf_counter() - acting_started if acting_started else 0.0)
             timestep = env.reset()
             actor.observe_first(timestep)
             total = 0.0
             while not timestep.last():
                 action = actor.select_action(timestep)
+                acting_started = acting_started or time.perf_counter()
                 timestep = env.step(action)
                 actor.observe(action, timestep)
                 client.update()
@@ -106,6 +122,9 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
             summary["episodes"] += 1
             summary["returns_last_100"] = (summary["returns_last_100"] + [total])[-100:]
             summary["acting_seconds"] = round(time.perf_counter() - acting_started, 3)
+            if time.perf_counter() - noted >= SUMMARY_SECONDS:  # what a resume counts from without write-back
+                run_manifest.write(summary_path(context.run, index), summary)
+                noted = time.perf_counter()
     except Exception as error:  # after a stop request the other parts go away under us
         if not stop.is_set():
             raise
@@ -120,7 +139,7 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
                                          compaction_errors=closed.compaction_errors)
         if evaluator is not None:
             evaluator.close()
-        run_manifest.write(summary_path(context, index), summary)  # atomic, like run.json
+        run_manifest.write(summary_path(context.run, index), summary)  # atomic, like run.json
     print(f"[actor {index}] done: {summary['env_steps']} env steps, {summary['episodes']} episodes"
           + (f", versions {summary['write_back']['versions']} of {context.write_back}" if writer else ""), flush=True)
     return summary
@@ -129,19 +148,22 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
 class _Evaluator:
     """Actor 0's periodic evaluation of the greedy policy (environment built with the run's env seed)."""
 
-    def __init__(self, context: RunContext, actor: Any):
+    def __init__(self, context: RunContext, actor: Any, start: int = 0):
+        """`start`: the run's env steps played before this session (rows logged up to it are kept)."""
         self._context = context
         self._actor = actor
-        self._next = 0
-        self._logger = RunLogger(context.run.logs, total_steps=0, progress=False, description="eval")
+        self._next = -(-start // context.eval_every) * context.eval_every
+        self._logger = RunLogger(context.run.logs, total_steps=0, initial_step=start, progress=False,
+                                 description="eval")
 
-    def maybe(self, env_steps: int, learner_step: int) -> None:
+    def maybe(self, env_steps: int, learner_step: int, acting_seconds: float) -> None:
         if env_steps < self._next:
             return
         self._next = (env_steps // self._context.eval_every + 1) * self._context.eval_every
-        result = evaluate(lambda env: self._actor.greedy_action, self._context.env, self._context.eval_episodes,
-                          seed=seeds.tuning(self._context.env_seed), specs=self._context.specs)
-        row = eval_row(result, learner_step)
+        result = evaluate(lambda env: self._actor.greedy_action, without_step_cost(self._context.env),
+                          self._context.eval_episodes, seed=seeds.tuning(self._context.env_seed),
+                          specs=self._context.specs)
+        row = {**eval_row(result, learner_step), "acting_seconds": round(acting_seconds, 3)}
         self._logger.write("eval", env_steps, row)
         print(f"[actor 0] {env_steps} env steps, learner step {learner_step}: return "
               f"{row['return_mean']:.3f} ± {row['return_std']:.3f}", flush=True)

@@ -49,11 +49,15 @@ class RunContext:
     eval_every: int           # env steps between actor 0's evaluations (0: none)
     eval_episodes: int
     compact_every: int | None = None  # actor 0 compacts the write-back dataset after every K-th commit
+    checkpoint_every: float | None = None  # seconds between the learner's and replay's checkpoints
+    session: int = 0                  # 0 for the first session, k for the k-th resume
+    actor_start_steps: tuple[int, ...] = ()  # env steps each actor played in earlier sessions
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], run: RunDirectory) -> "RunContext":
         online = manifest["online"]
         entry = registry.get(manifest["agent"])
+        sessions = manifest["sessions"]
         return cls(agent=manifest["agent"], run_id=online["run_id"], store=Store(online["store"]), env=online["env"],
                    env_seed=online["env_seed"], demos=online["demos"],
                    config=config_from_json(entry.config_class(), manifest["config"]), seed=manifest["seed"],
@@ -61,7 +65,10 @@ class RunContext:
                    env_steps=online["env_steps"], write_back=online["write_back"]["dataset"],
                    commit_every=online["write_back"]["commit_every"],
                    compact_every=online["write_back"].get("compact_every"), eval_every=online["eval_every"],
-                   eval_episodes=online["eval_episodes"])
+                   eval_episodes=online["eval_episodes"],
+                   checkpoint_every=online.get("checkpoint_every"),
+                   session=max(len(sessions) - 1, 0),
+                   actor_start_steps=tuple(sessions[-1].get("actor_start_steps", ()) if sessions else ()))
 
     @classmethod
     def load(cls, directory: str | Path) -> "RunContext":

@@ -4,8 +4,10 @@ Chunks are short (CHUNK updates) so actors get fresh weights often and a stop re
 within a chunk; the agent's learner returns early when its replay has nothing to sample (the
 rate limiter holds it back because actors have stopped inserting), so the loop never hangs in
 Reverb. Metrics are averaged over LOG_EVERY updates into logs/train.csv (and TensorBoard);
-checkpoints are written every CHECKPOINT_EVERY updates and always when the role stops, so the
-run directory serves `rlstore eval` / `export` like a `train` run's.
+checkpoints are written every CHECKPOINT_EVERY updates or the run's `checkpoint_every` seconds,
+whichever comes first, and always when the role stops, so the
+run directory serves `rlstore eval` / `export` like a `train` run's. A learner that finds a
+checkpoint in the run directory (a resumed run) restores it first and continues its step count.
 
 Once the final checkpoint is written the learner object is torn down in a background thread
 that nobody waits for: closing tf.data's Reverb sampling streams took 13-18 s on a loaded
@@ -46,12 +48,15 @@ def _release(owned: list) -> None:
 
 def _train(learner, context: RunContext, port: int, stop: threading.Event) -> int:
     checkpointer = Checkpointer(context.run.checkpoints, learner.checkpoint_objects())
+    if checkpointer.restore():  # a resumed run (rlstore.agents.online.resuming): weights, optimizer, step
+        print(f"[learner] resumed from {checkpointer.latest}", flush=True)
     server = VariableServer(learner.variables(), port)
-    logger = RunLogger(context.run.logs, total_steps=0, progress=False, description="learner")
     step = saved = logged = int(learner.steps.numpy())
+    logger = RunLogger(context.run.logs, total_steps=0, initial_step=step, progress=False, description="learner")
     sums: dict[str, float] = {}
     published = None
-    started = time.perf_counter()
+    started = saved_at = time.perf_counter()
+    every = context.checkpoint_every or float("inf")  # seconds (a resume restores the latest checkpoint)
     try:
         while not stop.is_set():
             if learner.ready() and step != published:  # before updating: actors may be waiting for weights
@@ -75,9 +80,9 @@ def _train(learner, context: RunContext, port: int, stop: threading.Event) -> in
                 print(f"[learner] step {step}: loss {row.get('loss', float('nan')):.4f}, "
                       f"{row['updates_per_s']:.0f} updates/s", file=sys.stderr, flush=True)
                 sums, logged = {}, step
-            if step - saved >= CHECKPOINT_EVERY:
+            if step > saved and (step - saved >= CHECKPOINT_EVERY or time.perf_counter() - saved_at >= every):
                 checkpointer.save(step)
-                saved = step
+                saved, saved_at = step, time.perf_counter()
     finally:
         step = int(learner.steps.numpy())  # a chunk cut short by a stop may have done some updates
         if step > saved or checkpointer.latest is None:

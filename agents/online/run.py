@@ -4,9 +4,11 @@ With `role="all"` the calling process is the supervisor: it writes run.json (the
 version, the config, the specs, the run's options), starts the replay server, the learner and
 K actors as children on loopback ports, waits for the actors to play the env-step budget, then
 stops the learner (final checkpoint) and the replay server, records every write-back version
-in run.json, evaluates the final checkpoint and draws the learning curve. With another role it
-runs that one part in this process (on a host of its own; run.json is created by the first
-part started and read by the others, so they need the same run directory, e.g. over NFS).
+in run.json, evaluates the final checkpoint and draws the learning curve. On a run directory
+that already holds a run it continues that run, but only when asked (`resume`; see
+rlstore.agents.online.resuming). With another role it runs that one part in this process (on
+a host of its own; run.json is created by the first part started and read by the others, so
+they need the same run directory, e.g. over NFS).
 """
 from __future__ import annotations
 
@@ -26,8 +28,11 @@ from rlstore import seeds
 from rlstore.agents import presets, registry, run_manifest
 from rlstore.agents.errors import AgentError
 from rlstore.agents.evaluation import evaluate, make_env
+from rlstore.agents.online import resuming
 from rlstore.agents.online.context import RunContext, check_demonstrations, specs_from_environment
+from rlstore.agents.online.resuming import SupervisorLock
 from rlstore.agents.runs import RunDirectory
+from rlstore.envs import without_step_cost
 from rlstore.exposure import require_expose, single_host_notice
 from rlstore.store import Store
 
@@ -59,6 +64,8 @@ class OnlineOptions:
     final_eval_episodes: int = 50
     expose: bool = False  # the replay and learner roles start only with it (see rlstore.exposure)
     preset: str = "auto"  # "auto": the config starts from the env spec's preset (rlstore.agents.presets); "none"
+    resume: bool = False  # continue the stopped run in `out` (rlstore.agents.online.resuming)
+    checkpoint_every: float = 600.0  # seconds between checkpoints of the learner and replay (0: updates only / at the end)
 
     def __post_init__(self):
         if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1 \
@@ -69,6 +76,8 @@ class OnlineOptions:
                 raise AgentError(f"{name} must lie in 0..{seeds.RUN_SEEDS.stop - 1}, got {getattr(self, name)}")
         if self.preset not in presets.NAMES:
             raise AgentError(f"preset must be one of {', '.join(presets.NAMES)}, got {self.preset!r}")
+        if self.checkpoint_every < 0:
+            raise AgentError(f"checkpoint_every must be >= 0 seconds, got {self.checkpoint_every}")
         if self.role not in ROLES:
             raise AgentError(f"role must be one of {', '.join(ROLES)}, got {self.role!r}")
         if self.role != "all" and not (self.replay_address and self.learner_address):
@@ -91,14 +100,22 @@ def run(agent: str, store: Store, options: OnlineOptions, config: Mapping[str, A
     entry = registry.get(agent)
     factory = entry.online_factory()
     run_dir = RunDirectory.at(options.out)
+    if options.role == "all":
+        lock = SupervisorLock(run_dir)  # refuses a run that a live supervisor runs
+        try:
+            if run_dir.exists():
+                manifest = _resumed_manifest(agent, entry, store, options, dict(config or {}), run_dir)
+            else:
+                manifest = _new_manifest(agent, entry, store, options, dict(config or {}))
+                run_manifest.start_session(manifest, 0, None)
+            factory(RunContext.from_manifest(manifest, run_dir))  # the agent refuses bad options now, not in a child
+            return _supervise(run_dir, manifest, options)
+        finally:
+            lock.release()
     if not run_dir.exists():
         manifest = _new_manifest(agent, entry, store, options, dict(config or {}))
-        factory(RunContext.from_manifest(manifest, run_dir))  # the agent refuses bad options now, not in a child
-        if options.role == "all":
-            return _supervise(run_dir, manifest, options)
+        factory(RunContext.from_manifest(manifest, run_dir))
         run_manifest.write(run_dir.manifest_path, manifest)
-    elif options.role == "all":
-        raise AgentError(f"{run_dir.path} already holds a run; online runs do not resume: choose a new --out")
     elif run_manifest.read(run_dir.manifest_path).get("agent") != agent:
         raise AgentError(f"{run_dir.path} holds a run of another agent")
     run_role(run_dir.path, options.role, options.index, options.replay_address, options.learner_address,
@@ -133,7 +150,11 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
     print(f"note: {single_host_notice({role: _port(address) for role, address in addresses.items()})}",
           file=sys.stderr, flush=True)
     manifest["online"]["addresses"] = addresses
-    session = run_manifest.start_session(manifest, 0, None)
+    session = manifest["sessions"][-1]
+    if len(manifest["sessions"]) > 1:
+        print(f"note: resuming {run.path} (session {len(manifest['sessions']) - 1}) at "
+              f"{sum(session['actor_start_steps'])} of {options.env_steps} env steps, learner step "
+              f"{session['start_step']}", file=sys.stderr, flush=True)
     session["env_steps"] = options.env_steps
     run_manifest.write(run.manifest_path, manifest)
     context = RunContext.from_manifest(manifest, run)
@@ -164,7 +185,7 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
     finally:  # also on Ctrl-C or a failed part: what was committed is recorded
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        _record_actors(manifest, [summary_path(context, index) for index in range(options.actors)])
+        _record_actors(manifest, [summary_path(run, index) for index in range(options.actors)], context.store)
         run_manifest.end_session(session, _checkpoint_step(run))
         run_manifest.write(run.manifest_path, manifest)
 
@@ -174,7 +195,7 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
     curve = plot_run_curve(run.path)
     online = manifest["online"]
     return {"run_dir": str(run.path), "agent": manifest["agent"], "env": options.env, "demos": online["demos"],
-            "demo_ratio": online["demo_ratio"], "preset": online["preset"], "env_steps": online["env_steps_done"],
+            "demo_ratio": online["demo_ratio"], "preset": online.get("preset"), "env_steps": online["env_steps_done"],
             "learner_steps": session["end_step"], "write_back": online["write_back"], "final_evaluation": final,
             "learning_curve": str(curve) if curve else None, "seconds": round(time.perf_counter() - started, 1)}
 
@@ -214,20 +235,59 @@ def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options:
         "actors": options.actors, "demos": demos, "demo_ratio": getattr(config, "demo_ratio", None),
         "preset": preset,
         "write_back": {"dataset": options.write_back, "commit_every": options.commit_every,
-                       "compact_every": options.compact_every, "versions": [],
-                       "actors": []},
+                       "compact_every": options.compact_every, "versions": [], "segments": [], "actors": [],
+                       # versions up to this one are not the run's (its segments are looked for above it)
+                       "base_version": (store.versions(options.write_back) or [0])[-1] if options.write_back else 0},
+        "checkpoint_every": options.checkpoint_every,  # seconds
         "eval_every": options.eval_every, "eval_episodes": options.eval_episodes, "env_steps_done": 0,
     }
     return manifest
 
 
-def _record_actors(manifest: dict[str, Any], paths: list[Path]) -> None:
+def _resumed_manifest(agent: str, entry: registry.AgentEntry, store: Store, options: OnlineOptions,
+                      overrides: dict[str, Any], run: RunDirectory) -> dict[str, Any]:
+    """The run manifest of the stopped run in `run`, with a new session that continues it; AgentError
+    unless --resume was given and the options describe the same run (rlstore.agents.online.resuming)."""
+    from rlstore.agents.online.acting import summary_path
+
+    manifest = run_manifest.read(run.manifest_path)
+    online = manifest.get("online")
+    if online is None:
+        raise AgentError(f"{run.path} holds a `train` run, not an online run: choose a new --out")
+    segments = resuming.committed_segments(store, online["write_back"]["dataset"], online["run_id"],
+                                           online["write_back"].get("base_version", 0))
+    starts = resuming.actor_start_steps(segments, [summary_path(run, i) for i in range(online["actors"])],
+                                        online["actors"], bool(online["write_back"]["dataset"]))
+    if sum(starts) >= options.env_steps and resuming.is_finished(manifest):
+        raise AgentError(f"{run.path} holds a finished run ({sum(starts)} of {options.env_steps} env steps): "
+                         "choose a new --out, or pass --resume with a larger --env-steps to extend it")
+    if not options.resume:
+        raise AgentError(f"{run.path} already holds a {manifest['agent']} run on {online['env']} that stopped at "
+                         f"{sum(starts)} of {online['env_steps']} env steps: pass --resume to continue it, "
+                         "or choose a new --out")
+    _, overrides = presets.starting_config(agent, options.env, overrides, options.preset)
+    config = json.loads(json.dumps(dataclasses.asdict(entry.make_config(overrides))))
+    resuming.check_same_run(manifest, agent, store, {
+        "env": options.env, "env_seed": options.env_seed, "demos": options.demos, "write_back": options.write_back,
+        "actors": options.actors, "seed": options.seed, "config": config})
+    online.update(env_steps=options.env_steps, final_evaluation=None, env_steps_done=sum(starts))
+    online["write_back"]["segments"] = segments
+    session = run_manifest.start_session(manifest, _checkpoint_step(run), None)
+    session["actor_start_steps"] = starts
+    return manifest
+
+
+def _record_actors(manifest: dict[str, Any], paths: list[Path], store: Store) -> None:
+    """What the actors did, into the manifest: env steps from their summaries, and every segment
+    the run committed (all sessions) read back from the store's lineage."""
     summaries = [json.loads(path.read_text()) for path in paths if path.is_file()]
     online = manifest["online"]
     online["env_steps_done"] = sum(summary["env_steps"] for summary in summaries)
-    online["write_back"]["actors"] = [summary["write_back"] for summary in summaries if summary["write_back"]]
-    online["write_back"]["versions"] = sorted(version for entry in online["write_back"]["actors"]
-                                              for version in entry["versions"])
+    write_back = online["write_back"]
+    write_back["actors"] = [summary["write_back"] for summary in summaries if summary["write_back"]]
+    write_back["segments"] = resuming.committed_segments(store, write_back["dataset"], online["run_id"],
+                                                         write_back.get("base_version", 0))
+    write_back["versions"] = sorted({segment["version"] for segment in write_back["segments"]})
 
 
 def _checkpoint_step(run: RunDirectory) -> int:
@@ -245,7 +305,7 @@ def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> 
 
     trained = load_trained(run.path)
     seed = seeds.evaluation(context.env_seed)
-    result = evaluate(trained.make_actor, context.env, episodes, seed=seed, specs=trained.specs)
+    result = evaluate(trained.make_actor, without_step_cost(context.env), episodes, seed=seed, specs=trained.specs)
     row = eval_row(result, trained.step)
     env_steps = run_manifest.read(run.manifest_path)["online"]["env_steps_done"]
     # A logger "resumed" past every row keeps them all and appends the final one.

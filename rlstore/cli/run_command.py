@@ -1,11 +1,13 @@
 """`rlstore run AGENT`: an online run with demonstrations mixed in (a thin layer over rlstore.agents.online.run).
 
-    rlstore --store S run dqfd --env ENV --demos NAME[@V] --env-steps N --out DIR
+    rlstore --store S run dqfd --env ENV --demos NAME[@V] --env-steps N --out DIR [--resume]
             [--demo-ratio R] [--write-back NAME] [--actors K] [--seed S] [--env-seed E]
             [--role all|replay|learner|actor --replay-address H:P --learner-address H:P [--index I] [--expose]]
 
 The replay and learner roles start Reverb servers that listen on every interface with no
 authentication, so they refuse to start without --expose; `--role all` says so on its first line.
+A run directory that holds a stopped or crashed run is continued only with --resume
+(rlstore.agents.online.resuming says what continues from where).
 
 Every field of the agent's config is a flag too, as for `train`. TensorFlow is imported only
 when the command runs.
@@ -29,7 +31,8 @@ def register(commands) -> None:
         description="Starts a Reverb replay server (demonstrations bulk-loaded from a store version), a learner "
                     "and K actors as processes, runs until the actors have played --env-steps environment steps, "
                     "then evaluates the final checkpoint. The run directory works with `rlstore eval` and "
-                    "`rlstore export`. Ctrl-C stops every process cleanly and keeps what was committed.")
+                    "`rlstore export`. Ctrl-C stops every process cleanly and keeps what was committed; "
+                    "the same command with --resume continues a stopped or crashed run.")
     agents = run.add_subparsers(dest="agent", required=True, metavar="AGENT")
     for name, entry in sorted(registry.AGENTS.items()):
         if not entry.online:
@@ -39,7 +42,16 @@ def register(commands) -> None:
         parser.add_argument("--demos", metavar="NAME[@V]", help="demonstration dataset version")
         parser.add_argument("--env-steps", type=int, required=True, metavar="N",
                             help="environment steps over all actors (each finishes its last episode)")
-        parser.add_argument("--out", required=True, metavar="DIR", help="run directory (must not hold a run yet)")
+        parser.add_argument("--out", required=True, metavar="DIR",
+                            help="run directory; if it holds a stopped or crashed run, pass --resume to continue it")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the run in --out: the learner from its last checkpoint, replay from its "
+                                 "last Reverb checkpoint, actors from the env steps they committed, up to --env-steps "
+                                 "(the other options must be the run's)")
+        parser.add_argument("--checkpoint-every", type=float, default=600.0, metavar="SECONDS",
+                            help="seconds between checkpoints of the learner and of replay (Reverb's) into the run "
+                                 "directory, what --resume restores (default: 600; 0: none on a timer). Both also "
+                                 "checkpoint when the run stops, the learner every 2,000 updates too")
         parser.add_argument("--actors", type=int, default=1, metavar="K", help="actor processes (default: 1)")
         parser.add_argument("--write-back", metavar="NAME",
                             help="store dataset every actor appends its episodes to (a version per commit)")
@@ -89,7 +101,8 @@ def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
                             seed=args.seed, env_seed=args.env_seed, preset=args.preset, role=args.role, index=args.index,
                             replay_address=args.replay_address, learner_address=args.learner_address,
                             eval_episodes=args.eval_episodes, eval_every_env_steps=args.eval_every,
-                            final_eval_episodes=args.final_eval_episodes, expose=args.expose)
+                            final_eval_episodes=args.final_eval_episodes, expose=args.expose, resume=args.resume,
+                            checkpoint_every=args.checkpoint_every)
     summary = run(args.agent, store, options, given_overrides(args, registry.get(args.agent).config_class()))
     if args.json:
         print(to_json(summary))

@@ -15,7 +15,8 @@ from rlstore.envs.cues import balance_cues, hidden_cue
 from rlstore.envs.deep_sea import DeepSea
 from rlstore.envs.experts import Policy, make_expert, make_policy
 from rlstore.envs.gym_adapter import GymAdapter
-from rlstore.envs.spec import EnvSpec, EnvSpecError, parse_spec
+from rlstore.envs.spec import EnvSpec, EnvSpecError, parse_spec, without_step_cost
+from rlstore.envs.step_cost import StepCost
 from rlstore.envs.tmaze import TMaze
 
 __all__ = [
@@ -28,17 +29,21 @@ __all__ = [
     "make_expert",
     "make_policy",
     "parse_spec",
+    "without_step_cost",
 ]
 
 _BUILTIN = {"catch": Catch, "deep_sea": DeepSea, "tmaze": TMaze}
 
 
 def make_environment(spec: str, seed: int | None = None) -> dm_env.Environment:
-    """Builds the env named by `spec`; the same spec and seed give the same trajectories."""
+    """Builds the env named by `spec`; the same spec and seed give the same trajectories
+    (with `step_ms=N`, slower ones: see rlstore.envs.step_cost)."""
     parsed = parse_spec(spec)
     if parsed.kind == "gym":
-        return GymAdapter(_make_gym(spec, parsed), seed=seed)
-    return _BUILTIN[parsed.kind](seed=seed, **parsed.params)
+        env: dm_env.Environment = GymAdapter(_make_gym(spec, parsed), seed=seed)
+    else:
+        env = _BUILTIN[parsed.kind](seed=seed, **parsed.params)
+    return StepCost(env, parsed.step_ms) if parsed.step_ms else env
 
 
 def _make_gym(spec: str, parsed: EnvSpec) -> gym.Env:

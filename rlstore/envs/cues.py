@@ -16,6 +16,7 @@ from typing import Any, Hashable
 import dm_env
 
 from rlstore.envs.gym_adapter import GymAdapter
+from rlstore.envs.step_cost import StepCost
 from rlstore.envs.tmaze import TMaze
 
 MAX_RESETS = 1000  # per episode; a cue that never comes up means the env is not what we think
@@ -23,6 +24,7 @@ MAX_RESETS = 1000  # per episode; a cue that never comes up means the env is not
 
 def hidden_cue(env: dm_env.Environment) -> Hashable | None:
     """The cue of the episode `env` has just been reset to, or None if the task has no hidden cue."""
+    env = _task(env)
     if isinstance(env, TMaze):
         return ("up", "down")[env.cue]
     if isinstance(env, GymAdapter):
@@ -36,11 +38,17 @@ def hidden_cue(env: dm_env.Environment) -> Hashable | None:
 
 def cue_values(env: dm_env.Environment) -> int | None:
     """How many different cues the task has (None if it has none)."""
+    env = _task(env)
     if isinstance(env, TMaze):
         return 2
     if isinstance(env, GymAdapter) and type(env.gym_env.unwrapped).__name__ == "MemoryEnv":
         return 4  # key or ball in the start room, times the up or down end of the split
     return None
+
+
+def _task(env: dm_env.Environment) -> dm_env.Environment:
+    """The task under a step cost (which changes its speed, not its cues)."""
+    return env.environment if isinstance(env, StepCost) else env
 
 
 class BalancedCues(dm_env.Environment):

@@ -10,6 +10,11 @@ can be recorded (and the environment rebuilt) from that string alone. Valid form
     gym:<id>                       any registered gymnasium env, its default time limit
     gym:<id>?max_steps=N           ... with the time limit set to N steps
 
+Every form also takes `step_ms=N` (N >= 0): each step then takes at least N milliseconds,
+a stand-in for a slow simulator (rlstore.envs.step_cost). `catch:step_ms=5`,
+`deep_sea:size=10,step_ms=5`, `gym:CartPole-v1?max_steps=200&step_ms=5`. It changes the
+task's speed, not the task: demonstrations recorded without it serve a run with it.
+
 Third-party suites come in through `gym:` too (rlstore.envs.suites registers them on first use):
 MinAtar (`gym:MinAtar/Breakout-v1`, Asterix, Freeway, Seaquest, SpaceInvaders; 10x10xn boolean
 frames) and MiniGrid (`gym:MiniGrid-MemoryS9-v0`, ... `gym:MiniGrid-MemoryS17Random-v0`; dict
@@ -36,6 +41,7 @@ VALID_FORMS = (
     "tmaze:length=N[,mapping_seed=K]",
     "gym:<id>",
     "gym:<id>?max_steps=N",
+    "any of these with step_ms=N (catch:step_ms=5, gym:<id>?step_ms=5)",
 )
 GYM_EXAMPLES = ("gym:CartPole-v1", "gym:MinAtar/Breakout-v1", "gym:MiniGrid-MemoryS9-v0")
 
@@ -45,7 +51,8 @@ _BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
     "deep_sea": {"size": None, "mapping_seed": 0},
     "tmaze": {"length": None, "mapping_seed": 0},
 }
-_MINIMUM = {"mapping_seed": 0}  # every other parameter is at least 1
+STEP_COST = "step_ms"  # every kind takes it; see rlstore.envs.step_cost
+_MINIMUM = {"mapping_seed": 0, STEP_COST: 0}  # every other parameter is at least 1
 
 
 class EnvSpecError(RlstoreError, ValueError):
@@ -61,11 +68,13 @@ class EnvSpecError(RlstoreError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
-    """A parsed spec: `kind` is a built-in task name or "gym"; `params` has defaults filled."""
+    """A parsed spec: `kind` is a built-in task name or "gym"; `params` has defaults filled;
+    `step_ms` is the step cost (0: none), kept apart from the task's own parameters."""
 
     kind: str
     params: Mapping[str, int]
     gym_id: str | None = None
+    step_ms: int = 0
 
 
 def parse_spec(spec: str) -> EnvSpec:
@@ -79,17 +88,18 @@ def parse_spec(spec: str) -> EnvSpec:
     if sep and not rest:
         raise EnvSpecError(spec, "empty parameter list after ':'")
     given = _parse_params(spec, rest.split(",") if rest else [])
+    step_ms = given.pop(STEP_COST, 0)
     schema = _BUILTIN_PARAMS[kind]
     unknown = sorted(set(given) - set(schema))
     if unknown:
-        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for {kind}; expected {sorted(schema)}")
+        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for {kind}; expected {sorted([*schema, STEP_COST])}")
     params = {}
     for name, default in schema.items():
         value = given.get(name, default)
         if value is None:
             raise EnvSpecError(spec, f"{kind} requires {name}=N")
         params[name] = value
-    return EnvSpec(kind=kind, params=params)
+    return EnvSpec(kind=kind, params=params, step_ms=step_ms)
 
 
 def _parse_gym(spec: str, rest: str) -> EnvSpec:
@@ -99,10 +109,26 @@ def _parse_gym(spec: str, rest: str) -> EnvSpec:
     if sep and not query:
         raise EnvSpecError(spec, "empty parameter list after '?'")
     params = _parse_params(spec, query.split("&") if query else [])
+    step_ms = params.pop(STEP_COST, 0)
     unknown = sorted(set(params) - {"max_steps"})
     if unknown:
-        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for gym; expected ['max_steps']")
-    return EnvSpec(kind="gym", params=params, gym_id=gym_id)
+        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for gym; expected ['max_steps', '{STEP_COST}']")
+    return EnvSpec(kind="gym", params=params, gym_id=gym_id, step_ms=step_ms)
+
+
+def without_step_cost(spec: str) -> str:
+    """The same spec without its `step_ms` (itself if it has none): the task at its own speed.
+
+    Evaluations inside an online run use it: they measure the policy, and paying a simulator's
+    step cost for them would stall the actor that runs them."""
+    parsed = parse_spec(spec)
+    if not parsed.step_ms:
+        return spec
+    text = spec.strip()
+    head, separator = (text.partition("?")[0], "?") if parsed.kind == "gym" else (text.partition(":")[0], ":")
+    items = text.partition(separator)[2].split("&" if parsed.kind == "gym" else ",")
+    kept = [item for item in items if item.partition("=")[0].strip() != STEP_COST]
+    return f"{head}{separator}{('&' if parsed.kind == 'gym' else ',').join(kept)}" if kept else head
 
 
 def _parse_params(spec: str, items: list[str]) -> dict[str, int]:

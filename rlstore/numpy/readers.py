@@ -8,6 +8,11 @@ Without `shuffle` the batches are the tf.data readers' batches, in the same orde
 order comes from NumPy generators (TensorFlow's random streams cannot be reproduced without
 TensorFlow): the same seed gives the same batches, epoch after epoch.
 
+Frame-stacked datasets (`stack` > 1 in the schema, one frame stored per step) are read as the
+tf.data readers read them: rows hold step indices until batched, each batch's stacks are rebuilt
+from its chunk's single frames (`StepObservations`, `rlstore.frames`: Dopamine's zero padding at
+episode starts), and batches never span chunks.
+
 Each reader is an iterator of batches (nested dicts of arrays). `share` lets parallel readers
 split every epoch between them (see `rlstore.numpy.records.Share`); `epoch` picks the shuffle of
 the first epoch read, so a caller that restarts a reader each epoch gets a fresh order.
@@ -22,13 +27,14 @@ import numpy as np
 
 from rlstore.chunks import chunk_episodes_for
 from rlstore.errors import StoreError
+from rlstore.frames import observation_stack
 from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
 from rlstore.nest import flatten, unflatten
 from rlstore.numpy.decoding import RecordError, decode_episode, decode_episodes
-from rlstore.numpy.records import Record, Share, episode_records
-from rlstore.numpy.transforms import (check_sequence_options, check_transition_options, episode_sequences,
-                                      episode_transitions, map_tree, rows_of, take_rows)
+from rlstore.numpy.records import Record, Share, episode_records, round_robin
+from rlstore.numpy.transforms import (StepObservations, check_sequence_options, check_transition_options,
+                                      episode_sequences, episode_transitions, map_tree, rows_of, take_rows)
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
@@ -51,7 +57,9 @@ def _epochs(store: Store, ref: str | DatasetRef, *, shuffle: bool, seed: int, re
         [seed, number, 1, share.index])
 
 
-def _decode(records: list[Record], manifest: Manifest) -> tuple[dict[str, Any], dict[str, Any]]:
+def decode_records(records: list[Record], manifest: Manifest) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(steps end to end, metadata) of episode records; a record that does not decode is a
+    StoreError naming the version, the file and the record."""
     try:
         return decode_episodes([record.data for record in records], manifest.schema)
     except RecordError:
@@ -80,7 +88,7 @@ def episodes(
                                   shuffle_buffer=shuffle_buffer, share=share, epoch=epoch)
     for records in epochs:
         for record in records:
-            steps, metadata = _decode([record], manifest)
+            steps, metadata = decode_records([record], manifest)
             yield {"steps": steps, **map_tree(lambda leaf: leaf[0, ...], metadata)}
 
 
@@ -108,15 +116,26 @@ def _rows(
     manifest, epochs, row_rng = _epochs(store, ref, shuffle=shuffle, seed=seed, repeat=repeat,
                                         shuffle_buffer=shuffle_buffer, share=share, epoch=epoch)
     per_chunk = chunk_episodes or chunk_episodes_for(manifest)
+    frame_stack = observation_stack(manifest.schema)
 
-    def chunks() -> Iterator[dict[str, Any]]:
+    def chunks() -> Iterator[tuple[dict[str, Any], StepObservations | None]]:
+        """(rows, and for a stacked dataset the chunk's frames the rows' step indices point at)."""
         for number, records in zip(itertools.count(epoch), epochs):
             rng = row_rng(number)
             while chunk := list(itertools.islice(records, per_chunk)):
-                rows = to_rows(_decode(chunk, manifest)[0])
-                yield take_rows(rows, rng.permutation(rows_of(rows))) if shuffle else rows
+                steps, frames = decode_records(chunk, manifest)[0], None
+                if frame_stack > 1:
+                    frames, steps = StepObservations.split(steps, frame_stack)
+                rows = to_rows(steps)
+                yield (take_rows(rows, rng.permutation(rows_of(rows))) if shuffle else rows), frames
 
-    yield from rebatch(chunks(), batch_size, drop_remainder=repeat)
+    if frame_stack == 1:
+        yield from rebatch((rows for rows, _ in chunks()), batch_size, drop_remainder=repeat)
+        return
+    # As the tf.data readers: stacked batches never span chunks, two chunks' batches alternate.
+    per_chunk_batches = (map(frames.fill, rebatch(iter([rows]), batch_size, drop_remainder=repeat))
+                         for rows, frames in chunks())
+    yield from round_robin(per_chunk_batches, cycle_length=2)
 
 
 def rebatch(chunks: Iterator[dict[str, Any]], batch_size: int, drop_remainder: bool) -> Iterator[Batch]:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from rlstore.errors import StoreError
 from rlstore.tfrecord import read_records
+
+T = TypeVar("T")
+_END = object()
 
 
 @dataclass(frozen=True)
@@ -73,23 +76,30 @@ def episode_records(
     assert rng is not None
     order = rng.permutation(len(files))
     streams = (file_records(files[p], int(p), share) for p in order)
-    yield from _buffered(_round_robin(streams, cycle_length), shuffle_buffer, rng)
+    yield from _buffered(round_robin(streams, cycle_length), shuffle_buffer, rng)
 
 
-def _round_robin(streams: Iterator[Iterator[Record]], cycle_length: int) -> Iterator[Record]:
-    """One record from each of `cycle_length` open streams in turn; a finished stream is
-    replaced by the next one (tf.data's `interleave` with block length 1)."""
-    active = [stream for stream in (next(streams, None) for _ in range(cycle_length)) if stream is not None]
-    while active:
-        for slot in range(len(active)):
-            stream = active[slot]
-            while stream is not None:
-                record = next(stream, None)
-                if record is not None:
-                    yield record
-                    break
-                stream = active[slot] = next(streams, None)
-        active = [stream for stream in active if stream is not None]
+def round_robin(streams: Iterator[Iterator[T]], cycle_length: int) -> Iterator[T]:
+    """tf.data's deterministic `interleave` with block length 1: one item from each of
+    `cycle_length` slots in turn. A slot whose stream ends is passed over, and refilled with the
+    next stream the next time the cycle comes round to it (the order tf.data produces)."""
+    slots: list[Iterator[T] | None] = [None] * cycle_length
+    slot, open_streams, more = 0, 0, True
+    while more or open_streams:
+        stream = slots[slot]
+        if stream is None and more:
+            stream = slots[slot] = next(streams, None)
+            more = stream is not None
+            open_streams += more
+            continue
+        if stream is not None:
+            item = next(stream, _END)
+            if item is not _END:
+                yield item
+            else:
+                slots[slot] = None
+                open_streams -= 1
+        slot = (slot + 1) % cycle_length
 
 
 def _buffered(records: Iterator[Record], size: int, rng: np.random.Generator) -> Iterator[Record]:

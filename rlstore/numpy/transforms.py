@@ -7,11 +7,15 @@ n-step `discount` that includes gamma^m, sequences zero-padded past an episode's
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rlstore.frames import episode_firsts, stack
+
 Steps = dict[str, Any]
+INDEXED_FIELDS = ("observation", "next_observation")  # row fields that hold step indices until batched
 
 
 def map_tree(function, tree: Any) -> Any:
@@ -108,3 +112,48 @@ def rows_of(tree: Any) -> int:
 
 def take_rows(tree: Any, index: np.ndarray | slice) -> Any:
     return map_tree(lambda leaf: leaf[index], tree)
+
+
+@dataclass(frozen=True)
+class StepObservations:
+    """The observations of steps laid end to end, kept apart from rows that hold step indices.
+
+    Rows made from `indexed(steps)` carry step indices in `observation`/`next_observation`
+    (cheap rows however large the observations); `fill` gathers each batch's observations, and
+    rebuilds frame stacks (`rlstore.frames`) when the dataset stores single frames (`stack` > 1),
+    so every frame is stored once and read once per use. Row padding (`mask` 0) gets zeros, as
+    padding of whole observations does. The tf.data readers do the same for stacked datasets.
+    """
+
+    values: Any  # nested [T, ...] arrays; single frames [T, *S] when stack > 1
+    episode_first: np.ndarray  # [T]: index of each step's episode's first step
+    stack: int = 1
+
+    @classmethod
+    def split(cls, steps: Steps, stack: int = 1) -> tuple["StepObservations", Steps]:
+        """(the observations of `steps`, `steps` with each observation replaced by its step index)."""
+        first = episode_firsts(steps["is_first"])
+        return cls(steps["observation"], first, stack), {**steps, "observation": np.arange(len(first))}
+
+    def fill(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """`batch` with the observations its indexed fields point at."""
+        mask = batch.get("mask")
+        return {key: self.at(value, mask) if key in INDEXED_FIELDS else value for key, value in batch.items()}
+
+    def at(self, indices: np.ndarray, mask: np.ndarray | None = None) -> Any:
+        """Observations at step indices of any shape ([B] rows, [B, L] sequences)."""
+        indices = np.asarray(indices)
+        if self.stack > 1:
+            flat = stack(self.values, self.episode_first, indices.reshape(-1), self.stack)
+            values = flat.reshape(indices.shape + flat.shape[1:])
+        else:
+            values = map_tree(lambda leaf: np.asarray(leaf)[indices], self.values)
+        if mask is None:
+            return values
+        real = np.asarray(mask) > 0
+
+        def pad(value: np.ndarray) -> np.ndarray:
+            filler = np.full_like(value, b"") if value.dtype == object else np.zeros_like(value)
+            return np.where(_as_rank(real, value.ndim), value, filler)
+
+        return map_tree(pad, values)

@@ -16,6 +16,8 @@ import numpy as np
 import reverb
 import tensorflow as tf
 
+from rlstore.replay.stacked import frames_last, is_stacked
+
 
 def sample_dataset(address: str, table: str, batch_size: int, *, workers: int | None = None,
                    in_flight_batches: int = 2, rate_limiter_timeout_ms: int = -1) -> tf.data.Dataset:
@@ -27,6 +29,8 @@ def sample_dataset(address: str, table: str, batch_size: int, *, workers: int | 
     with a FIFO sampler, which needs exactly one; rlstore's tables sample uniformly or by
     priority.) `in_flight_batches` batches' worth of samples are requested ahead per worker, so
     the server streams while the learner computes; the signature comes from the table itself.
+    Frame-stacked fields (served as [k, H, W] frames, `rlstore.replay.stacked`) come out as the
+    readers' [H, W, k] stacks.
     With `rate_limiter_timeout_ms` >= 0 the dataset ENDS when the table's rate limiter holds a
     sample back that long (e.g. the actors stopped), so a learner can notice a stop request.
     """
@@ -34,7 +38,11 @@ def sample_dataset(address: str, table: str, batch_size: int, *, workers: int | 
         address, table, max_in_flight_samples_per_worker=in_flight_batches * batch_size,
         num_workers_per_iterator=workers or min(os.cpu_count() or 1, 8),
         rate_limiter_timeout_ms=rate_limiter_timeout_ms)
-    return samples.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    batches = samples.batch(batch_size, drop_remainder=True)
+    item_signature = reverb.Client(address).server_info()[table].signature
+    if is_stacked(item_signature):  # [B, k, H, W] frames -> the readers' [B, H, W, k] stacks
+        batches = batches.map(lambda sample: reverb.ReplaySample(sample.info, frames_last(item_signature, sample.data)))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def update_priorities(client: reverb.Client | str, table: str, keys: Sequence[int] | np.ndarray,

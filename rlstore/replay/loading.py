@@ -22,9 +22,11 @@ import tree
 import reverb
 import tensorflow as tf
 
+from rlstore.frames import observation_stack
 from rlstore.names import DatasetRef
-from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, preload_bound, signature,
-                                   with_one_step)
+from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, over_budget, preload_bound,
+                                   signature, with_one_step)
+from rlstore.replay.stacked import load_stacked
 from rlstore.replay.writing import RowWriter
 from rlstore.store import Store
 
@@ -45,6 +47,14 @@ def _rows(store: Store, ref: DatasetRef, layout: Layout, table: str) -> tf.data.
         return rows
     return sequences(store, ref, length=layout.sequence_length, period=layout.sequence_period,
                      burn_in=layout.burn_in, is_demo=layout.is_demo, **common)
+
+
+def _numpy_episodes(store: Store, ref: DatasetRef) -> Iterable[dict[str, Any]]:
+    """The version's episodes' steps (single frames), in the version's order, as numpy arrays."""
+    from rlstore.reading import episodes
+
+    for episode in episodes(store, ref, shuffle=False).as_numpy_iterator():
+        yield episode["steps"]
 
 
 def _join_one_step(rows: dict[str, Any], one: dict[str, Any]) -> dict[str, Any]:
@@ -106,8 +116,7 @@ def _insert(address: str, table: str, priority: float, batches: Iterable[dict[st
             columns = [list(column) for column in tree.flatten(batch)]
             count = len(columns[0])
             if inserted + count > budget:
-                raise ReplayError(f"table {table!r}: its rate limiter blocks inserts after {int(budget)} items "
-                                  f"without sampling, and the version has more; raise its error buffer")
+                raise over_budget(table, budget)
             while len(queued) >= QUEUED_BATCHES * streams:
                 queued.popleft().result()
             bounds = np.linspace(0, count, streams + 1).astype(int)
@@ -142,10 +151,15 @@ def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layo
     schema = manifest.schema
     client = reverb.Client(address)
     counts = {}
+    frame_stack = observation_stack(schema)
     for kind in layout.tables:
         table = (into or {}).get(kind, kind)
+        item_signature = signature(schema, layout, kind)  # refuses what cannot be served
+        if frame_stack > 1:  # frames once, items referencing them (rlstore.replay.stacked)
+            counts[table] = load_stacked(address, table, layout, frame_stack, layout.table_options(kind).initial_priority,
+                                         _numpy_episodes(store, ref), _insert_budget(client.server_info()[table]))
+            continue
         rows = _rows(store, ref, layout, kind)
-        item_signature = signature(schema, layout, kind)
         loaded = {key: value for key, value in item_signature.items() if key != "core_state"}  # added below
         read = {key: value for key, value in rows.element_spec.items() if key != "core_state"}
         check_fits(read, loaded, f"the {table} reader's rows do not match the table signature")

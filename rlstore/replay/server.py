@@ -61,6 +61,11 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+def checkpointer_at(directory: Path) -> reverb.checkpointers.DefaultCheckpointer:
+    """Reverb's checkpointer writing under `directory` (where `latest_checkpoint` looks)."""
+    return reverb.checkpointers.DefaultCheckpointer(str(directory / _REVERB))
+
+
 class ReplayServer:
     """A Reverb server over one store version: bulk-loaded or restored, optionally checkpointed
     every `checkpoint_every` seconds (and once more when closed).
@@ -88,7 +93,7 @@ class ReplayServer:
         if not restore:
             shutil.rmtree(self.checkpoint_dir / _REVERB, ignore_errors=True)
         self.restored_from = latest_checkpoint(self.checkpoint_dir)
-        checkpointer = reverb.checkpointers.DefaultCheckpointer(str(self.checkpoint_dir / _REVERB))
+        checkpointer = checkpointer_at(self.checkpoint_dir)
         try:
             self._server = reverb.Server(make_tables(store.manifest(self.ref), layout) + list(extra_tables), port=port,
                                          checkpointer=checkpointer)

@@ -33,6 +33,10 @@ A writer that builds the same item from `burn_in + length` per-step cells (squee
 that appends a whole window as one cell (squeezed, as the bulk loader does) produce identical
 samples, so online and loaded items share one table.
 
+A version stored as single frames (`stack` k in its schema) serves `transitions` whose stacked
+fields are [k, *frame_shape] references to frames stored once (`rlstore.replay.stacked`); its
+`sequences` are not served yet.
+
 Signatures come from the version's schema (`store.manifest(ref).schema`), so a table rejects
 items of any other shape or dtype, and a learner can build its dataset from the table alone
 (`reverb.TrajectoryDataset.from_table_signature`).
@@ -54,6 +58,7 @@ import reverb
 import tensorflow as tf
 
 from rlstore.errors import RlstoreError
+from rlstore.frames import observation_stack
 from rlstore.manifest import Manifest
 from rlstore.nest import unflatten
 from rlstore.schema import FieldSpec, Schema
@@ -61,10 +66,17 @@ from rlstore.schema import FieldSpec, Schema
 TRANSITIONS = "transitions"
 SEQUENCES = "sequences"
 TABLE_NAMES = (TRANSITIONS, SEQUENCES)
+FRAMES_NAME = "stacked_frames"  # the signature name of a frame-stacked field: [k, *frame_shape]
 
 
 class ReplayError(RlstoreError, ValueError):
     """A replay table cannot be built, filled or restored as asked (a ValueError for bad options)."""
+
+
+def over_budget(table: str, budget: int) -> ReplayError:
+    """The error of a load that would pass what the table's rate limiter lets in unsampled."""
+    return ReplayError(f"table {table!r}: its rate limiter blocks inserts after {int(budget)} items "
+                       f"without sampling, and the version has more; raise its error buffer")
 
 
 @dataclass(frozen=True)
@@ -150,9 +162,17 @@ def _steps(schema: Schema, leading: tuple[int, ...] = ()) -> dict[str, Any]:
     return unflatten({key: _spec(spec, leading) for key, spec in schema.steps.items()})
 
 
+def frames_spec(spec: FieldSpec) -> tf.TensorSpec:
+    """The item spec of a stack of a frame-stacked field: [k, *frame_shape], frames oldest first
+    (see `rlstore.replay.stacked`, which serves such versions)."""
+    return tf.TensorSpec((spec.stack, *spec.shape), tf.as_dtype(spec.dtype), name=FRAMES_NAME)
+
+
 def transition_signature(schema: Schema, one_step: bool = False) -> dict[str, Any]:
     """The item signature of the `transitions` table for a version with this schema."""
     steps = _steps(schema)
+    if observation_stack(schema) > 1:
+        steps["observation"] = frames_spec(schema.steps["observation"])
     reward, discount = schema.steps["reward"], schema.steps["discount"]
     # n-step sums are made in the reward's float dtype (see transforms.episode_transitions).
     dtype = tf.as_dtype(reward.dtype) if reward.dtype.startswith("float") else tf.float32
@@ -171,6 +191,9 @@ def with_one_step(rows: dict[str, Any], one_step_rows: dict[str, Any]) -> dict[s
 
 def sequence_signature(schema: Schema, layout: Layout) -> dict[str, Any]:
     """The item signature of the `sequences` table for a version with this schema."""
+    if observation_stack(schema) > 1:
+        raise ReplayError("this version stores frames once (frames stacked by "
+                          f"{observation_stack(schema)}); Reverb serves its transitions, not yet its sequences")
     signature = _steps(schema, (layout.span,))
     signature.pop("core_state", None)  # recorded states become the item's one `core_state`, below
     signature["mask"] = tf.TensorSpec((layout.span,), tf.float32)

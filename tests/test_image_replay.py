@@ -1,0 +1,48 @@
+"""Serving a frame-stacked version (Atari frames stored once) through Reverb: items reference each
+frame once on the server, and sampled stacks equal the stacks `rlstore.reading` rebuilds,
+Dopamine's zero padding at episode starts included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reverb
+
+from rlstore.reading import transitions
+from rlstore.replay import Layout, ReplayError, ReplayServer, sample_dataset
+from rlstore.replay.tables import FRAMES_NAME
+
+SAMPLES = 24  # batches of 64 drawn from ~600 items: every item is drawn ~2.5 times on average
+
+
+def _key(rows: dict, index: int) -> tuple:
+    return tuple(np.asarray(rows[field])[index].tobytes() for field in sorted(rows))
+
+
+def test_sampled_stacks_equal_the_readers_stacks(dopamine_store):
+    layout = Layout(tables=("transitions",), n_step=3, one_step=True)
+    want: dict[tuple, int] = {}
+    one = transitions(dopamine_store, "atari", n_step=1, batch_size=256, shuffle=False, repeat=False)
+    many = transitions(dopamine_store, "atari", n_step=3, batch_size=256, shuffle=False, repeat=False)
+    for rows, one_rows in zip(many.as_numpy_iterator(), one.as_numpy_iterator()):
+        rows = {**rows, "one_step_reward": one_rows["reward"], "one_step_discount": one_rows["discount"],
+                "one_step_next_observation": one_rows["next_observation"]}
+        for index in range(len(rows["action"])):
+            want[_key(rows, index)] = index
+    manifest = dopamine_store.manifest("atari")
+    with ReplayServer(dopamine_store, "atari", layout) as server:
+        info = reverb.Client(server.address).server_info()["transitions"]
+        assert info.current_size == manifest.num_steps - manifest.num_episodes
+        assert info.signature["observation"].shape == (4, 84, 84) and info.signature["observation"].name == FRAMES_NAME
+        padded = 0
+        for sample in sample_dataset(server.address, "transitions", 64).take(SAMPLES):
+            data = {field: value.numpy() for field, value in sample.data.items()}
+            assert data["observation"].shape == (64, 84, 84, 4)
+            for index in range(64):
+                assert _key(data, index) in want
+            padded += int((~data["observation"][..., :3].any(axis=(1, 2, 3))).sum())  # episode starts
+        assert padded > 0
+
+
+def test_sequences_of_stacked_frames_are_refused_clearly(dopamine_store):
+    with pytest.raises(ReplayError, match="frames stacked by 4"):
+        ReplayServer(dopamine_store, "atari", Layout(tables=("sequences",)))
