@@ -61,3 +61,9 @@ def starting_config(agent: str, env: str, given: Mapping[str, Any], choice: str 
     `choice` "auto", replaced by every value the user `given`."""
     preset = preset_for(agent, env) if choice == "auto" else None
     return (preset.name if preset else None), {**(preset.overrides if preset else {}), **given}
+
+
+def overrides_of(name: str | None) -> dict[str, Any]:
+    """The values of the preset called `name` (none for None): a resumed run keeps the preset it
+    started with, whatever its env spec would select now."""
+    return dict(next((preset.overrides for preset in PRESETS if preset.name == name), {}))

@@ -22,6 +22,10 @@ def test_flags_win_over_the_preset_and_none_turns_it_off():
     assert presets.starting_config("r2d3", "gym:MiniGrid-MemoryS9-v0", {"gamma": 0.99}, "none") == (None, {"gamma": 0.99})
 
 
+def test_a_resumed_run_keeps_its_recorded_preset():
+    assert presets.overrides_of("memory")["demo_ratio"] == 0.25 and presets.overrides_of(None) == {}
+
+
 def test_every_preset_is_a_valid_config():
     for preset in presets.PRESETS:
         config = registry.get(preset.agent).make_config(preset.overrides)

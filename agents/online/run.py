@@ -265,7 +265,7 @@ def _resumed_manifest(agent: str, entry: registry.AgentEntry, store: Store, opti
         raise AgentError(f"{run.path} already holds a {manifest['agent']} run on {online['env']} that stopped at "
                          f"{sum(starts)} of {online['env_steps']} env steps: pass --resume to continue it, "
                          "or choose a new --out")
-    _, overrides = presets.starting_config(agent, options.env, overrides, options.preset)
+    overrides = {**presets.overrides_of(online.get("preset")), **overrides}
     config = json.loads(json.dumps(dataclasses.asdict(entry.make_config(overrides))))
     resuming.check_same_run(manifest, agent, store, {
         "env": options.env, "env_seed": options.env_seed, "demos": options.demos, "write_back": options.write_back,
