@@ -113,11 +113,17 @@ def _rows(
         return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
 
     def batches(rows: dict[str, Any], padded_frames: tf.Tensor, episode_first: tf.Tensor) -> tf.data.Dataset:
-        def stacks(batch: dict[str, Any]) -> dict[str, Any]:
-            return {key: _stack_indices(value, padded_frames, episode_first, frame_stack, batch.get("mask"))
-                    if key in _STACKED_ROW_FIELDS else value for key, value in batch.items()}
+        size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
+        count = size // batch_size if repeat else -(-size // batch_size)
 
-        return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size, drop_remainder=repeat).map(stacks)
+        def batch(number: tf.Tensor) -> dict[str, Any]:
+            part = tf.nest.map_structure(lambda leaf: leaf[number * batch_size:(number + 1) * batch_size], rows)
+            if repeat:  # every batch is whole: say so statically, as `rebatch` does for unstacked data
+                part = tf.nest.map_structure(lambda leaf: tf.ensure_shape(leaf, [batch_size, *leaf.shape[1:]]), part)
+            return {key: _stack_indices(value, padded_frames, episode_first, frame_stack, part.get("mask"))
+                    if key in _STACKED_ROW_FIELDS else value for key, value in part.items()}
+
+        return tf.data.Dataset.range(count).map(batch)
 
     return chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
                              deterministic=True).prefetch(AUTOTUNE)
