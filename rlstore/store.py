@@ -265,11 +265,6 @@ class Store:
         manifest = self.manifest(ref)
         return [self.readable_segment_dir(manifest.name, segment) for segment in manifest.segments]
 
-    def segment_locations(self, ref: str | DatasetRef) -> list[str]:
-        """Where a version's segment directories live (URLs in an object store), fetching nothing."""
-        manifest = self.manifest(ref)
-        return [self.shown(self.segment_dir(manifest.name, segment)) for segment in manifest.segments]
-
     def readable_segment_dir(self, name: str, segment: Mapping[str, Any], fresh: bool = False) -> Path:
         """`segment_dir`, with its files on local disk (`fresh`: fetched again from an object
         store even if cached, as `validate` checks the stored bytes)."""

@@ -4,7 +4,7 @@ The version's own file must match its checksum (format 2) and the hash its succe
 its segment lists must match the hashes the version names, and their counts its totals. Every
 shard and metadata file is re-hashed against the sha256 recorded at publish time; the TFDS
 features of each segment must match the manifest's schema; and every episode is decoded and
-checked against the schema and RLDS's alignment rules.
+checked against the schema and RLDS's alignment rules, every stored PNG/JPEG image decoded.
 """
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from pathlib import Path
 
 from rlstore.confinement import UnsafePathError
 from rlstore.errors import BadInputError, Location, StoreError
+from rlstore.images import EncodedImages, undecodable
 from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
+from rlstore.nest import flatten
 from rlstore.store import Store, sha256_file, shard_path
 
 
@@ -115,6 +117,17 @@ def _check_file(path: Path, entry) -> Problem | None:
     return None
 
 
+def _check_images(episode, schema, where: Location) -> None:
+    """Decodes every stored PNG/JPEG image (readers would, later): the first that does not
+    decode is a BadInputError naming its step and field."""
+    steps = flatten(episode["steps"])
+    for key, spec in schema.steps.items():
+        if isinstance(steps[key], EncodedImages):
+            bad = undecodable(steps[key], spec.shape)
+            if bad is not None:
+                raise BadInputError(bad[1], where.at(step=bad[0], field=f"steps/{key}"))
+
+
 def _check_episodes(directory: Path, segment, schema) -> list[Problem]:
     from rlstore.tfds_episodes import episodes_in_shard
 
@@ -124,7 +137,9 @@ def _check_episodes(directory: Path, segment, schema) -> list[Problem]:
         count = 0
         try:
             for index, episode in enumerate(episodes_in_shard(str(directory), path)):
-                schema.check(episode, Location(file=path, episode=index))
+                where = Location(file=path, episode=index)
+                schema.check(episode, where)
+                _check_images(episode, schema, where)
                 count += 1
         except BadInputError as error:
             problems.append(Problem(path, error.readable()))
