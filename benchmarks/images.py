@@ -1,7 +1,9 @@
 """Image-scale data: Atari frames stored once and read as stacked n-step transitions.
 
-The `atari` part (issue 11). The benchmark plays real ALE Pong itself (random policy, 4-frame
-skip, 84x84 grayscale, episodes cut at 500 steps; `rlstore.envs.atari`), feeds the frames to
+The `atari` part (issue 11); the `camera` part (two JPEG cameras and language, read as 8-step
+windows) is in benchmarks/images_camera.py, and `--only atari|camera` runs one of them.
+The benchmark plays real ALE Pong itself (random policy, 4-frame skip, 84x84 grayscale, episodes
+cut at 500 steps; `rlstore.envs.atari`), feeds the frames to
 Dopamine's own OutOfGraphReplayBuffer and saves it, as the DQN Replay Dataset was made. Then:
   * storage: the version's shard bytes per frame against Dopamine's gzipped frame file
     (`$store$_observation_ckpt.0.gz`) per frame (target: at most 3x);
@@ -34,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import log, quick_parser  # noqa: E402
+from benchmarks import images_camera  # noqa: E402
 from benchmarks.serve import best_rates, graph_pull  # noqa: E402
 
 from rlstore.quiet import silence  # noqa: E402
@@ -263,6 +266,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 20,000 with --quick)")
     parser.add_argument("--timing-lock", metavar="FILE",
                         help="hold an exclusive flock on FILE during the timed reads only (shared machines)")
+    parser.add_argument("--only", choices=("atari", "camera"),
+                        help="run one part: atari (Pong frames, stacked transitions) or camera (two JPEG cameras, "
+                             "8-step windows; see benchmarks/images_camera.py)")
     parser.add_argument("--read-peak-rss", metavar="STORE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read_peak_rss:
@@ -270,7 +276,11 @@ def main() -> None:
     budget = {**(QUICK if args.quick else FULL), **({"frames": args.frames} if args.frames else {})}
     report = {"benchmark": "images", "quick": args.quick, "n_step": N_STEP, "batch_size": BATCH, "stack": STACK}
     with contextlib.redirect_stdout(sys.stderr):  # TFDS and friends print progress to stdout
-        report["atari"] = measure(budget["frames"], budget["seconds"], budget["rounds"], args.timing_lock)
+        if args.only != "camera":
+            report["atari"] = measure(budget["frames"], budget["seconds"], budget["rounds"], args.timing_lock)
+        if args.only != "atari":
+            report["camera"] = images_camera.measure_camera(
+                **(images_camera.QUICK if args.quick else images_camera.FULL), hold=lambda: held(args.timing_lock))
     report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report))
 

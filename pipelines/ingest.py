@@ -39,6 +39,7 @@ from rlstore.pipelines.quality import add_rejects
 from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format, input_bytes
 from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
 from rlstore.errors import BadInputError, LocatedError, PipelineError
+from rlstore.images import ImageEncoding
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
@@ -151,12 +152,16 @@ def ingest(
     max_shard_bytes: int = 256 << 20,
     format_options: Mapping[str, Any] | None = None,
     on_error: str = "fail",
+    image_encodings: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest.
 
     `format_options` are keyword arguments of the source format (see `rlstore.pipelines.sources`).
     `on_error` is "fail" or "skip" (see the module docstring). The manifest's `report` holds the
-    quality report of the episodes this version adds.
+    quality report of the episodes this version adds. `image_encodings` chooses how raw uint8
+    image step fields are stored: `{"observation/wrist": "jpeg:90", "*": "zlib"}` ('*': every
+    other image field; encodings `png` (the default), `jpeg[:QUALITY]`, `zlib`). Images the
+    source already encoded (TFDS/RLDS PNG or JPEG) are always kept byte for byte.
     """
     validate_name(dataset)
     if on_error not in ON_ERROR:
@@ -167,6 +172,9 @@ def ingest(
     frame_stack = getattr(source_format, "frame_stack", None)
     if frame_stack is not None:
         schema = schema.with_frames("observation", frame_stack)
+    image_encodings = dict(image_encodings or {})
+    if image_encodings:
+        schema = schema.with_image_encodings({field: ImageEncoding.parse(text) for field, text in image_encodings.items()})
     check_appendable(store, dataset, schema)
     args = default_beam_args(beam_args, input_bytes(expand_paths(paths)))
     with _no_empty_dataset_left(store, dataset), store.staging(dataset) as staging:
@@ -188,7 +196,8 @@ def ingest(
             "pipeline": PIPELINE_NAME,
             "format": source_format.name,
             "options": {"inputs": [str(p) for p in paths], "beam_args": list(beam_args),
-                        "max_shard_bytes": max_shard_bytes, "format_options": format_options, "on_error": on_error},
+                        "max_shard_bytes": max_shard_bytes, "format_options": format_options, "on_error": on_error,
+                        **({"image_encodings": image_encodings} if image_encodings else {})},
             "sources": result["sources"],
             "run_metadata": run_metadata,
         }
