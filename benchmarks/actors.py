@@ -63,6 +63,7 @@ def to_threshold(rows: list[dict], threshold: float) -> dict | None:
 
 
 def one_run(store, demos: str, root: Path, env: str, actors: int, budget: dict, threshold: float) -> dict:
+    from rlstore.agents.errors import AgentError
     from rlstore.agents.logging import read_csv
     from rlstore.agents.online.run import OnlineOptions, run
 
@@ -71,23 +72,33 @@ def one_run(store, demos: str, root: Path, env: str, actors: int, budget: dict, 
                             eval_every_env_steps=budget["eval_every"], eval_episodes=budget["eval_episodes"],
                             final_eval_episodes=budget["eval_episodes"])
     started = time.perf_counter()
-    summary = run("dqfd", store, options, CONFIG)
+    try:
+        summary = run("dqfd", store, options, CONFIG)
+    except AgentError as error:
+        # On a loaded machine the learner's final checkpoint can outlast the supervisor's stop
+        # timeout; every actor has finished by then, and what is measured is in the logs.
+        if "did not stop cleanly" not in str(error):
+            raise
+        log(f"  {error}: figures from the run's logs, no final evaluation")
+        summary = None
     wall = time.perf_counter() - started
     rows = read_csv(out / "logs" / "eval.csv")
-    replay = json.loads((out / "logs" / "replay.json").read_text())["transitions"]
+    replay = json.loads((out / "logs" / "replay.json").read_text())["transitions"]  # at most a few seconds old
     actor_logs = [json.loads(path.read_text()) for path in sorted((out / "logs").glob("actor-*.json"))]
     acting = max(entry["acting_seconds"] for entry in actor_logs)
+    env_steps = sum(entry["env_steps"] for entry in actor_logs)
     return {
         "actors": actors,
         "threshold": to_threshold(rows, threshold),
         "curve": [{"env_steps": int(row["step"]), "return_mean": round(row["return_mean"], 3),
                    "seconds": row.get("acting_seconds")} for row in rows],
-        "env_steps": summary["env_steps"],
-        "learner_steps": summary["learner_steps"],
+        "env_steps": env_steps,
+        "learner_steps": summary["learner_steps"] if summary else None,
         "acting_seconds": acting,
-        "env_steps_per_s": round(summary["env_steps"] / acting, 1),
+        "env_steps_per_s": round(env_steps / acting, 1),
         "wall_seconds": round(wall, 1),
-        "final_return": summary["final_evaluation"]["return_mean"],
+        "final_return": summary["final_evaluation"]["return_mean"] if summary else None,
+        "stopped_cleanly": summary is not None,
         "samples_per_insert": replay["samples_per_insert"],
         "configured_samples_per_insert": replay["configured_samples_per_insert"],
         "replay_inserts": replay["inserts"],

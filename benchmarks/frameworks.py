@@ -23,7 +23,7 @@ their peak, the whole process included; for the replay dataset and the baselines
 size that filling them added (plus TorchRL's memmap files on disk), and for the replay dataset
 also the bytes of its columns and what its two workers added on top of the main process.
 
-Install the baselines with `pip install -c constraints.txt '.[bench]'` and
+Install the baselines with `pip install -c constraints.txt -e '.[bench]'` (keep `-e` in a checkout) and
 `pip install --no-deps d3rlpy==2.8.1` (its pins of gymnasium 1.0 and gym clash with rlstore's;
 the listed deps in the extra are what d3rlpy needs at run time). Prints one JSON line.
 """

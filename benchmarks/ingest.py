@@ -8,7 +8,8 @@ Throughput: the same log directory is written by both sides, timed around the wr
 alone. TensorFlow and TFDS are imported, and each side has written a few warm-up episodes,
 before any timing.
   * rlstore: `rlstore.pipelines.ingest.ingest(Store(...), "bench", [logs], format="npz")` on the
-    default runner (multi-process DirectRunner on every core);
+    default runner (the DirectRunner on every core; for these 7 MB of logs, on threads in this
+    process: worker processes cost more to start than this whole ingest's work);
   * baseline: `tfds.dataset_builders.store_as_tfds_dataset` fed by a Python generator that loads
     each `.npz` with numpy and yields the RLDS episode, i.e. what a user writes without us.
 The figure of merit is ours/baseline in steps per second of wall time; the target is 3x. The
@@ -26,6 +27,8 @@ side by side), so the peak belongs to that ingest alone, and reports:
   * worker: the largest VmHWM of a Beam SDK worker process, sampled from /proc every 50 ms
     while the ingest runs (growth in a worker's last 50 ms before exit would be missed).
 `growth` is the larger of peak(large)/peak(small) for driver and worker; flat memory is ~1.0.
+(These inputs are small enough to be ingested on threads in the driver, so there is no worker
+process and the driver's peak is the one that counts; `worker` is then 0 and left out.)
 
 D4RL (under "d4rl" in the JSON line): one hopper-sized D4RL HDF5 file (1M steps; --quick: 200k),
 written here with h5py in D4RL's key layout, is
@@ -38,6 +41,19 @@ written here with h5py in D4RL's key layout, is
   * ingested at 0.25M, 1M and 4M steps (--quick: 25k, 50k, 100k) in one fresh process, smallest
     first, for peak memory: the driver's ru_maxrss after each (it only grows, so growth would
     show) and the largest VmHWM of each ingest's own Beam workers.
+
+Scale (under "scale"): one D4RL file of 10M steps (--quick: 2M; `--scale-steps N`), about 1 GiB,
+written into the working directory (`--work DIR`), ingested with 1 and with 2 workers:
+  * DirectRunner worker processes (`--direct_running_mode=multi_processing --direct_num_workers=K`);
+  * a Dask cluster started here for each K (`dask scheduler` and K `dask worker --nthreads 1`
+    processes on 127.0.0.1, before the clock starts) through Beam's DaskRunner.
+`speedup_2_workers_direct` and `speedup_2_workers_dask` are 1 worker's seconds over 2 workers'
+(target 1.6x). The file is cut into work items of ~100k steps of whole episodes, each read by
+the worker that gets it (h5py slices), so workers share no single-process step but the driver's
+planning (a scan of the done flags) and publishing. The machine's 2 cores are shared: the load
+average before and after is in the JSON.
+
+`--only PART` (repeatable) runs a part alone: ratio, memory, d4rl, scale.
 
 Prints one JSON line on stdout; progress goes to stderr.
 """
@@ -80,9 +96,12 @@ WARMUP_EPISODES = 8
 SAMPLE_SECONDS = 0.05
 BEAM_WORKER = "apache_beam.runners.worker.sdk_worker_main"
 FULL = {"episodes": 1000, "rounds": 3, "memory": (1000, 4000),
-        "d4rl": {"steps": 1_000_000, "rounds": 2, "memory": (250_000, 1_000_000, 4_000_000)}}
+        "d4rl": {"steps": 1_000_000, "rounds": 2, "memory": (250_000, 1_000_000, 4_000_000)},
+        "scale": {"steps": 10_000_000, "rounds": 1}}
 QUICK = {"episodes": 200, "rounds": 1, "memory": (250, 1000),
-         "d4rl": {"steps": 200_000, "rounds": 1, "memory": (25_000, 50_000, 100_000)}}
+         "d4rl": {"steps": 200_000, "rounds": 1, "memory": (25_000, 50_000, 100_000)},
+         "scale": {"steps": 2_000_000, "rounds": 1}}
+PARTS = ("ratio", "memory", "d4rl", "scale")
 
 
 # ---- workload ----------------------------------------------------------------------------------
@@ -280,7 +299,7 @@ def memory(work: Path, sizes: tuple[int, int], steps: int) -> dict:
         "episodes_large": sizes[1],
         "peak_rss_mib_small": small,
         "peak_rss_mib_large": large,
-        "growth": round(max(large[k] / small[k] for k in ("driver", "worker")), 3),
+        "growth": round(max(large[k] / small[k] for k in ("driver", "worker") if small[k]), 3),
     }
 
 
@@ -337,11 +356,14 @@ def read_d4rl_raw(path: Path) -> int:
     return steps
 
 
-def run_d4rl_ingest(path: Path, store_root: Path, workers: int | None = None) -> int:
+def run_d4rl_ingest(path: Path, store_root: Path, workers: int | None = None, beam_args: list[str] | None = None) -> int:
     """rlstore: ingests one D4RL file; returns the file's rows (each episode's extra final step,
-    taken from next_observations, is not counted), as the h5py read counts them."""
-    beam_args = [] if workers is None else [f"--direct_num_workers={workers}"]
+    taken from next_observations, is not counted), as the h5py read counts them. `workers`
+    selects the multi-process DirectRunner with that many worker processes."""
+    if beam_args is None:
+        beam_args = [] if workers is None else ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     manifest = ingest(Store(store_root), "bench", [str(path)], format="d4rl", beam_args=beam_args)
+    shutil.rmtree(store_root, ignore_errors=True)  # large stores would fill the disk
     return manifest.num_steps - manifest.num_episodes
 
 
@@ -419,12 +441,103 @@ def d4rl_memory(work: Path, sizes: tuple[int, ...]) -> dict:
             "growth": round(max(peaks[-1][k] / peaks[0][k] for k in ("driver", "worker")), 3)}
 
 
+# ---- scale: a large D4RL file on 1 and 2 workers, DirectRunner and Dask ------------------------
+
+DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
+DASK_STARTUP_SECONDS = 120
+
+
+@contextlib.contextmanager
+def dask_cluster(workers: int, directory: Path):
+    """`dask scheduler` and `workers` single-threaded `dask worker` processes on 127.0.0.1; yields
+    the scheduler's address and stops them all afterwards."""
+    from distributed import Client
+
+    directory.mkdir(parents=True, exist_ok=True)
+    scheduler_file = directory / "scheduler.json"
+    scheduler_file.unlink(missing_ok=True)
+    dask = str(Path(sys.executable).with_name("dask"))
+    processes: list[subprocess.Popen] = []
+    with open(directory / "cluster.log", "a") as sink:
+        def start(*args: str) -> None:
+            processes.append(subprocess.Popen([dask, *args], stdout=sink, stderr=subprocess.STDOUT))
+
+        try:
+            start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
+                  str(scheduler_file))
+            deadline = time.monotonic() + DASK_STARTUP_SECONDS
+            while not scheduler_file.exists():
+                if time.monotonic() > deadline or processes[0].poll() is not None:
+                    raise RuntimeError(f"the dask scheduler did not start (log: {directory / 'cluster.log'})")
+                time.sleep(0.2)
+            address = json.loads(scheduler_file.read_text())["address"]
+            for index in range(workers):
+                start("worker", address, "--name", f"w{index}", "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+                      "--no-dashboard")
+            with Client(address, timeout=DASK_STARTUP_SECONDS) as client:
+                client.wait_for_workers(workers, timeout=DASK_STARTUP_SECONDS)
+            yield address
+        finally:
+            for process in reversed(processes):
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def scale(work: Path, steps: int, rounds: int) -> dict:
+    """Wall seconds of ingesting one `steps`-row D4RL file with 1 and with 2 workers: worker
+    processes of the DirectRunner, and `dask worker` processes of a local Dask cluster (started
+    for each count, before the clock starts). Best of `rounds` for each."""
+    # The driver's one-time costs (importing TensorFlow and TFDS for the segment's metadata, Beam,
+    # h5py) are paid here, before any timing, or the first configuration timed would carry them.
+    tiny = write_d4rl(work / "d4rl-scale-warmup.hdf5", D4RL_TINY, seed=4)
+    run_d4rl_ingest(tiny, work / "scale-warmup", 1)
+    path = write_d4rl(work / "d4rl-scale.hdf5", steps, seed=3)
+    log(f"scale: wrote a {steps:,}-step D4RL file ({path.stat().st_size / 2**20:.0f} MiB)")
+    load = [round(x, 2) for x in os.getloadavg()]
+    seconds: dict[str, float] = {}
+    for runner in ("direct", "dask"):
+        for workers in (1, 2):
+            runs = []
+            for i in range(rounds):
+                store = work / f"scale-{runner}-{workers}-{i}"
+                if runner == "direct":
+                    runs.append(timed(lambda: run_d4rl_ingest(path, store, workers)))
+                else:
+                    with dask_cluster(workers, work / f"dask-{workers}") as address:
+                        args = [DASK_RUNNER, f"--dask_client_address={address}"]
+                        runs.append(timed(lambda: run_d4rl_ingest(path, store, beam_args=args)))
+                log(f"scale: {runner}, {workers} worker(s): {runs[-1]['seconds']:.1f} s "
+                    f"(load {os.getloadavg()[0]:.1f})")
+            seconds[f"{runner}_{workers}"] = best(runs)["seconds"]
+    path.unlink()
+    result = {"steps": steps, "rounds": rounds, "load_avg_before": load,
+              "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+              **{f"seconds_{key}": round(value, 2) for key, value in seconds.items()},
+              "steps_per_s_direct_2_workers": round(steps / seconds["direct_2"]),
+              "target_speedup": TARGET_SPEEDUP}
+    for runner in ("direct", "dask"):
+        speedup = seconds[f"{runner}_1"] / seconds[f"{runner}_2"]
+        result[f"speedup_2_workers_{runner}"] = round(speedup, 2)
+        result[f"meets_target_{runner}"] = speedup >= TARGET_SPEEDUP
+    return result
+
+
 # ---- entry point -------------------------------------------------------------------------------
 
 def parse_args() -> argparse.Namespace:
     parser = quick_parser(__doc__, "smaller sizes, well under a minute")
     parser.add_argument("--episodes", type=int, help="episodes for the throughput comparison")
     parser.add_argument("--steps", type=int, default=200, help="steps per episode")
+    parser.add_argument("--only", choices=PARTS, action="append",
+                        help="run only this part (repeatable): ratio (npz vs TFDS), memory, d4rl (1M steps vs "
+                             "h5py, its memory), scale (a large D4RL file on 1 and 2 workers, DirectRunner and Dask)")
+    parser.add_argument("--scale-steps", type=int, help="rows of the scale part's D4RL file (default 10M; --quick 2M)")
+    parser.add_argument("--work", type=Path, help="working directory (default: a new temporary directory); the "
+                                                  "scale part writes a ~1 GiB file and stores of a few GiB there")
     parser.add_argument("--child-memory", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-memory-d4rl", type=Path, nargs="+", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -437,16 +550,24 @@ def main() -> None:
     if args.child_memory_d4rl:
         return child_memory_d4rl(args.child_memory_d4rl)
     sizes = QUICK if args.quick else FULL
+    parts = set(args.only or PARTS)
     episodes = args.episodes or sizes["episodes"]
     report = {"benchmark": "ingest", "quick": args.quick, "episodes": episodes, "steps_per_episode": args.steps}
-    work = Path(tempfile.mkdtemp(prefix="rlstore-bench-"))
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="rlstore-bench-", dir=args.work))
     try:
         with contextlib.redirect_stdout(sys.stderr):  # TFDS prints its progress messages to stdout
-            report.update(throughput(work, episodes, args.steps, sizes["rounds"]))
-            report["memory"] = memory(work, sizes["memory"], args.steps)
+            if "ratio" in parts:
+                report.update(throughput(work, episodes, args.steps, sizes["rounds"]))
+            if "memory" in parts:
+                report["memory"] = memory(work, sizes["memory"], args.steps)
             d4rl = sizes["d4rl"]
-            report["d4rl"] = d4rl_throughput(work, d4rl["steps"], d4rl["rounds"])
-            report["d4rl"]["memory"] = d4rl_memory(work, d4rl["memory"])
+            if "d4rl" in parts:
+                report["d4rl"] = d4rl_throughput(work, d4rl["steps"], d4rl["rounds"])
+                report["d4rl"]["memory"] = d4rl_memory(work, d4rl["memory"])
+            if "scale" in parts:
+                report["scale"] = scale(work, args.scale_steps or sizes["scale"]["steps"], sizes["scale"]["rounds"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report))

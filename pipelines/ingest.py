@@ -15,26 +15,31 @@ files a reader cannot even list) become lines of `rejects.jsonl` in the new segm
 directory, recorded in the report with its sha256, and the rest is published.
 
 Runner choice is Beam's: arguments after `--` on the command line are handed to
-`PipelineOptions` unchanged. Without a `--runner`, the DirectRunner runs in multi-processing
-mode on every core. On the DaskRunner each batch is its own Dask task unless
+`PipelineOptions` unchanged. Without a `--runner`, the DirectRunner runs on every core: in
+multi-processing mode for inputs of SMALL_INPUT_BYTES or more, and in this process, on threads,
+for smaller ones. A worker process costs about 1.5 CPU seconds to start (Python, Beam, the
+source's libraries), more than all the work of a small ingest (1,000 npz episodes of 200 steps:
+1.5 CPU s in this process, 4.6 with two worker processes); threads still overlap the input and
+fsync waits. On the DaskRunner each batch is its own Dask task unless
 `--dask_npartitions`/`--dask_partition_size` say otherwise.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import add_rejects
-from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format
+from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format, input_bytes
 from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
 from rlstore.errors import BadInputError, LocatedError, PipelineError
+from rlstore.images import ImageEncoding
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
@@ -44,23 +49,40 @@ from rlstore.store import Store
 PIPELINE_NAME = "rlstore.ingest"
 REJECTS_FILE = "rejects.jsonl"
 MAX_BATCHES = 64
+SMALL_INPUT_BYTES = 64 << 20
+THREAD_BATCHES = 2  # per thread of the in-process runner: each batch writes (and fsyncs) its own shards
 _DASK_PARTITIONING = ("--dask_npartitions", "--dask_partition_size")
 
 
-def default_beam_args(beam_args: Sequence[str]) -> list[str]:
-    """The user's Beam arguments, plus defaults: a multi-process DirectRunner when no runner is
-    set, and one Dask task per batch on the DaskRunner (whose own default packs 128 elements into
-    a partition, i.e. everything into one task on one worker)."""
+def default_beam_args(beam_args: Sequence[str], input_bytes: int | None = None) -> list[str]:
+    """The user's Beam arguments, plus defaults: the DirectRunner on every core when no runner is
+    set (in worker processes, or on threads in this process for an input smaller than
+    SMALL_INPUT_BYTES; see the module docstring), and one Dask task per batch on the DaskRunner
+    (whose own default packs 128 elements into a partition, i.e. everything into one task on one
+    worker)."""
     args = list(beam_args)
     if not any(a.startswith("--runner") for a in args):
         if not any(a.startswith("--direct_running_mode") for a in args):
-            args.append("--direct_running_mode=multi_processing")
+            small = input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+            args.append(f"--direct_running_mode={'multi_threading' if small else 'multi_processing'}")
         if not any(a.startswith("--direct_num_workers") for a in args):
             args.append(f"--direct_num_workers={os.cpu_count() or 1}")
     elif any(a.startswith("--runner") and "DaskRunner" in a for a in args):
         if not any(a.startswith(_DASK_PARTITIONING) for a in args):
             args.append("--dask_partition_size=1")
     return args
+
+
+def max_batches(args: Sequence[str]) -> int:
+    """How many batches to cut the work into: MAX_BATCHES for worker processes and clusters, a
+    few per thread for the in-process runner, where more batches would only mean more shards."""
+    if any(a.startswith("--runner") for a in args):
+        return MAX_BATCHES
+    mode = next((a.split("=", 1)[1] for a in args if a.startswith("--direct_running_mode=")), "")
+    if mode not in ("in_memory", "multi_threading"):
+        return MAX_BATCHES
+    workers = next((a.split("=", 1)[1] for a in args if a.startswith("--direct_num_workers=")), "1")
+    return THREAD_BATCHES * max(int(workers) if workers.isdigit() else 1, 1)
 
 
 def batches(items: Sequence[WorkItem], max_batches: int = MAX_BATCHES) -> list[list[WorkItem]]:
@@ -130,12 +152,16 @@ def ingest(
     max_shard_bytes: int = 256 << 20,
     format_options: Mapping[str, Any] | None = None,
     on_error: str = "fail",
+    image_encodings: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest.
 
     `format_options` are keyword arguments of the source format (see `rlstore.pipelines.sources`).
     `on_error` is "fail" or "skip" (see the module docstring). The manifest's `report` holds the
-    quality report of the episodes this version adds.
+    quality report of the episodes this version adds. `image_encodings` chooses how raw uint8
+    image step fields are stored: `{"observation/wrist": "jpeg:90", "*": "zlib"}` ('*': every
+    other image field; encodings `png` (the default), `jpeg[:QUALITY]`, `zlib`). Images the
+    source already encoded (TFDS/RLDS PNG or JPEG) are always kept byte for byte.
     """
     validate_name(dataset)
     if on_error not in ON_ERROR:
@@ -146,16 +172,21 @@ def ingest(
     frame_stack = getattr(source_format, "frame_stack", None)
     if frame_stack is not None:
         schema = schema.with_frames("observation", frame_stack)
+    image_encodings = dict(image_encodings or {})
+    if image_encodings:
+        schema = schema.with_image_encodings({field: ImageEncoding.parse(text) for field, text in image_encodings.items()})
     check_appendable(store, dataset, schema)
-    args = default_beam_args(beam_args)
+    args = default_beam_args(beam_args, input_bytes(expand_paths(paths)))
     with _no_empty_dataset_left(store, dataset), store.staging(dataset) as staging:
         segment_dir = staging.new_segment_dir()
-        progress_dir = staging.path / "progress"
-        progress_dir.mkdir()
+        progress_dir = None
+        if progress:  # workers mark finished items here; without a bar nobody counts them
+            progress_dir = staging.path / "progress"
+            progress_dir.mkdir()
         result_path = staging.path / "result.json"
         fn = IngestBatch(source_format.name, format_options, schema.to_json(), str(segment_dir), max_shard_bytes,
-                         on_error, str(progress_dir))
-        _run(_build(fn, schema, batches(items), result_path, args), len(items), progress_dir if progress else None)
+                         on_error, str(progress_dir) if progress_dir else None)
+        _run(_build(fn, schema, batches(items, max_batches(args)), result_path, args), len(items), progress_dir)
         result = json.loads(result_path.read_text()) if result_path.exists() else {"shards": [], "rejects": []}
         rejects = sorted(plan_rejects + result["rejects"], key=reject_order)
         if not result["shards"]:
@@ -165,7 +196,8 @@ def ingest(
             "pipeline": PIPELINE_NAME,
             "format": source_format.name,
             "options": {"inputs": [str(p) for p in paths], "beam_args": list(beam_args),
-                        "max_shard_bytes": max_shard_bytes, "format_options": format_options, "on_error": on_error},
+                        "max_shard_bytes": max_shard_bytes, "format_options": format_options, "on_error": on_error,
+                        **({"image_encodings": image_encodings} if image_encodings else {})},
             "sources": result["sources"],
             "run_metadata": run_metadata,
         }
@@ -174,7 +206,7 @@ def ingest(
         return publish_segment(store, dataset, staging, segment_dir, schema, result["shards"], lineage, report)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _no_empty_dataset_left(store: Store, dataset: str) -> Iterator[None]:
     """A failed first ingest removes the dataset directory it created (it holds nothing)."""
     first = not store.versions(dataset)
@@ -205,8 +237,8 @@ def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], result_p
     except (ValueError, ImportError) as error:  # e.g. an unknown --runner
         raise PipelineError(f"cannot start the Beam pipeline ({' '.join(args)}): {error}") from None
     (
-        pipeline
-        | "Batches" >> beam.Create(work)
+        pipeline  # batches as JSON text: Beam infers no types over every work item
+        | "Batches" >> beam.Create([json.dumps(batch) for batch in work])
         | "Ingest" >> beam.ParDo(fn)
         | "Result" >> beam.CombineGlobally(ResultFn(schema.to_json())).without_defaults()
         | "WriteResult" >> beam.Map(write_result, path=str(result_path))
@@ -246,7 +278,9 @@ def _run(pipeline, total: int, progress_dir: Path | None) -> None:
 
         bar = tqdm(total=total, unit="file", desc="ingest", dynamic_ncols=True, file=terminal)
     handle, log_path = tempfile.mkstemp(prefix="rlstore-ingest-", suffix=".log")
-    with os.fdopen(handle, "w") as log:
+    # Worker processes write to file descriptor 2; on the in-process runner Beam's own logging
+    # writes to sys.stderr, which need not be descriptor 2 (a test's capture, an IDE): both go to the log.
+    with os.fdopen(handle, "w") as log, contextlib.redirect_stderr(log):
         os.dup2(log.fileno(), 2)
         try:
             worker = threading.Thread(target=target, daemon=True)

@@ -45,6 +45,7 @@ from rlstore.pipelines.summaries import Columns, Histogram, Ranked
 from rlstore.stats import Moments
 from rlstore.episode import Episode
 from rlstore.errors import Location
+from rlstore.images import EncodedImages
 from rlstore.nest import flatten
 from rlstore.schema import Schema
 
@@ -125,6 +126,8 @@ class QualityCombineFn(beam.CombineFn):
         if length == 1:
             acc.single_step.add(_where_key(where), _where_json(where))
         for key, spec in self._numeric.items():
+            if isinstance(steps[key], EncodedImages):
+                continue  # kept as the source encoded them; statistics would need every image decoded
             rows = np.asarray(steps[key]).reshape(length, -1)
             if _root(key) in _TRANSITION_FIELDS:
                 rows = rows[:-1]

@@ -1,6 +1,6 @@
 """The Beam pieces of the ingest pipeline: ingest a batch of work items, merge the batches' results.
 
-    batches of work items → IngestBatch (read, check, encode, write shards, pre-combine the
+    batches of work items (JSON text) → IngestBatch (read, check, encode, write shards, pre-combine the
     quality report) → CombineGlobally(ResultFn) → write_result
 
 The shape is chosen to run unchanged on every runner, the DaskRunner included, whose Beam
@@ -89,7 +89,8 @@ class IngestBatch(beam.DoFn):
         self._format = get_format(self._format_name, self._format_options)
         self._schema = Schema.from_json(self._schema_json)
 
-    def process(self, batch: Sequence[Mapping[str, Any]]) -> Iterator[Part]:
+    def process(self, batch_json: str) -> Iterator[Part]:
+        batch: Sequence[Mapping[str, Any]] = json.loads(batch_json)
         writer = ShardWriter(self._segment_dir, self._max_shard_bytes)
         part = Part(self._quality.create_accumulator())
         for item in batch:

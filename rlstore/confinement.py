@@ -40,3 +40,33 @@ def confine_child(directory: Path, name: object, *, what: str) -> Path:
     if path.parent != directory.resolve():
         raise UnsafePathError(f"{what} {name!r} is not an entry of {directory}")
     return path
+
+
+class ConfinedEntries:
+    """Entries `<subdirectory>/<name>` of `base`, checked like `confine_child` against a
+    directory resolved once.
+
+    A version of 10,000 segments has 10,000 such paths: resolving each in full walks every
+    component of it (a system call per component), while an ordinary entry only needs one
+    `lstat` to show it is not a symlink. Anything else (a symlink, `..`, more components, a
+    `subdirectory` that itself leads elsewhere) takes the full check and its precise error.
+    """
+
+    def __init__(self, base: Path, subdirectory: str):
+        self._base = base
+        self._prefix = subdirectory + "/"
+        anchor = base.resolve()
+        self.directory = (anchor / subdirectory).resolve()
+        self._fast = self.directory.parent == anchor
+
+    def path(self, relative: object, *, what: str) -> Path:
+        if self._fast and isinstance(relative, str) and relative.startswith(self._prefix):
+            name = relative[len(self._prefix):]
+            if name not in ("", ".", "..") and not any(c in name for c in "/\\\x00"):
+                path = self.directory / name
+                if not path.is_symlink():
+                    return path
+        path = confine(self._base, relative, what=what)
+        if path.parent != self.directory:
+            raise UnsafePathError(f"{what} {relative!r} is not inside {self.directory}")
+        return path

@@ -8,19 +8,19 @@ Why a batch encoder: walking every field of every episode in Python costs about 
 fast acting loop. Episodes of equal length share one layout: a fixed-size field (floats, bools
 and small non-negative integers, raw `bytes` encodings) takes the same bytes at the same offset
 of each of their Examples. So one numpy operation per field builds that field for all of them,
-and only fields whose size varies from episode to episode (text, PNG images, zlib, integers that
-need multi-byte varints) go through `encode_feature` one episode at a time. A new on-disk
+and only fields whose size varies from episode to episode (text, PNG/JPEG images, zlib, integers
+that need multi-byte varints) go through `encode_feature` one episode at a time. A new on-disk
 encoding needs a branch in `encode_feature` only.
 """
 from __future__ import annotations
 
-import io
 import zlib
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from rlstore import tfrecord
+from rlstore.images import IMAGE_FORMATS, encode_image
 from rlstore.tfrecord import field, field_header
 
 if TYPE_CHECKING:
@@ -48,9 +48,11 @@ def encode_episodes(schema: Schema, steps: Mapping[str, np.ndarray], starts: np.
 
 def encode_feature(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
     """One field's tf.train.Feature: all of an episode's steps (`per_step`) or one metadata value."""
-    if spec.encoding == "png":
+    if spec.encoding in IMAGE_FORMATS:
         images = value if per_step else value[None]
-        return tfrecord.bytes_feature(_png(image) for image in images)
+        if images.dtype == object:  # the source's encoded bytes (`rlstore.images.EncodedImages`): kept as they are
+            return tfrecord.bytes_feature(images.tolist())
+        return tfrecord.bytes_feature(encode_image(image, spec.encoding, spec.quality) for image in images)
     if spec.encoding in ("zlib", "bytes"):
         items = np.ascontiguousarray(value if per_step else value[None], dtype=spec.dtype)
         pack = zlib.compress if spec.encoding == "zlib" else bytes
@@ -60,15 +62,6 @@ def encode_feature(spec: FieldSpec, value: np.ndarray, per_step: bool) -> bytes:
     if spec.dtype.startswith("float"):
         return tfrecord.float_feature(value.reshape(-1))
     return tfrecord.int64_feature(value.reshape(-1))
-
-
-def _png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    pixels = image[..., 0] if image.shape[-1] == 1 else image
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 def _step_feature(spec: FieldSpec, values: np.ndarray) -> tuple[bytes, np.ndarray] | list[bytes]:

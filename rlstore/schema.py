@@ -18,6 +18,7 @@ import numpy as np
 from rlstore.encoding import encode_episodes
 from rlstore.episode import Episode, check_alignment, episode_length
 from rlstore.errors import BadInputError, Location
+from rlstore.images import IMAGE_FORMATS, EncodedImages, ImageEncoding, check_headers
 from rlstore.nest import flatten, unflatten
 
 _FLOAT_STEP_FIELDS = ("reward", "discount")
@@ -28,13 +29,31 @@ class FieldSpec:
     """One leaf field: numpy dtype name ('str' for text), shape of one step, encoding.
 
     `stack` > 1 marks a field stored as single frames whose readers rebuild stacks of the last
-    `stack` frames (`rlstore.frames`); `shape` is then the shape of one frame.
+    `stack` frames (`rlstore.frames`); `shape` is then the shape of one frame. `quality` is the
+    JPEG quality rlstore encodes raw images of a 'jpeg' field at (None: kept as the source
+    encoded them, or not JPEG).
     """
 
     dtype: str
     shape: tuple[int, ...]
     encoding: str = "none"
     stack: int = 1
+    quality: int | None = None
+
+    @classmethod
+    def of_column(cls, column: Any, field: str, where: Location) -> "FieldSpec":
+        """The spec of a step column: an already-encoded image column keeps its format."""
+        if isinstance(column, EncodedImages):
+            if len(column) == 0:
+                raise BadInputError("episode has no steps", where)
+            return cls("uint8", column.image_shape, column.image_format)
+        return cls.of(np.asarray(column)[0], field, where)
+
+    @property
+    def is_image(self) -> bool:
+        """An [H, W, C] uint8 image (whatever its encoding), as a conv torso would see it."""
+        return (self.encoding in IMAGE_FORMATS or
+                (self.dtype == "uint8" and len(self.shape) == 3 and self.shape[-1] in (1, 3, 4) and self.stack == 1))
 
     @classmethod
     def of(cls, value: np.ndarray, field: str, where: Location) -> "FieldSpec":
@@ -59,6 +78,7 @@ class FieldSpec:
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) or "scalar"
         suffix = "" if self.encoding == "none" else f", {self.encoding}"
+        suffix += f" q{self.quality}" if self.quality else ""
         stacked = f", frames stacked by {self.stack}" if self.stack > 1 else ""
         return f"{self.dtype}[{shape}{suffix}{stacked}]"
 
@@ -66,11 +86,14 @@ class FieldSpec:
         data = asdict(self)
         if self.stack == 1:
             del data["stack"]  # versions written before frame stacks existed read back equal
+        if self.quality is None:
+            del data["quality"]
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "FieldSpec":
-        return cls(data["dtype"], tuple(data["shape"]), data.get("encoding", "none"), data.get("stack", 1))
+        return cls(data["dtype"], tuple(data["shape"]), data.get("encoding", "none"), data.get("stack", 1),
+                   data.get("quality"))
 
 
 @dataclass(frozen=True)
@@ -84,7 +107,7 @@ class Schema:
     def derive(cls, episode: Episode, where: Location = Location()) -> "Schema":
         """Derives the schema from one episode (checked for RLDS alignment first)."""
         check_alignment(episode, where)
-        steps = {key: FieldSpec.of(np.asarray(value)[0], key, where) for key, value in flatten(episode["steps"]).items()}
+        steps = {key: FieldSpec.of_column(value, key, where) for key, value in flatten(episode["steps"]).items()}
         meta = {key: FieldSpec.of(value, key, where) for key, value in flatten(_metadata(episode)).items()}
         for name in ("action", *_FLOAT_STEP_FIELDS):
             for key, spec in steps.items():
@@ -112,6 +135,33 @@ class Schema:
         if spec.dtype != "uint8":
             raise BadInputError(f"frames must be uint8, got {spec.dtype}", Location(field=f"steps/{field}"))
         return Schema({**self.steps, field: FieldSpec(spec.dtype, spec.shape, "zlib", stack)}, self.episode)
+
+    def with_image_encodings(self, encodings: Mapping[str, ImageEncoding]) -> "Schema":
+        """This schema with the image step fields named in `encodings` stored in the chosen
+        encoding; key '*' applies to every image field not named. Only uint8 [H, W, C] image
+        fields take one; images a source stored encoded must keep their format (`check` holds
+        them to it)."""
+        steps = dict(self.steps)
+        for field in encodings:
+            if field == "*":
+                continue
+            spec = steps.get(field)
+            if spec is None:
+                raise BadInputError(f"--image-encoding names no step field of the input; image fields: "
+                                    f"{', '.join(k for k, v in steps.items() if v.is_image) or 'none'}",
+                                    Location(field=f"steps/{field}"))
+            if not spec.is_image:
+                raise BadInputError(f"an image encoding needs a uint8 [H, W, C] image field, this is {spec.describe()}",
+                                    Location(field=f"steps/{field}"))
+        for field, spec in steps.items():
+            choice = encodings.get(field, encodings.get("*") if spec.is_image else None)
+            if choice is None:
+                continue
+            if choice.encoding == "jpeg" and spec.shape[-1] not in (1, 3):
+                raise BadInputError(f"JPEG holds 1 or 3 channels, the images have {spec.shape[-1]}",
+                                    Location(field=f"steps/{field}"))
+            steps[field] = FieldSpec(spec.dtype, spec.shape, choice.encoding, spec.stack, choice.quality)
+        return Schema(steps, self.episode)
 
     def describe(self) -> dict[str, str]:
         described = {f"steps/{k}": v.describe() for k, v in self.steps.items()}
@@ -179,18 +229,27 @@ def _check_fields(specs: Mapping[str, FieldSpec], values: Mapping[str, Any], whe
     if extra:
         raise BadInputError("field is not in the dataset's schema", where.at(field=prefix + extra[0]))
     for key, spec in specs.items():
-        value = np.asarray(values[key])
-        actual = FieldSpec.of(value[0] if per_step else value, prefix + key, where)
+        value = values[key]
+        if per_step:
+            actual = FieldSpec.of_column(value, prefix + key, where)
+        else:
+            actual = FieldSpec.of(np.asarray(value), prefix + key, where)
         if (actual.dtype, actual.shape) != (spec.dtype, spec.shape):
             raise BadInputError(f"expected {spec.describe()}, got {actual.describe()}", where.at(field=prefix + key))
+        if isinstance(value, EncodedImages):
+            if spec.encoding not in IMAGE_FORMATS:
+                raise BadInputError(f"the source's images are {value.image_format.upper()}; they are kept as "
+                                    f"they came, so the field cannot be stored as {spec.encoding}",
+                                    where.at(field=prefix + key))
+            check_headers(value, spec.encoding, spec.shape, where.at(field=prefix + key))
 
 
 def _tfds_feature(spec: FieldSpec):
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    if spec.encoding == "png":
-        return tfds.features.Image(shape=spec.shape, dtype=np.uint8, encoding_format="png")
+    if spec.encoding in IMAGE_FORMATS:
+        return tfds.features.Image(shape=spec.shape, dtype=np.uint8, encoding_format=spec.encoding)
     dtype = tf.string if spec.dtype == "str" else np.dtype(spec.dtype)
     if not spec.shape and spec.encoding == "none":
         return tfds.features.Scalar(dtype=dtype)

@@ -4,18 +4,21 @@ The version's own file must match its checksum (format 2) and the hash its succe
 its segment lists must match the hashes the version names, and their counts its totals. Every
 shard and metadata file is re-hashed against the sha256 recorded at publish time; the TFDS
 features of each segment must match the manifest's schema; and every episode is decoded and
-checked against the schema and RLDS's alignment rules.
+checked against the schema and RLDS's alignment rules, every stored PNG/JPEG image decoded.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlstore.confinement import UnsafePathError
 from rlstore.errors import BadInputError, Location, StoreError
+from rlstore.images import EncodedImages, undecodable
 from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
+from rlstore.nest import flatten
 from rlstore.store import Store, sha256_file, shard_path
 
 
@@ -35,7 +38,7 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
         manifest = store.manifest(ref)
     except StoreError as error:
         ref = store.resolve(ref)
-        path = getattr(error, "path", None) or store.version_path(ref.name, ref.version)
+        path = getattr(error, "path", None) or store.shown(store.version_path(ref.name, ref.version))
         return [Problem(str(path), getattr(error, "reason", None) or error.readable())]
     schema = manifest.schema
     expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
@@ -48,10 +51,13 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
     problems.extend(_check_totals(manifest, segments))
     for segment in segments:
         try:
-            directory = store.segment_dir(manifest.name, segment)
+            directory = store.readable_segment_dir(manifest.name, segment, fresh=True)
             files = [(shard_path(directory, entry), entry) for entry in [*segment["shards"], *segment["metadata_files"]]]
         except UnsafePathError as error:
             problems.append(Problem(manifest_file, error.readable()))
+            continue
+        except StoreError as error:  # an object store's file that is missing, damaged or unreadable
+            problems.append(Problem(getattr(error, "path", manifest_file), getattr(error, "reason", error.readable())))
             continue
         if not directory.is_dir():
             problems.append(Problem(str(directory), "segment directory is missing"))
@@ -74,13 +80,13 @@ def _check_chain(store: Store, manifest: Manifest) -> list[Problem]:
     if not parent:
         return []
     path = store.version_path(manifest.name, parent["version"])
-    if not path.is_file():
+    if not store.has_file(path):
         if parent["version"] in store.pruned_versions(manifest.name):
             return []
-        return [Problem(str(path), f"version {parent['version']} (the parent of {manifest.version}) is missing "
+        return [Problem(store.shown(path), f"version {parent['version']} (the parent of {manifest.version}) is missing "
                                    "and the dataset's log does not record pruning it")]
-    if sha256_file(path) != parent["sha256"]:
-        return [Problem(str(path), f"differs from the file version {manifest.version} was built on "
+    if hashlib.sha256(store.read_file(path)).hexdigest() != parent["sha256"]:
+        return [Problem(store.shown(path), f"differs from the file version {manifest.version} was built on "
                                    f"(its sha256 is recorded in {manifest.path})")]
     return []
 
@@ -111,6 +117,17 @@ def _check_file(path: Path, entry) -> Problem | None:
     return None
 
 
+def _check_images(episode, schema, where: Location) -> None:
+    """Decodes every stored PNG/JPEG image (readers would, later): the first that does not
+    decode is a BadInputError naming its step and field."""
+    steps = flatten(episode["steps"])
+    for key, spec in schema.steps.items():
+        if isinstance(steps[key], EncodedImages):
+            bad = undecodable(steps[key], spec.shape)
+            if bad is not None:
+                raise BadInputError(bad[1], where.at(step=bad[0], field=f"steps/{key}"))
+
+
 def _check_episodes(directory: Path, segment, schema) -> list[Problem]:
     from rlstore.tfds_episodes import episodes_in_shard
 
@@ -120,7 +137,9 @@ def _check_episodes(directory: Path, segment, schema) -> list[Problem]:
         count = 0
         try:
             for index, episode in enumerate(episodes_in_shard(str(directory), path)):
-                schema.check(episode, Location(file=path, episode=index))
+                where = Location(file=path, episode=index)
+                schema.check(episode, where)
+                _check_images(episode, schema, where)
                 count += 1
         except BadInputError as error:
             problems.append(Problem(path, error.readable()))

@@ -155,12 +155,12 @@ def _file_size_limit(limit: int) -> list[str]:
 
 
 def _delete_when_running(store: Path, victim: Path) -> Callable:
-    """Deletes `victim` as soon as the ingest's pipeline has started (its progress directory
-    exists), long before a Beam worker process is up to read it."""
+    """Deletes `victim` as soon as the ingest's staging area exists (the pipeline is about to
+    start), long before a Beam worker process is up to read it."""
     def delete() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if list(store.glob("*/staging/*/progress")):
+            if list(store.glob("*/staging/*")):
                 shutil.rmtree(victim)
                 return
             time.sleep(0.01)
@@ -246,7 +246,8 @@ def _cases(tmp: Path, data: Path) -> dict[str, Callable[[], Case]]:
         # the machine
         "missing input path": lambda: Case(_ingest("new", str(tmp / "nope")), (str(tmp / "nope"), "no such file"), "new"),
         "input directory deleted mid-run": lambda: (shutil.copytree(logs, tmp / "vanishing"), Case(
-            _ingest("new", str(tmp / "vanishing"), *ONE_WORKER), (str(tmp / "vanishing"), "cannot read the input"), "new",
+            _ingest("new", str(tmp / "vanishing"), *ONE_WORKER, "--direct_running_mode=multi_processing"),
+            (str(tmp / "vanishing"), "cannot read the input"), "new",
             during=_delete_when_running(store, tmp / "vanishing")))[1],
         "unknown Beam runner": lambda: Case(_ingest("new", logs, "--", "--runner=NoSuchRunner"),
                                             ("cannot start the Beam pipeline", "NoSuchRunner"), "new"),

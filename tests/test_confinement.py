@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rlstore.confinement import UnsafePathError, confine
+from rlstore.confinement import ConfinedEntries, UnsafePathError, confine
 from rlstore.store import Store
 from rlstore.validation import validate
 from tests.helpers import publish_episodes, vector_episode, write_format1
@@ -28,6 +28,23 @@ def test_confine_refuses_a_symlink_out(tmp_path):
     with pytest.raises(UnsafePathError, match="outside"):
         confine(tmp_path / "base", "link", what="path")
     assert confine(tmp_path / "base", "inner/file", what="path") == (tmp_path / "base/inner/file").resolve()
+
+
+def test_confined_entries_check_like_confine_with_the_directory_resolved_once(tmp_path):
+    base = tmp_path / "base"
+    (base / "segments" / "a").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (base / "segments" / "link").symlink_to(tmp_path / "outside")
+    entries = ConfinedEntries(base, "segments")
+    assert entries.path("segments/a", what="segment path") == confine(base, "segments/a", what="segment path")
+    assert entries.path("segments/not-yet", what="segment path") == (base / "segments/not-yet").resolve()
+    for escape in ("segments/link", "segments/..", "segments/a/b", "versions", "/tmp", "segments/../../x", None):
+        with pytest.raises(UnsafePathError):
+            entries.path(escape, what="segment path")
+    (base / "segments").rename(tmp_path / "moved")
+    (base / "segments").symlink_to(tmp_path / "moved")  # segments/ itself leads out of the dataset
+    with pytest.raises(UnsafePathError):
+        ConfinedEntries(base, "segments").path("segments/a", what="segment path")
 
 
 def _victim(tmp_path):

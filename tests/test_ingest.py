@@ -1,9 +1,13 @@
 """The Beam ingest pipeline end to end, read back with stock TFDS only."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from rlstore.pipelines.ingest import ingest
+from rlstore.pipelines.ingest import (MAX_BATCHES, SMALL_INPUT_BYTES, THREAD_BATCHES, default_beam_args, ingest,
+                                      max_batches)
+from rlstore.pipelines.sources import input_bytes
 from rlstore.info import describe
 from rlstore.store import Store
 from tests.helpers import rich_episode, steps_equal, write_npz_logs
@@ -82,3 +86,23 @@ def test_shards_roll_over_by_size(tmp_path, vector_logs):
     shards = manifest.segments[0]["shards"]
     assert len(shards) > 2 and sum(s["num_episodes"] for s in shards) == len(originals)
     assert np.all([s["file"].endswith(f"-of-{len(shards):05d}") for s in shards])
+
+
+def test_small_inputs_run_on_threads_here_and_large_ones_in_worker_processes():
+    cores = f"--direct_num_workers={os.cpu_count() or 1}"
+    small = default_beam_args([], SMALL_INPUT_BYTES - 1)
+    assert small == ["--direct_running_mode=multi_threading", cores]
+    assert max_batches(small) == THREAD_BATCHES * (os.cpu_count() or 1)  # few shards: nothing to spread
+    large = default_beam_args([], SMALL_INPUT_BYTES)
+    assert large == ["--direct_running_mode=multi_processing", cores] and max_batches(large) == MAX_BATCHES
+    assert default_beam_args(["--direct_running_mode=in_memory"], 1) == ["--direct_running_mode=in_memory", cores]
+    dask = ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner"]
+    assert default_beam_args(dask, 1) == [*dask, "--dask_partition_size=1"] and max_batches(dask) == MAX_BATCHES
+
+
+def test_input_bytes_counts_every_file_below_the_inputs(tmp_path):
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "a.npz").write_bytes(b"x" * 10)
+    (tmp_path / "d" / "e" / "b.npz").write_bytes(b"x" * 5)
+    (tmp_path / "c.npz").write_bytes(b"x" * 3)
+    assert input_bytes([tmp_path / "d", tmp_path / "c.npz"]) == 18

@@ -155,6 +155,17 @@ def test_a_replay_holds_every_row_of_an_epoch_once_and_samples_them(stores, name
     _assert_batches_equal([drawn], [again])
 
 
+def test_a_replay_without_rows_says_so(tmp_path):
+    from rlstore.store import Store
+    from tests.helpers import publish_episodes
+
+    store = Store(tmp_path / "store")
+    publish_episodes(store, "short", [vector_episode(1, seed=0, terminal=False)])
+    with pytest.raises(ValueError, match="short@1 has no rows to sample"):
+        np_reading.Replay.transitions(store, "short")
+    assert len(np_reading.Replay.sequences(store, "short", length=2, period=1)) == 1
+
+
 def test_same_seed_same_batches_another_seed_or_epoch_another_order(framework_store):
     store, _ = framework_store
 

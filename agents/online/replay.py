@@ -11,14 +11,15 @@ them as they were, priorities and rate-limiter counts included. A server that st
 complete checkpoint restores it instead of calling `fill_replay` (which would load the
 demonstrations twice).
 
-Just before it stops, the server's own counts go to logs/replay.json: per table, the inserts
-and samples its rate limiter completed and their ratio, next to the configured
-samples-per-insert (what a run actually held its learner to).
+Every few seconds and just before it stops, the server's own counts go to logs/replay.json: per
+table, the inserts and samples its rate limiter completed and their ratio, next to the
+configured samples-per-insert (what a run actually held its learner to).
 """
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
 
 import reverb
@@ -29,6 +30,7 @@ from rlstore.agents.online.context import RunContext
 from rlstore.replay.server import checkpointer_at, latest_checkpoint
 
 _POLL_SECONDS = 0.2
+_COUNTS_SECONDS = 5.0
 
 
 def checkpoint_dir(context: RunContext) -> Path:
@@ -55,9 +57,15 @@ def serve_replay(agent, context: RunContext, port: int, stop: threading.Event) -
         print(f"[replay] serving at port {server.port} ({how}): "
               + ", ".join(f"{n} ({s} items)" for n, s in sizes.items()), flush=True)
         every = context.checkpoint_every or 0
-        while not stop.wait(every if every > 0 else _POLL_SECONDS):
-            if every > 0:
+        checkpointed = counted = time.monotonic()
+        while not stop.wait(_POLL_SECONDS):
+            now = time.monotonic()
+            if every > 0 and now - checkpointed >= every:
                 client.checkpoint()
+                checkpointed = now
+            if now - counted >= _COUNTS_SECONDS:  # kept even if this process is killed at the end
+                run_manifest.write(context.run.logs / "replay.json", table_counts(client))
+                counted = now
         run_manifest.write(context.run.logs / "replay.json", table_counts(client))
         client.checkpoint()  # after the actors and the learner have stopped: what a resume starts from
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rlstore.pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths
+from rlstore.pipelines.sources.base import SourceFile, SourceFormat, WorkItem, expand_paths, input_bytes
 from rlstore.pipelines.sources.d4rl import D4rlFormat
 from rlstore.pipelines.sources.dqn_replay import DqnReplayFormat
 from rlstore.pipelines.sources.envlogger import EnvloggerFormat
@@ -58,4 +58,5 @@ def detect_format(paths: Sequence[Path], options: Mapping[str, Any] | None = Non
     return get_format(chosen.name, options)
 
 
-__all__ = ["FORMATS", "SourceFile", "SourceFormat", "WorkItem", "detect_format", "expand_paths", "get_format"]
+__all__ = ["FORMATS", "SourceFile", "SourceFormat", "WorkItem", "detect_format", "expand_paths", "get_format",
+           "input_bytes"]

@@ -81,3 +81,16 @@ def files_in(directory: Path) -> list[Path]:
     if not files:
         raise BadInputError("directory is empty", Location(file=str(directory)))
     return files
+
+
+def input_bytes(paths: Sequence[Path]) -> int:
+    """The bytes of every file at or below `paths` (what an ingest will read, give or take)."""
+    total = 0
+    for path in paths:
+        files = (p for p in path.rglob("*") if p.is_file()) if path.is_dir() else (path,)
+        for file in files:
+            try:
+                total += file.stat().st_size
+            except OSError:  # gone meanwhile: the source reports it when it reads
+                pass
+    return total

@@ -29,6 +29,14 @@ def register(commands) -> None:
     ingest.add_argument("--strict", action="store_true",
                         help="rlds: refuse episodes with no step marked is_last instead of repairing them "
                              "(by default the last step becomes is_last, a truncation, counted in the report)")
+    ingest.add_argument("--image-encoding", action="append", default=[], metavar="[FIELD=]ENCODING",
+                        help="how raw uint8 image fields ([H, W, C]) are stored: png (the default, lossless), "
+                             "jpeg or jpeg:QUALITY (1-100, default 95; lossy, several times smaller) or zlib "
+                             "(the raw pixels compressed, lossless). FIELD is a step field such as "
+                             "observation/wrist; without FIELD= it applies to every other image field. Repeat "
+                             "for several fields, e.g. --image-encoding observation/wrist=jpeg:90 "
+                             "--image-encoding observation/depth=zlib. Images the source already encoded "
+                             "(PNG/JPEG in RLDS/TFDS datasets) are always kept byte for byte")
     ingest.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                         help="fail (default): the first bad episode stops the ingest and nothing is published; "
                              "skip: bad episodes go to rejects.jsonl, kept with the version, and the rest is published")
@@ -73,12 +81,15 @@ def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) ->
         options["frame_stack"] = args.frame_stack
     if args.strict:
         options["strict"] = True
+    from rlstore.images import image_encoding_args
+
     manifest = ingest(store, args.dataset, args.paths, format=args.format, beam_args=beam_args,
-                      progress=sys.stderr.isatty(), format_options=options, on_error=args.on_error)
+                      progress=sys.stderr.isatty(), format_options=options, on_error=args.on_error,
+                      image_encodings=image_encoding_args(args.image_encoding))
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes, "
           f"{manifest.num_steps} steps in {len(manifest.segments)} segment(s)")
     report = manifest.data["report"]
-    rejects = f"; {report['rejects']['count']} rejected, listed in {store.root / report['rejects']['path']}" \
+    rejects = f"; {report['rejects']['count']} rejected, listed in {store.location}/{report['rejects']['path']}" \
         if report["rejects"] else ""
     print(f"{len(report['warnings'])} warning(s){rejects}")
     for warning in report["warnings"]:
@@ -95,7 +106,7 @@ def _list(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     if args.json:
         print(to_json(rows))
     elif not rows:
-        print(f"no datasets in {store.root}")
+        print(f"no datasets in {store.location}")
     else:
         print(table(["name", "latest", "episodes", "steps", "created"],
                     [[r["name"], r["latest"], r["episodes"], r["steps"], r["created"]] for r in rows]))

@@ -63,7 +63,7 @@ def write_d4rl(store: Store, ref: DatasetRef, out: Path, report: ConvertReport,
     for name in ("observation", "action"):
         if any(key.startswith(f"{name}/") for key in schema.steps):
             report.warn(f"{name} is a nested dict: written as HDF5 groups {name}s/..., which D4RL's loaders do not read")
-    if any(spec.encoding == "png" for spec in schema.steps.values()):
+    if any(spec.is_image for spec in schema.steps.values()):
         report.warn("image observations are written as raw uint8 arrays (D4RL has no image encoding)")
     partial = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.partial")
     first_metadata: dict[str, Any] | None = None

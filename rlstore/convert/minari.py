@@ -142,7 +142,7 @@ def _spaces(steps: dict[str, FieldSpec], source: dict[str, Any] | None, report: 
     for name in ("observation", "action"):
         leaves = {key[len(name) + 1:]: spec for key, spec in steps.items() if key.startswith(name + "/")}
         spaces.append(_dict_space(unflatten(leaves)) if leaves else _leaf_space(steps[name]))
-        if any(spec.encoding == "png" for key, spec in steps.items() if key.split("/")[0] == name):
+        if any(spec.is_image for key, spec in steps.items() if key.split("/")[0] == name):
             report.warn(f"image {name}s are stored by Minari as JPEG, which is lossy")
     return tuple(spaces)
 
@@ -160,7 +160,7 @@ def _leaf_space(spec: FieldSpec):
     if spec.dtype == "str":
         return gym.spaces.Text(max_length=1 << 16)
     dtype = np.dtype(spec.dtype)
-    if spec.encoding == "png":
+    if spec.is_image:
         return gym.spaces.Box(0, 255, spec.shape, np.uint8)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)

@@ -2,7 +2,7 @@
 
 The NumPy twin of `rlstore.reading.decoding`: every step field is one feature list holding all
 of an episode's steps (see `rlstore.schema`), so a field decodes with one `np.frombuffer` or
-cast; only PNG images (Pillow) and raw 'bytes'/'zlib' fields take one call per step. Values come
+cast; only PNG/JPEG images (Pillow) and raw 'bytes'/'zlib' fields take one call per step. Values come
 back exactly as TensorFlow would give them: the schema's dtype and per-step shape, floats that
 TFDS keeps as float32 cast back, text as an object array of `bytes`.
 """
@@ -67,8 +67,8 @@ def _field(features: dict[str, Any], name: str, spec: FieldSpec, per_step: bool)
 def _values(stored: Any, spec: FieldSpec) -> np.ndarray:
     """[N, *shape] values of one field from its stored feature list."""
     shape = tuple(spec.shape)
-    if spec.encoding == "png":
-        return np.stack([_png(item, shape) for item in _bytes(stored)]) if stored else _empty(spec, 0)
+    if spec.encoding in ("png", "jpeg"):
+        return np.stack([_image(item, shape) for item in _bytes(stored)]) if stored else _empty(spec, 0)
     if spec.encoding in ("bytes", "zlib"):
         items = _bytes(stored)
         if spec.encoding == "zlib":
@@ -87,9 +87,14 @@ def _bytes(stored: Any) -> list[bytes]:
     return stored
 
 
-def _png(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def _image(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """One PNG/JPEG image with the field's channels (converted as TensorFlow's decoders do)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
-        pixels = np.asarray(image)
+        mode = _MODES.get(shape[-1])
+        pixels = np.asarray(image if image.mode == mode or mode is None else image.convert(mode))
     return pixels.reshape(shape)

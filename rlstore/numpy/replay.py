@@ -55,11 +55,11 @@ class Replay:
             firsts.append(chunk_observations.episode_first + offset)
             rows.append(chunk_rows)
             offset += len(chunk_observations.episode_first)
-        if not rows:
-            raise ValueError(f"{ref} holds no episodes")
+        self.size = sum(rows_of(chunk_rows) for chunk_rows in rows)
+        if not self.size:
+            raise ValueError(f"{ref} has no rows to sample: no episodes, or none long enough")
         self.observations = StepObservations(_concatenate(observations), np.concatenate(firsts), stack)
         self._rows = _concatenate(rows)
-        self.size = rows_of(self._rows)
 
     @classmethod
     def transitions(cls, store: Store, ref: str | DatasetRef, *, n_step: int = 1, gamma: float = 0.99) -> "Replay":

@@ -5,7 +5,7 @@ step at a time, which costs a tf.data element per step. The bytes on disk are al
 columnar: each step field is one feature list holding every step of the episode (see
 `rlstore.schema`). So a batch of serialized episodes is parsed with one `tf.io.parse_example`
 call into ragged columns whose flat values are the steps of all those episodes laid end to
-end, reshaped to the per-step shape; only PNG images need a per-image `decode_png`, and raw
+end, reshaped to the per-step shape; only PNG/JPEG images need a per-image decode, and raw
 ('bytes') or 'zlib' tensors a `decode_raw`.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tensorflow as tf
 from rlstore.nest import unflatten
 from rlstore.schema import FieldSpec, Schema
 
-_ENCODED = ("png", "bytes", "zlib")
+_ENCODED = ("png", "jpeg", "bytes", "zlib")
 
 
 def _stored_dtype(spec: FieldSpec) -> tf.DType:
@@ -34,8 +34,9 @@ def _value_dtype(spec: FieldSpec) -> tf.DType:
 def _decode_values(values: tf.Tensor, spec: FieldSpec) -> tf.Tensor:
     """Flat stored values of N items of one field -> a [N, *shape] tensor of its dtype."""
     shape = list(spec.shape)
-    if spec.encoding == "png":
-        return tf.map_fn(lambda png: tf.io.decode_png(png, channels=shape[-1]), values,
+    if spec.encoding in ("png", "jpeg"):
+        decode = tf.io.decode_png if spec.encoding == "png" else tf.io.decode_jpeg
+        return tf.map_fn(lambda image: decode(image, channels=shape[-1]), values,
                          fn_output_signature=tf.TensorSpec(shape, tf.uint8))
     if spec.encoding in ("bytes", "zlib"):
         if spec.encoding == "zlib":

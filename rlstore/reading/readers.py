@@ -20,7 +20,9 @@ batch's stacks gathered from the chunk's frames (`transforms.gather_stacks`): ev
 decoded once per chunk, a chunk holds single frames only, and peak memory stays that of a few
 chunks however large the dataset. Batches never span chunks: with `repeat`, each chunk's last
 partial batch is dropped (a different one each epoch, since chunks are reshuffled); without
-it, it is kept, so an epoch still yields every row once.
+it, it is kept, so an epoch still yields every row once. Image fields (PNG/JPEG cameras) go the
+same way: each image is decoded once per chunk, and a batch of 8-step windows gathers only its
+own 8 x 32 images, where building every window of the chunk first copied each image 8 times.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import tensorflow as tf
 from rlstore.chunks import chunk_episodes_for
 from rlstore.frames import observation_stack
 from rlstore.names import DatasetRef
+from rlstore.nest import flatten, unflatten
 from rlstore.reading.decoding import decode_episodes
 from rlstore.reading.records import AUTOTUNE, episode_records, shard_files
 from rlstore.reading.transforms import (episode_firsts, episode_sequences, episode_transitions, frame_sources,
@@ -39,7 +42,6 @@ from rlstore.reading.transforms import (episode_firsts, episode_sequences, episo
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
-_STACKED_ROW_FIELDS = ("observation", "next_observation")  # rows hold step indices here until batched
 
 
 def _records(store: Store, ref: str | DatasetRef, shuffle: bool, seed: int, repeat: bool, shuffle_buffer: int):
@@ -95,32 +97,60 @@ def _rows(
     manifest, records = _records(store, ref, shuffle, seed, repeat, shuffle_buffer)
     schema = manifest.schema
     frame_stack = observation_stack(schema)
+    late = _late_fields(schema)
 
     def chunk(index: tf.Tensor, serialized: tf.Tensor) -> Any:
         steps = decode_episodes(serialized, schema)[0]
-        if frame_stack > 1:
-            frames = steps["observation"]
-            steps = {**steps, "observation": tf.range(tf.shape(frames, out_type=tf.int64)[0])}
+        flat = flatten(steps)
+        sources = {key: flat[key] for key in late}
+        if late:
+            step_index = tf.range(tf.shape(flat["is_first"], out_type=tf.int64)[0])
+            steps = unflatten({**flat, **dict.fromkeys(late, step_index)})
         rows = to_rows(steps)
         rows = shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
+        if not late:
+            return rows
         if frame_stack > 1:
-            return rows, with_zero_frame(frames), episode_firsts(steps)
-        return rows
+            sources["observation"] = with_zero_frame(sources["observation"])
+        return rows, sources, episode_firsts(steps)
 
     chunks = records.batch(chunk_episodes or chunk_episodes_for(manifest)).enumerate()
     chunks = chunks.map(chunk, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if frame_stack == 1:
+    if not late:
         return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
 
-    def batches(rows: dict[str, Any], padded_frames: tf.Tensor, episode_first: tf.Tensor) -> tf.data.Dataset:
-        def stacks(batch: dict[str, Any]) -> dict[str, Any]:
-            return {key: _stack_indices(value, padded_frames, episode_first, frame_stack, batch.get("mask"))
-                    if key in _STACKED_ROW_FIELDS else value for key, value in batch.items()}
+    def batches(rows: dict[str, Any], sources: dict[str, tf.Tensor], episode_first: tf.Tensor) -> tf.data.Dataset:
+        size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
+        count = size // batch_size if repeat else -(-size // batch_size)
 
-        return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size, drop_remainder=repeat).map(stacks)
+        def batch(number: tf.Tensor) -> dict[str, Any]:
+            part = tf.nest.map_structure(lambda leaf: leaf[number * batch_size:(number + 1) * batch_size], rows)
+            if repeat:  # every batch is whole: say so statically, as `rebatch` does for unstacked data
+                part = tf.nest.map_structure(lambda leaf: tf.ensure_shape(leaf, [batch_size, *leaf.shape[1:]]), part)
+            mask = part.get("mask")
+            flat = flatten(part)
+            for key, indices in flat.items():
+                source = key[len("next_"):] if key.startswith("next_observation") else key
+                if source not in sources:
+                    continue
+                if frame_stack > 1 and source == "observation":
+                    flat[key] = _stack_indices(indices, sources[source], episode_first, frame_stack, mask)
+                else:
+                    flat[key] = _masked(tf.gather(sources[source], indices), mask)
+            return unflatten(flat)
+
+        return tf.data.Dataset.range(count).map(batch)
 
     return chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
                              deterministic=True).prefetch(AUTOTUNE)
+
+
+def _late_fields(schema) -> list[str]:
+    """Step fields whose rows are made over step indices and gathered per batch: stacked frames
+    (`rlstore.frames`) and images. A row of them is large and rows overlap (a transition's two
+    stacks, a sequence's window), so gathering them per chunk would copy each decoded frame
+    into every row it is part of, all at once; per batch, only the batch's rows are built."""
+    return [key for key, spec in schema.steps.items() if spec.stack > 1 or spec.is_image]
 
 
 def _stack_indices(indices: tf.Tensor, padded_frames: tf.Tensor, episode_first: tf.Tensor, frame_stack: int,
@@ -128,11 +158,15 @@ def _stack_indices(indices: tf.Tensor, padded_frames: tf.Tensor, episode_first: 
     """The stacked observations at step indices of any shape ([B] rows, [B, L] sequences);
     sequence padding (mask 0) becomes all-zero stacks, as unstacked padding is zeros."""
     flat = gather_stacks(padded_frames, frame_sources(episode_first, tf.reshape(indices, [-1]), frame_stack))
-    stacked = tf.reshape(flat, tf.concat([tf.shape(indices), tf.shape(flat)[1:]], 0))
+    return _masked(tf.reshape(flat, tf.concat([tf.shape(indices), tf.shape(flat)[1:]], 0)), mask)
+
+
+def _masked(values: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
+    """`values` ([B, ...] rows or [B, L, ...] sequences) with sequence padding (mask 0) zeroed."""
     if mask is None:
-        return stacked
-    real = tf.reshape(mask > 0, tf.concat([tf.shape(mask), tf.ones([stacked.shape.rank - mask.shape.rank], tf.int32)], 0))
-    return tf.where(real, stacked, tf.zeros_like(stacked))
+        return values
+    real = tf.reshape(mask > 0, tf.concat([tf.shape(mask), tf.ones([values.shape.rank - mask.shape.rank], tf.int32)], 0))
+    return tf.where(real, values, tf.zeros_like(values))
 
 
 def steps(

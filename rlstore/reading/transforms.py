@@ -13,13 +13,12 @@ of an episode holds only the final observation (its action, reward and discount 
 """
 from __future__ import annotations
 
-import sys
+import math
 from typing import Any
 
 import tensorflow as tf
 
 Steps = dict[str, Any]
-_PACKED_WORDS = {2: tf.uint16, 4: tf.uint32}  # frame stacks whose frames fit one word per pixel
 
 
 def _bounds(steps: Steps) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -49,8 +48,19 @@ def episode_firsts(steps: Steps) -> tf.Tensor:
 
 def with_zero_frame(frames: tf.Tensor) -> tf.Tensor:
     """`frames` behind one all-zero frame at index 0, the padding every `frame_sources` slot
-    before an episode's start points at."""
-    return tf.concat([tf.zeros_like(frames[:1]), frames], 0)
+    before an episode's start points at (then more zero frames, up to a `_bucket` length)."""
+    frames = tf.convert_to_tensor(frames)
+    zeros = tf.zeros(tf.concat([[1], tf.shape(frames)[1:]], 0), frames.dtype)
+    size = tf.shape(frames, out_type=tf.int64)[0] + 1
+    return tf.concat([zeros, frames, tf.repeat(zeros, _bucket(size) - size, axis=0)], 0)
+
+
+def _bucket(size: tf.Tensor) -> tf.Tensor:
+    """`size` rounded up to a multiple of 1/8 to 1/16 of itself: at most 16 lengths per power
+    of two, so `gather_stacks` compiles for a few shapes only, and pads by at most 1/8."""
+    octave = tf.cast(tf.math.log(tf.cast(size, tf.float64)) / math.log(2.0), tf.int64)
+    step = tf.bitwise.left_shift(tf.constant(1, tf.int64), tf.maximum(octave - 3, 0))
+    return (size + step - 1) // step * step
 
 
 def frame_sources(episode_first: tf.Tensor, indices: tf.Tensor, frame_stack: int) -> tf.Tensor:
@@ -64,19 +74,19 @@ def frame_sources(episode_first: tf.Tensor, indices: tf.Tensor, frame_stack: int
 
 def gather_stacks(padded_frames: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
     """Stacks [N, *frame_shape, k] from `with_zero_frame(frames)` and `frame_sources(...)`."""
+    size = tf.shape(sources, out_type=tf.int64)[0]
+    padded_sources = tf.pad(sources, [[0, _bucket(tf.maximum(size, 1)) - size], [0, 0]])
+    return _gather_stacks(padded_frames, padded_sources)[:size]
+
+
+@tf.function(jit_compile=True)
+def _gather_stacks(padded_frames: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
+    # Moving the frame axis last is a byte-interleaving transpose, the costliest step of making
+    # stacks: ~35 us per 84x84x4 stack with tf.gather + tf.transpose (packing into 32-bit words
+    # is no faster), ~12 us when XLA compiles the gather and the transpose into one loop.
+    # XLA compiles once per input shape: hence the few `_bucket` lengths of both inputs.
     gathered = tf.gather(padded_frames, sources)  # [N, k, *S]
-    frame_stack = sources.shape[-1]
-    wide = _PACKED_WORDS.get(frame_stack) if gathered.dtype == tf.uint8 and sys.byteorder == "little" else None
-    if wide is None:
-        return tf.transpose(gathered, [0, *range(2, gathered.shape.rank), 1])
-    # Moving the frame axis last is a byte-interleaving transpose, the costliest step here; for
-    # 2 or 4 uint8 frames it is done as shifts into one 16/32-bit word per pixel instead, whose
-    # little-endian bytes are the frames oldest first (about 1.5x faster than tf.transpose).
-    words = tf.cast(gathered, wide)
-    packed = words[:, frame_stack - 1]
-    for slot in range(frame_stack - 2, -1, -1):
-        packed = tf.bitwise.bitwise_or(tf.bitwise.left_shift(packed, tf.constant(8, wide)), words[:, slot])
-    return tf.bitcast(packed, tf.uint8)
+    return tf.transpose(gathered, [0, *range(2, gathered.shape.rank), 1])
 
 
 def stacked_gather(frames: tf.Tensor, steps: Steps, indices: tf.Tensor, frame_stack: int) -> tf.Tensor:

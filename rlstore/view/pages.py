@@ -138,7 +138,7 @@ def episode(store: Store, indexes: Indexes, ref: DatasetRef, number: int) -> str
         if key.split("/")[0] in ("reward", "discount", "action", "is_first", "is_last", "is_terminal"):
             continue
         value = steps[key]
-        if spec.encoding == "png" or (value.dtype == np.uint8 and value.ndim == 4):
+        if spec.is_image or (value.dtype == np.uint8 and value.ndim == 4):
             images.append(key)
         elif _plottable(value):
             traces.append(line_chart(key, value))
