@@ -43,20 +43,25 @@ class FeedForwardActor:
 class RecurrentActor:
     """A dm_env policy (`timestep -> action`) over a batched RECURRENT TF policy.
 
-    The policy maps `(observation, state) -> (action, state)` and has `initial_state(batch_size)`
-    (rlstore.agents.r2d3.acting.RecurrentPolicy). The state is carried from one step to the next and reset
-    to the initial state at every episode's first timestep, so one actor plays any number of
-    episodes. `step_state` is the state the last action was chosen from: what an online actor
-    stores with a replay sequence that starts at that step (R2D2's stored recurrent state);
-    `state` is the one the next step continues from.
+    The policy maps `(observation, prev_action, prev_reward, state) -> (action, state)` and has
+    `initial_state(batch_size)` (rlstore.agents.r2d3.acting.RecurrentPolicy). The actor feeds it
+    its own previous action and the reward the timestep brings (both 0 on an episode's first
+    step). The state is carried from one step to the next and reset to the initial state at
+    every episode's first timestep, so one actor plays any number of episodes. `step_state` is
+    the state the last action was chosen from: what an online actor stores with a replay
+    sequence that starts at that step (R2D2's stored recurrent state); `state` is the one the
+    next step continues from.
     """
 
     def __init__(self, policy: Any, specs: DataSpecs):
         self._initial = tf.nest.map_structure(lambda x: x.numpy(), policy.initial_state(1))
         state_specs = tf.nest.map_structure(lambda x: tf.TensorSpec(x.shape, x.dtype), self._initial)
-        self._policy = tf.function(policy, input_signature=[specs.observation_tensor_specs(batched=True), state_specs])
+        self._policy = tf.function(policy, input_signature=[
+            specs.observation_tensor_specs(batched=True), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.float32), state_specs])
         self._specs = specs
         self._state = self.step_state = self._initial
+        self._prev_action = np.zeros(1, np.int32)
 
     @property
     def state(self) -> Any:
@@ -64,8 +69,12 @@ class RecurrentActor:
 
     def __call__(self, timestep: dm_env.TimeStep) -> np.ndarray:
         if timestep.first():
-            self._state = self._initial
+            self._state, self._prev_action = self._initial, np.zeros(1, np.int32)
+        reward = np.asarray([0.0 if timestep.first() or timestep.reward is None else timestep.reward], np.float32)
         self.step_state = self._state
-        action, state = self._policy(_batch_of_one(numeric_observation(timestep.observation, self._specs)), self._state)
+        action, state = self._policy(_batch_of_one(numeric_observation(timestep.observation, self._specs)),
+                                     self._prev_action, reward, self._state)
         self._state = tf.nest.map_structure(lambda x: x.numpy(), state)
-        return action[0].numpy()
+        action = action[0].numpy()
+        self._prev_action = np.asarray([action], np.int32)
+        return action

@@ -62,9 +62,9 @@ def _resolve_head(git: Path) -> str | None:
 def dataset_entry(store: Store, ref: str) -> dict[str, Any]:
     """Names one dataset version exactly: name, version, counts and the sha256 of its manifest."""
     manifest = store.manifest(ref)
-    path = store.dataset_dir(manifest.name) / "versions" / f"{manifest.version}.json"
+    raw = store.read_file(store.version_path(manifest.name, manifest.version))
     return {"ref": f"{manifest.name}@{manifest.version}", "name": manifest.name, "version": manifest.version,
-            "store": str(store.root), "manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "store": store.location, "manifest_sha256": hashlib.sha256(raw).hexdigest(),
             "num_episodes": manifest.num_episodes, "num_steps": manifest.num_steps}
 
 

@@ -93,10 +93,19 @@ def numeric_observation(observation: Any, specs: "DataSpecs") -> Any:
     return unflatten({key: flat[key] for key in specs.observation})
 
 
+def is_image_array(shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether a conv torso reads arrays of this shape and dtype: HxWxC uint8 pixels, and HxWxC
+    boolean feature planes (MinAtar's 10x10xn frames), whose spatial layout an MLP on the
+    flattened array would have to learn from scratch."""
+    return len(shape) == 3 and np.dtype(dtype) in (np.uint8, np.bool_)
+
+
 def is_image(field: FieldSpec) -> bool:
     """Whether networks read this stored field as an image (a conv torso, no standardisation):
-    PNG/JPEG images, and frames stored once and stacked by the readers (Atari's 84x84xk)."""
-    return field.encoding in ("png", "jpeg") or field.stack > 1
+    PNG/JPEG images, frames stored once and stacked by the readers (Atari's 84x84xk), and
+    image arrays stored as they are (`is_image_array`)."""
+    return (field.encoding in ("png", "jpeg") or field.stack > 1
+            or (field.dtype != "str" and is_image_array(tuple(field.shape), field.dtype)))
 
 
 def observation_spec(field: FieldSpec) -> ArraySpec:

@@ -22,7 +22,17 @@ identical to each other. MountainCar's evaluation uses other seeds than the demo
 seed only draws initial states). Demonstrations go through the real path: scripted expert → npz
 logs → Beam ingest.
 
-`--quick` runs one seed of deep_sea_dqfd on a reduced budget (the JSON says so and gives it).
+  minatar tasks       breakout, freeway, space_invaders: `gym:MinAtar/<Game>-v1` (10x10xn boolean frames,
+                      the conv torso; the `minatar` preset: rlstore/agents/presets.py), 20 expert
+                      demonstration episodes; variants `dqfd` (demo ratio 0.25, the default) and `ratio_0`
+                      (`--demo-ratio 0`, no demonstrations: prioritized double DQN), 100,000 env steps,
+                      seeds 0-2 (issue 13). Figures: the mean evaluation return over the run (5
+                      evaluations of 10 episodes from env seed 5,000 + seed, plus the final one of 30
+                      episodes from 10,000 + seed), and the final return. Targets: dqfd's mean > ratio_0's
+                      on each game; dqfd's final return >= half the demonstrators'. One PNG per game.
+
+`--tasks legacy` runs the first four rows (seeds 0-2), `--tasks breakout --variants dqfd --seeds 0`
+one MinAtar row; `--quick` runs one seed of deep_sea_dqfd on a reduced budget (the JSON says so).
 
 Prints one JSON line on stdout; progress goes to stderr.
 """
@@ -37,7 +47,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import choose_budget, log  # noqa: E402
+from benchmarks.common import log  # noqa: E402
+from benchmarks.online_rows import online_run, parse_rows, plot_task, record_demos, without_rows  # noqa: E402
 
 from rlstore.quiet import silence  # noqa: E402
 
@@ -64,6 +75,11 @@ ONLINE = {
                           "target": (">=", -130.0), "eval_seed": EVAL_SEED},
 }
 ONLINE_EVAL_EPISODES = 30
+MINATAR = {"breakout": "gym:MinAtar/Breakout-v1", "freeway": "gym:MinAtar/Freeway-v1",
+           "space_invaders": "gym:MinAtar/SpaceInvaders-v1"}
+MINATAR_BUDGET = {"demos": 20, "env_steps": 100_000}
+TASKS = {"legacy": None, **MINATAR}
+VARIANTS = {"dqfd": {}, "ratio_0": {"demo_ratio": 0.0}}
 
 
 def success(agent: str, store, ref: str, run_dir: Path, budget: dict, seed: int) -> dict:
@@ -156,25 +172,58 @@ def online_row(store, root: Path, name: str, budget: dict, demo_refs: dict) -> d
     return row
 
 
+def minatar_task(store, root: Path, task: str, args) -> dict:
+    """One MinAtar game: each variant and seed an online run; the curve PNG; figures against the targets."""
+    env = MINATAR[task]
+    env_steps = args.env_steps or MINATAR_BUDGET["env_steps"]
+    demos, demo_return = record_demos(store, root, env, MINATAR_BUDGET["demos"])
+    runs: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        for variant in args.variants:
+            log(f"{task}, seed {seed}: {variant}, {env_steps} env steps")
+            result = online_run("dqfd", store, env, demos if variant == "dqfd" else None, root / f"{task}-{variant}-{seed}",
+                                env_steps, seed, VARIANTS[variant], eval_points=5, eval_episodes=10,
+                                final_episodes=ONLINE_EVAL_EPISODES)
+            log(f"  mean return over the run {result['curve_mean_return']}, final {result['final_return']:.2f} "
+                f"({result['learner_steps']} updates, {result['seconds']:.0f} s, preset {result['preset']})")
+            runs.setdefault(variant, []).append(result)
+    means = {variant: sum(r["curve_mean_return"] for r in rs) / len(rs) for variant, rs in runs.items()}
+    finals = {variant: sum(r["final_return"] for r in rs) / len(rs) for variant, rs in runs.items()}
+    meets = {}
+    if "dqfd" in runs:
+        meets["half_the_demonstrators"] = finals["dqfd"] >= demo_return / 2
+        if "ratio_0" in runs:
+            meets["dqfd_beats_ratio_0"] = means["dqfd"] > means["ratio_0"]
+    return {"task": task, "env": env, "demos": demos, "demo_episodes": MINATAR_BUDGET["demos"],
+            "demo_env_seeds": f"0..{MINATAR_BUDGET['demos'] - 1}", "demo_return_mean": demo_return,
+            "env_steps_per_run": env_steps, "seeds": args.seeds, "variants": {v: VARIANTS[v] for v in runs},
+            "curve_png": plot_task(task, env, runs, args.png_dir, {"expert": demo_return}),
+            "runs": without_rows(runs), "mean_return_over_run": means, "final_return": finals, "meets": meets}
+
+
 def main() -> None:
-    quick, budget = choose_budget(__doc__, QUICK, FULL)
+    args = parse_rows(__doc__, TASKS, VARIANTS, "legacy", ("dqfd",))
+    budget = dict(QUICK if args.quick else FULL, seeds=args.seeds)
 
     from rlstore.store import Store
 
     started = time.perf_counter()
+    rows, games = [], []
     with tempfile.TemporaryDirectory(prefix="rlstore-bench-dqfd-") as temp:
         root = Path(temp)
         store = Store(root / "store")
-        rows = [] if quick else [catch_offline_row(store, root, budget)]
-        demo_refs: dict = {}
-        rows += [online_row(store, root, name, budget, demo_refs) for name in budget["online_rows"]]
+        if "legacy" in args.tasks:
+            rows = [] if args.quick else [catch_offline_row(store, root, budget)]
+            demo_refs: dict = {}
+            rows += [online_row(store, root, name, budget, demo_refs) for name in budget["online_rows"]]
+        games = [minatar_task(store, root, task, args) for task in args.tasks if task in MINATAR]
     print(json.dumps({
-        "benchmark": "dqfd_quality", "quick": quick,
+        "benchmark": "dqfd_quality", "quick": args.quick,
         "note": "quick mode: one online row, one seed, a tenth of the env steps: figures are not the issue's "
-                "targets" if quick else "full budget",
-        "budget": budget, "configs": CONFIGS, "rows": rows,
-        "meets_targets": all(row["meets_target"] for row in rows), "load_average": os.getloadavg(),
-        "seconds": round(time.perf_counter() - started, 1),
+                "targets" if args.quick else "rows as selected",
+        "budget": budget, "configs": CONFIGS, "rows": rows, "minatar": games,
+        "meets_targets": all(row["meets_target"] for row in rows) and all(all(g["meets"].values()) for g in games),
+        "load_average": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1),
     }))
 
 

@@ -21,7 +21,7 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "created": manifest.data["created"],
         "num_episodes": manifest.num_episodes,
         "num_steps": manifest.num_steps,
-        "segments": [str(p) for p in _segment_dirs(store, manifest)],
+        "segments": [store.shown(p) for p in _segment_dirs(store, manifest)],  # URLs in a bucket
         "sources": lineage.get("sources", []),
         "features": manifest.schema.describe(),
         "stats": manifest.stats.summary(),

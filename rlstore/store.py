@@ -20,8 +20,10 @@ A writer holds an exclusive `flock` on its staging directory for as long as it l
 dies with the process, even under `kill -9`, which is how the next writer (or `gc`) tells
 abandoned staging from work in progress. What a writer has put in place but not yet published
 (segments, segment lists) is named in its staging `pending.json` first, so `gc` never takes it
-for an orphan. Locks and hard links need a local or POSIX file system; object-store roots are
-not supported yet.
+for an orphan. Locks and hard links need a local or POSIX file system. A root such as
+`s3://bucket/prefix` makes a `rlstore.remote_store.RemoteStore` instead (`Store(root)` picks the
+class): the same layout in a bucket, with the storage steps (`_list_names`, `read_file`,
+`_place_segment`, `_write_once`, `_claim`, the staging lease) done by the object store.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from rlstore import __version__
 from rlstore.confinement import UnsafePathError, confine, confine_child
 from rlstore.errors import StoreError
+from rlstore.fs import LocalFileSystem, is_remote
 from rlstore import segment_lists
 from rlstore.manifest import (FORMAT_1, MANIFEST_FORMAT, DamagedManifestError, Manifest, parse_manifest, seal,
                               utc_now, writer_identity)
@@ -118,10 +121,66 @@ class Staging:
 
 
 class Store:
-    """A directory of datasets. Everything the CLI does to a store goes through here."""
+    """A directory of datasets. Everything the CLI does to a store goes through here.
+
+    `Store("s3://bucket/prefix")` (or such a `$RLSTORE_ROOT`) gives a `RemoteStore`: every caller
+    that makes a `Store` from a root string works with buckets unchanged.
+    """
+
+    def __new__(cls, root: str | os.PathLike | None = None):
+        if cls is Store and is_remote(root or default_root()):
+            from rlstore.remote_store import RemoteStore
+
+            return super().__new__(RemoteStore)
+        return super().__new__(cls)
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(os.path.expanduser(str(root or default_root()))).resolve()
+
+    def __getnewargs__(self) -> tuple[str]:
+        return (self.location,)  # unpickling makes the same kind of store, whatever $RLSTORE_ROOT says
+
+    @property
+    def location(self) -> str:
+        """The root as a user names it: a directory path, or a URL for an object store."""
+        return str(self.root)
+
+    # ---- storage steps (a RemoteStore does these in its bucket) --------------------------------
+
+    def read_file(self, path: Path) -> bytes:
+        """The bytes of a store file; FileNotFoundError if it does not exist."""
+        return path.read_bytes()
+
+    def has_file(self, path: Path) -> bool:
+        return path.is_file()
+
+    def _list_names(self, directory: Path) -> list[str]:
+        """Names of a store directory's entries; [] if it does not exist."""
+        try:
+            return sorted(os.listdir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def _open_staging(self, name: str) -> "Staging":
+        return Staging(self.dataset_dir(name))
+
+    def _place_segment(self, source: Path, target: Path) -> None:
+        """Moves a finished segment from staging to `segments/`."""
+        os.rename(source, target)
+
+    def _return_segment(self, target: Path, source: Path) -> None:
+        """Undoes `_place_segment` for a publish that failed before its claim."""
+        os.rename(target, source)
+
+    def _write_once(self, path: Path, raw: bytes, staging: "Staging") -> None:
+        write_once(path, raw, staging)
+
+    def _write_pending(self, staging: "Staging", pending: Mapping[str, list] | None) -> None:
+        """Records (or, with None, clears) what the writer put in place but has not published."""
+        if pending is None:
+            (staging.path / _PENDING).unlink()
+        else:
+            write_pending(staging, pending)
 
     # ---- naming and lookup ------------------------------------------------------------------
 
@@ -138,27 +197,24 @@ class Store:
         for name in self._dataset_candidates(notes):
             if self.versions(name):
                 names.append(name)
-            elif notes is not None and not (self.root / name / "staging").is_dir():  # staging: being created
+            elif notes is not None and "staging" not in self._list_names(self.root / name):  # being created
                 notes.append(f"{self.root / name}: not a dataset (no versions)")
         return names
 
     def versions(self, name: str) -> list[int]:
         """Every published version number, ascending (one directory listing: fast at 10,000s)."""
-        try:
-            entries = os.listdir(self.dataset_dir(name) / "versions")
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        entries = self._list_names(self.dataset_dir(name) / "versions")
         return sorted(int(entry[:-5]) for entry in entries if _VERSION_FILE.fullmatch(entry))
 
     def resolve(self, ref: str | DatasetRef) -> DatasetRef:
         """Turns `NAME` or `NAME@N` into a concrete, existing version."""
         ref = parse_ref(ref) if isinstance(ref, str) else ref
-        if ref.version is not None and self.version_path(ref.name, ref.version).is_file():
+        if ref.version is not None and self.has_file(self.version_path(ref.name, ref.version)):
             return ref  # a pinned version opens without listing the others
         versions = self.versions(ref.name)
         if not versions:
             known = ", ".join(self.datasets()) or "none"
-            raise StoreError(f"no dataset named {ref.name!r} in store {self.root} (datasets: {known})")
+            raise StoreError(f"no dataset named {ref.name!r} in store {self.location} (datasets: {known})")
         if ref.version is None:
             return DatasetRef(ref.name, versions[-1])
         if ref.version not in versions:
@@ -177,11 +233,11 @@ class Store:
         or damaged (bad JSON, a format-2 checksum that does not match, missing keys)."""
         path = self.version_path(name, version)
         try:
-            raw = path.read_bytes()
+            raw = self.read_file(path)
         except OSError as error:
-            raise StoreError(f"{path}: cannot read version {name}@{version}: {error.strerror}") from None
-        document = parse_manifest(str(path), raw, expected_version=version)
-        return Manifest(document, str(path), hashlib.sha256(raw).hexdigest(),
+            raise StoreError(f"{self.shown(path)}: cannot read version {name}@{version}: {error.strerror}") from None
+        document = parse_manifest(self.shown(path), raw, expected_version=version)
+        return Manifest(document, self.shown(path), hashlib.sha256(raw).hexdigest(),
                         lambda reference: self._read_list(name, reference))
 
     def segment_list_path(self, name: str, sha256: object) -> Path:
@@ -194,15 +250,25 @@ class Store:
     def _read_list(self, name: str, reference: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         path = self.segment_list_path(name, reference.get("sha256"))
         try:
-            raw = path.read_bytes()
+            raw = self.read_file(path)
         except OSError as error:
-            raise DamagedManifestError(str(path), f"segment list cannot be read: {error.strerror}") from None
-        return segment_lists.decode(str(path), raw, reference)
+            raise DamagedManifestError(self.shown(path), f"segment list cannot be read: {error.strerror}") from None
+        return segment_lists.decode(self.shown(path), raw, reference)
+
+    def shown(self, path: Path) -> str:
+        """A store file as messages name it (its URL in an object store)."""
+        return str(path)
 
     def segment_dirs(self, ref: str | DatasetRef) -> list[Path]:
-        """Absolute paths of a version's TFDS segment directories."""
+        """Local paths of a version's TFDS segment directories, ready to read (an object store's
+        are fetched into the local read cache first)."""
         manifest = self.manifest(ref)
-        return [self.segment_dir(manifest.name, segment) for segment in manifest.segments]
+        return [self.readable_segment_dir(manifest.name, segment) for segment in manifest.segments]
+
+    def readable_segment_dir(self, name: str, segment: Mapping[str, Any], fresh: bool = False) -> Path:
+        """`segment_dir`, with its files on local disk (`fresh`: fetched again from an object
+        store even if cached, as `validate` checks the stored bytes)."""
+        return self.segment_dir(name, segment)
 
     def segment_dir(self, name: str, segment: Mapping[str, Any]) -> Path:
         """The directory of one manifest segment record, which must lie in `segments/`."""
@@ -215,7 +281,7 @@ class Store:
     def shard_paths(self, ref: str | DatasetRef) -> list[Path]:
         """Every TFRecord shard of a version, in manifest order (segments, then shards)."""
         manifest = self.manifest(ref)
-        return [shard_path(self.segment_dir(manifest.name, segment), shard)
+        return [shard_path(self.readable_segment_dir(manifest.name, segment), shard)
                 for segment in manifest.segments for shard in segment["shards"]]
 
     # ---- reading ----------------------------------------------------------------------------
@@ -235,7 +301,7 @@ class Store:
     def staging(self, name: str) -> Staging:
         """A locked staging area for a new writer, after removing what dead writers left."""
         self.collect_garbage(name)
-        return Staging(self.dataset_dir(name))
+        return self._open_staging(name)
 
     def publish(
         self,
@@ -261,13 +327,13 @@ class Store:
         for directory in ("segments", "versions", segment_lists.DIRECTORY):
             (dataset_dir / directory).mkdir(parents=True, exist_ok=True)
         pending = {"segments": [Path(s["path"]).name for s in segments], "segment_lists": []}
-        write_pending(staging, pending)
+        self._write_pending(staging, pending)
         moved = []
-        with _returned_on_failure(dataset_dir / "segments", staging.path) as returned:
+        with self._returned_on_failure(dataset_dir / "segments", staging.path) as returned:
             for record in segments:
                 source = Path(record["path"])
                 target = dataset_dir / "segments" / source.name
-                os.rename(source, target)
+                self._place_segment(source, target)
                 returned.append(source.name)
                 moved.append({**record, "path": f"segments/{source.name}"})
             while True:
@@ -279,16 +345,16 @@ class Store:
                 added = [{**segment, "added_in": number} for segment in moved]
                 plan = self._plan_lists(name, parent, added, removed)
                 pending["segment_lists"] += [sha for sha in plan.new_files if sha not in pending["segment_lists"]]
-                write_pending(staging, pending)
+                self._write_pending(staging, pending)
                 for sha, raw in plan.new_files.items():
-                    write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
+                    self._write_once(dataset_dir / segment_lists.DIRECTORY / segment_lists.file_name(sha), raw, staging)
                 document = _version_document(name, number, parent, added, removed, plan.references, schema, lineage,
                                              report, self._totals(name, parent, added, plan.references, removed))
                 raw = seal(document)
                 if self._claim(dataset_dir, number, raw, staging):
                     returned.clear()  # published: the segments stay
                     break
-        (staging.path / _PENDING).unlink()
+        self._write_pending(staging, None)
         return self.read_version(name, number)
 
     def remove_if_empty(self, name: str) -> None:
@@ -335,19 +401,23 @@ class Store:
 
     def _claim(self, dataset_dir: Path, number: int, raw: bytes, staging: Staging) -> bool:
         """Creates `versions/<number>.json` holding `raw` if no other writer has: the only
-        create-exclusive step of a publish (an object store's conditional create would go here)."""
-        temporary = staging.path / f"version-{number}.json"
-        with open(temporary, "wb") as stream:
-            stream.write(raw)
-            stream.flush()
-            os.fsync(stream.fileno())
+        create-exclusive step of a publish (`RemoteStore` does it with a conditional create)."""
+        return LocalFileSystem.create(dataset_dir / "versions" / f"{number}.json", raw, staging.path)
+
+    @contextmanager
+    def _returned_on_failure(self, segments: Path, staging: Path) -> Iterator[list[str]]:
+        """Segments moved into `segments/` go back into the staging area (and die with it) if the
+        publish fails before its version is claimed; the caller empties the list once claimed."""
+        returned: list[str] = []
         try:
-            os.link(temporary, dataset_dir / "versions" / f"{number}.json")
-        except FileExistsError:
-            return False
-        finally:
-            temporary.unlink()
-        return True
+            yield returned
+        except BaseException:
+            for segment_id in returned:
+                try:
+                    self._return_segment(segments / segment_id, staging / segment_id)
+                except (OSError, StoreError):
+                    pass  # left for `gc`, which collects segments that nothing refers to
+            raise
 
     def has_live_writer(self, name: str) -> bool:
         """Whether some process holds a staging lock of the dataset right now."""
@@ -395,7 +465,7 @@ class Store:
     def log_entries(self, name: str) -> list[dict[str, Any]]:
         """The dataset's log, oldest first; lines that are not JSON objects are left out."""
         try:
-            lines = self.log_path(name).read_text().splitlines()
+            lines = self.read_file(self.log_path(name)).decode("utf-8", "replace").splitlines()
         except OSError:
             return []
         entries = []
@@ -459,17 +529,15 @@ class Store:
 
     def _dataset_candidates(self, notes: list[str] | None = None) -> list[str]:
         """Names of the root's entries that can be datasets; the rest are noted and left alone."""
-        if not self.root.is_dir():
-            return []
         names = []
-        for entry in sorted(self.root.iterdir()):
+        for entry in self._list_names(self.root):
             try:
-                self.dataset_dir(entry.name)
+                self.dataset_dir(entry)
             except StoreError as error:
                 if notes is not None:
-                    notes.append(f"{entry}: not a dataset ({error.readable()})")
+                    notes.append(f"{self.shown(self.root / entry)}: not a dataset ({error.readable()})")
                 continue
-            names.append(entry.name)
+            names.append(entry)
         return names
 
     def _remove_abandoned(self, dataset: str, area: Path, report: "GarbageReport") -> None:
@@ -546,29 +614,21 @@ def shard_path(segment_dir: Path, entry: Mapping[str, Any]) -> Path:
     return confine(segment_dir, entry.get("file"), what="shard file")
 
 
-@contextmanager
-def _returned_on_failure(segments: Path, staging: Path) -> Iterator[list[str]]:
-    """Segments moved into `segments/` go back into the staging area (and die with it) if the
-    publish fails before its version is claimed; the caller empties the list once claimed."""
-    returned: list[str] = []
-    try:
-        yield returned
-    except BaseException:
-        for segment_id in returned:
-            try:
-                os.rename(segments / segment_id, staging / segment_id)
-            except OSError:
-                pass  # left for `gc`, which collects segments that nothing refers to
-        raise
-
-
 def read_pending(path: Path) -> dict[str, list]:
     """What a staging `pending.json` names: segment ids and segment-list hashes put in place
     but not yet published. Unreadable content counts as nothing; a bare list (written by
     earlier rlstore versions) holds segment ids."""
     try:
-        pending = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return parse_pending(path.read_bytes())
+    except OSError:
+        return {"segments": [], "segment_lists": []}
+
+
+def parse_pending(raw: bytes) -> dict[str, list]:
+    """`read_pending` of a pending list's bytes (a remote store fetches them from its bucket)."""
+    try:
+        pending = json.loads(raw)
+    except ValueError:
         return {"segments": [], "segment_lists": []}
     if isinstance(pending, list):
         pending = {"segments": pending}

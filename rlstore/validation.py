@@ -8,6 +8,7 @@ checked against the schema and RLDS's alignment rules, every stored PNG/JPEG ima
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
         manifest = store.manifest(ref)
     except StoreError as error:
         ref = store.resolve(ref)
-        path = getattr(error, "path", None) or store.version_path(ref.name, ref.version)
+        path = getattr(error, "path", None) or store.shown(store.version_path(ref.name, ref.version))
         return [Problem(str(path), getattr(error, "reason", None) or error.readable())]
     schema = manifest.schema
     expected_features = json.loads(json.dumps(schema.tfds_features().to_json()))
@@ -50,10 +51,13 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
     problems.extend(_check_totals(manifest, segments))
     for segment in segments:
         try:
-            directory = store.segment_dir(manifest.name, segment)
+            directory = store.readable_segment_dir(manifest.name, segment, fresh=True)
             files = [(shard_path(directory, entry), entry) for entry in [*segment["shards"], *segment["metadata_files"]]]
         except UnsafePathError as error:
             problems.append(Problem(manifest_file, error.readable()))
+            continue
+        except StoreError as error:  # an object store's file that is missing, damaged or unreadable
+            problems.append(Problem(getattr(error, "path", manifest_file), getattr(error, "reason", error.readable())))
             continue
         if not directory.is_dir():
             problems.append(Problem(str(directory), "segment directory is missing"))
@@ -76,13 +80,13 @@ def _check_chain(store: Store, manifest: Manifest) -> list[Problem]:
     if not parent:
         return []
     path = store.version_path(manifest.name, parent["version"])
-    if not path.is_file():
+    if not store.has_file(path):
         if parent["version"] in store.pruned_versions(manifest.name):
             return []
-        return [Problem(str(path), f"version {parent['version']} (the parent of {manifest.version}) is missing "
+        return [Problem(store.shown(path), f"version {parent['version']} (the parent of {manifest.version}) is missing "
                                    "and the dataset's log does not record pruning it")]
-    if sha256_file(path) != parent["sha256"]:
-        return [Problem(str(path), f"differs from the file version {manifest.version} was built on "
+    if hashlib.sha256(store.read_file(path)).hexdigest() != parent["sha256"]:
+        return [Problem(store.shown(path), f"differs from the file version {manifest.version} was built on "
                                    f"(its sha256 is recorded in {manifest.path})")]
     return []
 

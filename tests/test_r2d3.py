@@ -3,6 +3,7 @@ targets, burn-in, sequence windows, the recurrent state through Reverb, and one 
 (replay server, learner and actor processes on loopback) that writes back into the store."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from rlstore.agents.r2d3 import replay
 from rlstore.agents.r2d3.builder import R2D3Builder
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.r2d3.online import core_state_extras
+from rlstore.agents.r2d3.networks import previous_actions_and_rewards
 from rlstore.agents.r2d3.losses import inverse_value_rescale, n_step_returns, r2d3_loss, value_rescale
 from rlstore.agents.runs import load_trained
 from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs
@@ -77,22 +79,23 @@ def _batch(store: Store, config: R2D3Config) -> dict:
 
 
 def test_burn_in_steps_carry_no_loss(store):
-    networks = R2D3Builder().make_networks(SPECS, TINY)
-    batch = _batch(store, TINY)
+    config = dataclasses.replace(TINY, prev_action_reward=False)  # else burn-in actions are inputs (tested below)
+    networks = R2D3Builder().make_networks(SPECS, config)
+    batch = _batch(store, config)
     assert batch["mask"].shape == (4, 8)
 
     def loss_and_gradients(batch):
         observation = tf.Variable(batch["observation"])
         variables = networks.online.trainable_variables
         with tf.GradientTape() as tape:
-            loss = r2d3_loss(networks, {**batch, "observation": observation}, TINY).loss
+            loss = r2d3_loss(networks, {**batch, "observation": observation}, config).loss
         gradients = tape.gradient(loss, [observation, *variables])
         return loss.numpy(), gradients[0].numpy(), [g.numpy() for g in gradients[1:]]
 
     loss, observation_gradient, gradients = loss_and_gradients(batch)
-    assert loss > 0 and np.abs(observation_gradient[:, TINY.burn_in:]).sum() > 0
-    np.testing.assert_array_equal(observation_gradient[:, :TINY.burn_in], 0.0)  # the state is cut from the gradient
-    burn = np.arange(8) < TINY.burn_in
+    assert loss > 0 and np.abs(observation_gradient[:, config.burn_in:]).sum() > 0
+    np.testing.assert_array_equal(observation_gradient[:, :config.burn_in], 0.0)  # the state is cut from the gradient
+    burn = np.arange(8) < config.burn_in
     changed = {**batch, "reward": np.where(burn, 50.0, batch["reward"]).astype(np.float32),
                "action": np.where(burn, 1 - batch["action"], batch["action"]),
                "discount": np.where(burn, 0.0, batch["discount"]).astype(np.float32)}
@@ -102,6 +105,59 @@ def test_burn_in_steps_carry_no_loss(store):
         np.testing.assert_array_equal(a, b)
     learned = {**batch, "reward": np.where(burn, batch["reward"], 50.0 * batch["reward"]).astype(np.float32)}
     assert loss_and_gradients(learned)[0] != loss  # the same change after the burn-in does count
+
+
+def test_the_learner_fits_the_sequences_values_on_a_tiny_budget(store):
+    config = dataclasses.replace(TINY, learning_rate=3e-3, target_update_period=20)
+    tf.random.set_seed(0)  # initial weights (and so the starting TD error) do not depend on the tests run before
+    builder = R2D3Builder()
+    networks = builder.make_networks(SPECS, config)
+    learner = builder.make_learner(networks, builder.make_dataset(store, "pair", SPECS, config, seed=0), SPECS, config)
+    before = learner.run(5)["td_abs_mean"]
+    learner.run(300)
+    after = learner.run(20)["td_abs_mean"]
+    assert after < 0.3 * before, (before, after)
+
+
+def test_the_lstm_reads_the_previous_action_and_reward_zeroed_at_episode_starts():
+    network = R2D3Builder().make_networks(SPECS, TINY).online
+    rng = np.random.default_rng(0)
+    observation = tf.constant(rng.normal(size=(1, 6, 1)), tf.float32)
+    action = np.array([[0, 1, 1, 0, 1, 0]])
+    reward = np.array([[0.0, 1.0, 0.0, 0.0, 2.0, 0.0]], np.float32)
+    is_first = np.array([[True, False, False, True, False, False]])  # a new episode at step 3
+
+    def q_values(action, reward):
+        prev_action, prev_reward = previous_actions_and_rewards(action, reward, is_first)
+        return network.unroll(observation, prev_action, prev_reward, network.initial_state(1))[0].numpy()[0]
+
+    base = q_values(action, reward)
+    for changed in ({"action": np.where(np.arange(6) == 1, 0, action)},
+                    {"reward": np.where(np.arange(6) == 1, 5.0, reward).astype(np.float32)}):
+        q = q_values(changed.get("action", action), changed.get("reward", reward))
+        np.testing.assert_array_equal(q[:2], base[:2])  # a_1 and r_1 are inputs from step 2 on
+        assert not np.allclose(q[2], base[2])
+    prev_action, prev_reward = previous_actions_and_rewards(action, reward, is_first)
+    np.testing.assert_array_equal(prev_action, [[0, 0, 1, 0, 0, 1]])
+    np.testing.assert_array_equal(prev_reward, [[0, 0, 1, 0, 0, 2]])
+    # Step 3 starts an episode: a_2 and r_2 are no input at all (an actor starts from zeros too).
+    q = q_values(np.where(np.arange(6) == 2, 0, action), np.where(np.arange(6) == 2, 9.0, reward).astype(np.float32))
+    np.testing.assert_array_equal(q, base)
+
+
+def test_the_demo_table_holds_every_demonstration_before_the_first_sample(store):
+    count = replay.demo_window_count(store, "pair", TINY)
+    server = reverb.Server(replay.tables(TINY, SPECS, store.manifest("pair").schema, count))
+    address = f"localhost:{server.port}"
+    try:
+        info = reverb.Client(address).server_info()[replay.DEMO_TABLE]
+        assert count > 1 and info.rate_limiter_info.min_size_to_sample == count
+        with pytest.raises(StopIteration):  # the rate limiter held the sample back: the dataset ends
+            next(iter(sample_dataset(address, replay.DEMO_TABLE, 1, rate_limiter_timeout_ms=200)))
+        assert load_version(address, store, "pair", replay.layout(TINY)) == {replay.DEMO_TABLE: count}
+        assert next(iter(sample_dataset(address, replay.DEMO_TABLE, 1, rate_limiter_timeout_ms=TIMEOUT_MS)))
+    finally:
+        server.stop()
 
 
 def _window_steps(rows: dict, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,8 +306,46 @@ def test_online_checkpoint_evaluates_and_exports_with_its_state_carried(online_r
     env = make_environment("tmaze:length=3", seed=0)
     for _ in range(3):
         timestep, state = env.reset(), exported.initial_state(1)
+        prev_action, prev_reward = tf.zeros([1], tf.int32), tf.zeros([1])
         while not timestep.last():
-            action, state = exported(timestep.observation[None], state)
+            action, state = exported(timestep.observation[None], prev_action, prev_reward, state)
             expected = actor(timestep)
             assert int(action[0]) == int(expected)
             timestep = env.step(expected)
+            prev_action, prev_reward = tf.constant([int(expected)]), tf.constant([timestep.reward], tf.float32)
+
+
+def test_batches_mix_demonstrations_with_text_observations_and_actor_windows_without(tmp_path):
+    """MiniGrid's episodes keep the mission text (the store holds it), the networks read no text:
+    an actor's windows go into the agent table without it, demonstration rows leave it out when
+    batches mix both tables, and the images are read by the conv torso."""
+    from rlstore.agents.online.context import specs_from_environment
+    from rlstore.envs import make_environment, make_policy
+    from rlstore.rollout import run_episodes
+
+    spec = "gym:MiniGrid-MemoryS7-v0"
+    env = make_environment(spec, seed=0)
+    specs = specs_from_environment(env)
+    assert specs.observation["image"].image and "mission" not in specs.observation
+    demos = Store(tmp_path / "store")
+    publish_episodes(demos, "demos", list(run_episodes(env, make_policy("expert", spec, env), 2)))
+    config = dataclasses.replace(TINY, demo_ratio=0.5, burn_in=0)
+    server = reverb.Server(replay.tables(config, specs, demos.manifest("demos").schema,
+                                        replay.demo_window_count(demos, "demos", config)))
+    address = f"localhost:{server.port}"
+    try:
+        load_version(address, demos, "demos", replay.layout(config))
+        adder = Adder(ReplayInserter(address, replay.layout(config, is_demo=False), into={SEQUENCES: replay.AGENT_TABLE}))
+        timestep, expert, state = env.reset(), make_policy("expert", spec, env), (np.zeros((1, 6), np.float32),) * 2
+        adder.observe_first(timestep)  # the env's observation as it is, as actors give it
+        while not timestep.last():
+            action = expert(timestep)
+            timestep = env.step(action)
+            adder.observe(action, timestep, extras=core_state_extras(state))
+        adder.close()
+        batch = next(iter(replay.replay_batches(address, config, with_demos=True, seed=0, timeout_ms=TIMEOUT_MS)))
+        assert set(batch["observation"]) == {"image", "direction"} and 0 < float(np.mean(batch["is_demo"])) < 1
+        networks = R2D3Builder().make_networks(specs, config)
+        assert np.isfinite(r2d3_loss(networks, batch, config).loss.numpy())
+    finally:
+        server.stop()

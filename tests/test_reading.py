@@ -216,6 +216,15 @@ def test_mix_achieves_the_set_ratio_and_labels_each_row(data):
     assert [(s["name"], s["weight"]) for s in summary] == [("source0", 0.3), ("source1", 0.7)]
 
 
+def test_mix_of_a_source_that_ends_gives_only_full_batches(data):
+    """A Reverb sample dataset ends when its rate limiter times out: what is left of it then is
+    dropped, not served as a short batch."""
+    store, _ = data
+    ending = transitions(store, "vec", batch_size=10, repeat=False).take(3)  # 30 rows: 7 batches' worth and 2
+    batches = list(mix({ending: 0.25, transitions(store, "other", batch_size=16): 0.75}, batch_size=16).dataset)
+    assert len(batches) == 7 and all(batch["source"].shape == (16,) for batch in batches)
+
+
 def test_mix_reads_dataset_references_from_the_store(data):
     store, _ = data
     mixed = mix({"vec": 1, "other@1": 1}, store=store, batch_size=10)

@@ -22,7 +22,7 @@ from rlstore.agents import registry, run_manifest
 from rlstore.agents.config_args import config_from_json
 from rlstore.agents.errors import AgentError
 from rlstore.agents.runs import RunDirectory
-from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, specs_from_schema
+from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, is_image_array, specs_from_schema
 from rlstore.episode import make_episode
 from rlstore.schema import Schema
 from rlstore.store import Store
@@ -86,9 +86,9 @@ class RunContext:
 
 
 def specs_from_environment(env: dm_env.Environment) -> DataSpecs:
-    """The specs of an environment's observations and actions (images: uint8 arrays of rank 3)."""
+    """The specs of an environment's observations and actions (images: see specs.is_image_array)."""
     observation = {key: ArraySpec(tuple(spec.shape), np.dtype(spec.dtype).name,
-                                  np.dtype(spec.dtype) == np.uint8 and len(spec.shape) == 3)
+                                  is_image_array(tuple(spec.shape), np.dtype(spec.dtype).name))
                    for key, spec in flat_observation(env.observation_spec()).items()
                    if not isinstance(spec, dm_specs.StringArray)}  # text is stored, never a network input
     action = env.action_spec()

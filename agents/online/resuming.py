@@ -86,8 +86,8 @@ def check_same_run(manifest: Mapping[str, Any], agent: str, store: Store, given:
     online = manifest["online"]
     if manifest["agent"] != agent:
         raise AgentError(f"cannot resume: the run in this directory is a {manifest['agent']} run, not {agent}")
-    if str(Path(online["store"])) != str(store.root):
-        raise AgentError(f"cannot resume: the run writes to store {online['store']}, not {store.root}")
+    if Store(online["store"]).location != store.location:  # a directory or a bucket URL, normalised alike
+        raise AgentError(f"cannot resume: the run writes to store {online['store']}, not {store.location}")
     recorded = {"env": online["env"], "env_seed": online["env_seed"], "write_back": online["write_back"]["dataset"],
                 "actors": online["actors"], "seed": manifest["seed"]}
     for key, value in recorded.items():

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rlstore import seeds
-from rlstore.agents import registry, run_manifest
+from rlstore.agents import presets, registry, run_manifest
 from rlstore.agents.errors import AgentError
 from rlstore.agents.evaluation import evaluate, make_env
 from rlstore.agents.online import resuming
@@ -63,6 +63,7 @@ class OnlineOptions:
     eval_every_env_steps: int | None = None  # None: a tenth of the budget; 0: no evaluation while running
     final_eval_episodes: int = 50
     expose: bool = False  # the replay and learner roles start only with it (see rlstore.exposure)
+    preset: str = "auto"  # "auto": the config starts from the env spec's preset (rlstore.agents.presets); "none"
     resume: bool = False  # continue the stopped run in `out` (rlstore.agents.online.resuming)
     checkpoint_every: float = 600.0  # seconds between checkpoints of the learner and replay (0: updates only / at the end)
 
@@ -70,6 +71,11 @@ class OnlineOptions:
         if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1 \
                 or (self.compact_every is not None and self.compact_every < 1):
             raise AgentError("env_steps, actors, commit_every, compact_every and eval_episodes must be >= 1")
+        for name in ("seed", "env_seed"):
+            if getattr(self, name) not in seeds.RUN_SEEDS:
+                raise AgentError(f"{name} must lie in 0..{seeds.RUN_SEEDS.stop - 1}, got {getattr(self, name)}")
+        if self.preset not in presets.NAMES:
+            raise AgentError(f"preset must be one of {', '.join(presets.NAMES)}, got {self.preset!r}")
         if self.checkpoint_every < 0:
             raise AgentError(f"checkpoint_every must be >= 0 seconds, got {self.checkpoint_every}")
         if self.role not in ROLES:
@@ -189,7 +195,7 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
     curve = plot_run_curve(run.path)
     online = manifest["online"]
     return {"run_dir": str(run.path), "agent": manifest["agent"], "env": options.env, "demos": online["demos"],
-            "demo_ratio": online["demo_ratio"], "env_steps": online["env_steps_done"],
+            "demo_ratio": online["demo_ratio"], "preset": online.get("preset"), "env_steps": online["env_steps_done"],
             "learner_steps": session["end_step"], "write_back": online["write_back"], "final_evaluation": final,
             "learning_curve": str(curve) if curve else None, "seconds": round(time.perf_counter() - started, 1)}
 
@@ -214,6 +220,7 @@ def plot_run_curve(run_dir: str | Path) -> Path | None:
 
 def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options: OnlineOptions,
                   overrides: dict[str, Any]) -> dict[str, Any]:
+    preset, overrides = presets.starting_config(agent, options.env, overrides, options.preset)
     config = entry.make_config(overrides)
     specs = specs_from_environment(make_env(options.env, options.env_seed))
     demos = None
@@ -224,8 +231,9 @@ def _new_manifest(agent: str, entry: registry.AgentEntry, store: Store, options:
     manifest = run_manifest.new_manifest(agent, dataset, dataclasses.asdict(config), options.seed, specs.to_json())
     manifest["online"] = {
         "run_id": f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}",
-        "store": str(store.root), "env": options.env, "env_seed": options.env_seed, "env_steps": options.env_steps,
+        "store": store.location, "env": options.env, "env_seed": options.env_seed, "env_steps": options.env_steps,
         "actors": options.actors, "demos": demos, "demo_ratio": getattr(config, "demo_ratio", None),
+        "preset": preset,
         "write_back": {"dataset": options.write_back, "commit_every": options.commit_every,
                        "compact_every": options.compact_every, "versions": [], "segments": [], "actors": [],
                        # versions up to this one are not the run's (its segments are looked for above it)
@@ -257,6 +265,7 @@ def _resumed_manifest(agent: str, entry: registry.AgentEntry, store: Store, opti
         raise AgentError(f"{run.path} already holds a {manifest['agent']} run on {online['env']} that stopped at "
                          f"{sum(starts)} of {online['env_steps']} env steps: pass --resume to continue it, "
                          "or choose a new --out")
+    overrides = {**presets.overrides_of(online.get("preset")), **overrides}
     config = json.loads(json.dumps(dataclasses.asdict(entry.make_config(overrides))))
     resuming.check_same_run(manifest, agent, store, {
         "env": options.env, "env_seed": options.env_seed, "demos": options.demos, "write_back": options.write_back,
@@ -303,7 +312,9 @@ def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> 
     logger = RunLogger(run.logs, total_steps=0, initial_step=2**62, progress=False)
     logger.write("eval", env_steps, row)
     logger.close()
-    return {"env": context.env, "seed": seed, "seed_use": "evaluation", "episodes": episodes, "env_steps": env_steps, **row}
+    success = {"success_rate": result["success_rate"]} if "success_rate" in result else {}
+    return {"env": context.env, "seed": seed, "seed_use": "evaluation", "episodes": episodes, "env_steps": env_steps,
+            **row, **success}
 
 
 def _sigterm_as_interrupt():

@@ -1,6 +1,8 @@
 """The R2D3 policy: (ε-)greedy actions of the online recurrent Q-network, one step at a time.
 
-A TF-only module over batched observations and the LSTM state, `(observation, state) ->
+A TF-only module over batched observations, the previous actions and rewards (R2D2's extra LSTM
+inputs: the agent's last action and the reward that came with this observation, 0 at an
+episode's start) and the LSTM state, `(observation, prev_action, prev_reward, state) ->
 (action, state)` with `initial_state(batch_size)`: the shape `rlstore.agents.actors.RecurrentActor`
 drives in evaluation and acting, and `rlstore.agents.export` saves as a SavedModel (greedy; the target
 network is not part of it). Actors explore with ε-greedy, and actor i of K uses
@@ -32,8 +34,9 @@ class RecurrentPolicy(snt.Module):
     def initial_state(self, batch_size: int | tf.Tensor) -> State:
         return self._network.initial_state(batch_size)
 
-    def __call__(self, observation: Any, state: State) -> tuple[tf.Tensor, State]:
-        q_values, state = self._network(observation, state)
+    def __call__(self, observation: Any, prev_action: tf.Tensor, prev_reward: tf.Tensor,
+                 state: State) -> tuple[tf.Tensor, State]:
+        q_values, state = self._network(observation, prev_action, prev_reward, state)
         action = tf.argmax(q_values, axis=-1, output_type=tf.int32)
         if self._random is not None:
             size = tf.shape(action)

@@ -27,11 +27,12 @@ class R2D3Builder:
         if not specs.action.discrete:
             raise AgentError("R2D3 needs discrete actions; this dataset's actions are continuous (try bc)")
         online, target = (RecurrentQNetwork(specs.observation, specs.action.num_values, config.hidden_sizes,
-                                            config.lstm_size, config.dueling, config.normalize_observations, name=name)
+                                            config.lstm_size, config.dueling, config.normalize_observations,
+                                            config.prev_action_reward, name=name)
                           for name in ("online", "target"))
         networks = R2D3Networks(online, target)
         for network in (online, target):
-            network(specs.zeros_observation(), network.initial_state(1))
+            network(specs.zeros_observation(), tf.zeros([1], tf.int32), tf.zeros([1]), network.initial_state(1))
         if statistics is not None:
             online.encoder.set_statistics(statistics.observation_mean, statistics.observation_std)
         networks.update_target()

@@ -32,6 +32,8 @@ class R2D3Config:
         default=0, metadata={"help": "leading steps per sequence that only refresh the recurrent state (no loss)"})
     hidden_sizes: tuple[int, ...] = dataclasses.field(default=(64,), metadata={"help": "MLP torso widths"})
     lstm_size: int = dataclasses.field(default=64, metadata={"help": "LSTM units"})
+    prev_action_reward: bool = dataclasses.field(
+        default=True, metadata={"help": "the LSTM also reads the previous action (one-hot) and reward (R2D2)"})
     dueling: bool = dataclasses.field(default=True, metadata={"help": "dueling head: V(s) + A(s,a) - mean_a A(s,a)"})
     learning_rate: float = dataclasses.field(default=1e-3, metadata={"help": "Adam learning rate"})
     adam_epsilon: float = dataclasses.field(default=1e-3, metadata={"help": "Adam epsilon (R2D2: 1e-3)"})

@@ -5,7 +5,9 @@ and the `sequences` Reverb table deliver them (RLDS's SAR alignment, `mask` 1 on
 0 on the zero padding after an episode's last step), the recurrent state the item starts from
 (`core_state`; zeros when absent) and optional per-sequence importance weights (`weight`).
 
-Both networks unroll the first `burn_in` steps from the stored state only to refresh it: the
+The LSTM reads each step's previous action and reward (`networks.previous_actions_and_rewards`:
+the window's own fields shifted by one step). Both networks unroll the first `burn_in` steps
+from the stored state only to refresh it: the
 state is cut from the gradient (`tf.stop_gradient`) and those steps have no TD error, so their
 rewards, actions and discounts cannot touch the loss. On the remaining `length` steps, step t
 gets the n-step double-Q target under the value rescaling h:
@@ -26,7 +28,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from rlstore.agents.r2d3.config import R2D3Config
-from rlstore.agents.r2d3.networks import R2D3Networks, State
+from rlstore.agents.r2d3.networks import R2D3Networks, State, previous_actions_and_rewards
 
 METRICS = ("loss", "td_abs_mean", "q_mean", "priority_mean", "demo_share")
 
@@ -78,13 +80,14 @@ def sequence_priorities(td_abs: tf.Tensor, valid: tf.Tensor, eta: float) -> tf.T
     return eta * tf.reduce_max(masked, axis=1) + (1.0 - eta) * tf.reduce_sum(masked, axis=1) / tf.maximum(count, 1.0)
 
 
-def burn_in(networks: R2D3Networks, observation: Any, state: State, steps: int) -> tuple[State, State]:
+def burn_in(networks: R2D3Networks, observation: Any, prev_action: tf.Tensor, prev_reward: tf.Tensor, state: State,
+            steps: int) -> tuple[State, State]:
     """The online and target networks' states after `steps` steps from `state`, cut from the gradient."""
     if steps == 0:
         return state, state
-    prefix = tf.nest.map_structure(lambda x: x[:, :steps], observation)
-    _, online = networks.online.unroll(prefix, state)
-    _, target = networks.target.unroll(prefix, state)
+    prefix = tf.nest.map_structure(lambda x: x[:, :steps], (observation, prev_action, prev_reward))
+    _, online = networks.online.unroll(*prefix, state)
+    _, target = networks.target.unroll(*prefix, state)
     return tf.nest.map_structure(tf.stop_gradient, online), tf.nest.map_structure(tf.stop_gradient, target)
 
 
@@ -93,14 +96,15 @@ def r2d3_loss(networks: R2D3Networks, batch: Mapping[str, Any], config: R2D3Conf
     observation = batch["observation"]
     size = tf.shape(batch["mask"])[0]
     state = (tuple(batch["core_state"]) if "core_state" in batch else networks.online.initial_state(size))
-    online_state, target_state = burn_in(networks, observation, state, config.burn_in)
+    prev_action, prev_reward = previous_actions_and_rewards(batch["action"], batch["reward"], batch["is_first"])
+    online_state, target_state = burn_in(networks, observation, prev_action, prev_reward, state, config.burn_in)
 
     def learned(x: tf.Tensor) -> tf.Tensor:
         return x[:, config.burn_in:]
 
-    observation = tf.nest.map_structure(learned, observation)
-    q_online, _ = networks.online.unroll(observation, online_state)
-    q_target, _ = networks.target.unroll(observation, target_state)
+    inputs = tf.nest.map_structure(learned, (observation, prev_action, prev_reward))
+    q_online, _ = networks.online.unroll(*inputs, online_state)
+    q_target, _ = networks.target.unroll(*inputs, target_state)
     mask = learned(batch["mask"])
     reward = tf.cast(learned(batch["reward"]), tf.float32)
     discount = tf.cast(learned(batch["discount"]), tf.float32)

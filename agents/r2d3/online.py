@@ -46,8 +46,10 @@ class R2D3Online:
 
     def make_replay_tables(self) -> list:
         context = self._context
-        schema = context.store.manifest(context.demos).schema if context.demos else None
-        return replay.tables(context.config, context.specs, schema)
+        if not context.demos:
+            return replay.tables(context.config, context.specs, None)
+        return replay.tables(context.config, context.specs, context.store.manifest(context.demos).schema,
+                             replay.demo_window_count(context.store, context.demos, context.config))
 
     def fill_replay(self, address: str) -> None:
         if self._context.demos:

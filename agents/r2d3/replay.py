@@ -1,7 +1,10 @@
 """R2D3's two replays on one Reverb server, and the learner's batches drawn from both.
 
     sequences         the demonstrations: bulk-loaded from a store version (`is_demo` True, zero
-                      `core_state`), prioritized, never grows; the same table `rlstore serve DEMOS
+                      `core_state`), prioritized, never grows; its rate limiter is MinSize(all of
+                      them), so the learner's first demonstration batch waits until every
+                      demonstration window is in (with MinSize(1) the first batches would
+                      replay whichever episodes the loader happened to write first); the same table `rlstore serve DEMOS
                       --tables sequences --demo --core-state-shapes 64,64 --prioritized` serves
     agent_sequences   the actors' sequences, with the LSTM state each starts from; prioritized,
                       FIFO at `replay_size`, rate-limited to `samples_per_insert`
@@ -15,6 +18,7 @@ learner writes each row's new priority back to the table it came from.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import reverb
@@ -24,11 +28,13 @@ from rlstore.agents.online.context import actor_schema as agent_schema
 from rlstore.agents.prioritized import PriorityWriter, importance_weights, sample_info
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.specs import DataSpecs
+from rlstore import reading
 from rlstore.reading import mix
 from rlstore.reading.mixing import SOURCE_FIELD
 from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, sequence_signature
 from rlstore.schema import Schema
+from rlstore.store import Store
 
 DEMO_TABLE = SEQUENCES
 AGENT_TABLE = "agent_sequences"
@@ -53,24 +59,44 @@ def agent_options(config: R2D3Config) -> TableOptions:
                         prioritized=True, priority_exponent=config.priority_exponent)
 
 
-def tables(config: R2D3Config, specs: DataSpecs, demo_schema: Schema | None) -> list[reverb.Table]:
-    """The agent table and, with demonstrations (their version's schema), the demonstration table."""
+def tables(config: R2D3Config, specs: DataSpecs, demo_schema: Schema | None,
+           demo_items: int = 1) -> list[reverb.Table]:
+    """The agent table and, with demonstrations (their version's schema), the demonstration table,
+    which lets the learner sample once it holds `demo_items` windows (`demo_window_count`)."""
     sequences = layout(config)
     agent = make_table(AGENT_TABLE, agent_options(config), sequence_signature(agent_schema(specs), sequences),
                        preload=0)
     if demo_schema is None:
         return [agent]
-    demos = make_table(DEMO_TABLE, sequences.options, sequence_signature(demo_schema, sequences), preload=0)
+    options = dataclasses.replace(sequences.options, min_size=max(demo_items, 1))
+    demos = make_table(DEMO_TABLE, options, sequence_signature(demo_schema, sequences), preload=0)
     return [demos, agent]
 
 
+def demo_window_count(store: Store, ref: str, config: R2D3Config) -> int:
+    """How many sequence windows bulk-loading version `ref` puts into the demonstration table
+    (the reader the loader uses, counted; demonstrations are small)."""
+    rows = reading.sequences(store, ref, length=config.sequence_length, period=config.period, burn_in=config.burn_in,
+                             batch_size=4096, shuffle=False, repeat=False)
+    return int(sum(int(tf.shape(batch["mask"])[0]) for batch in rows))
+
+
 def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:
-    """A batch of samples as rows: the item (rewards and discounts as float32, so both tables'
-    rows concatenate) plus what priorities and importance weights need."""
+    """A batch of samples as rows: the item (rewards and discounts as float32, without text
+    observation keys such as MiniGrid's mission, which demonstrations keep and actors drop, so
+    both tables' rows concatenate) plus what priorities and importance weights need."""
     rows = dict(sample.data)
     for name in _FLOAT_FIELDS:
         rows[name] = tf.cast(rows[name], tf.float32)
+    rows["observation"] = _without_text(rows["observation"])
     return {**rows, **sample_info(sample)}
+
+
+def _without_text(observation: Any) -> Any:
+    if not isinstance(observation, dict):
+        return observation
+    return {key: _without_text(value) for key, value in observation.items()
+            if isinstance(value, dict) or value.dtype != tf.string}
 
 
 def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int,

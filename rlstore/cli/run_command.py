@@ -65,6 +65,10 @@ def register(commands) -> None:
                             help="seed every environment of the run is built with (default: 0); hidden task "
                                  "parameters (deep_sea's action mapping, the T-maze's corridor) are the env spec's "
                                  "mapping_seed, not this seed's")
+        parser.add_argument("--preset", choices=("auto", "none"), default="auto",
+                            help="auto (default): start from the env's per-suite preset where one exists (r2d3 on "
+                                 "memory tasks, dqfd on MinAtar; see the README), flags still win; none: the "
+                                 "agent's plain defaults")
         parser.add_argument("--eval-every", type=int, default=None, metavar="N",
                             help="env steps between evaluations of the greedy policy (default: a tenth of --env-steps; "
                                  "0: none while running)")
@@ -94,7 +98,7 @@ def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     options = OnlineOptions(env=args.env, env_steps=args.env_steps, out=args.out, demos=args.demos,
                             actors=args.actors, write_back=args.write_back, commit_every=args.commit_every,
                             compact_every=args.compact_every,
-                            seed=args.seed, env_seed=args.env_seed, role=args.role, index=args.index,
+                            seed=args.seed, env_seed=args.env_seed, preset=args.preset, role=args.role, index=args.index,
                             replay_address=args.replay_address, learner_address=args.learner_address,
                             eval_episodes=args.eval_episodes, eval_every_env_steps=args.eval_every,
                             final_eval_episodes=args.final_eval_episodes, expose=args.expose, resume=args.resume,

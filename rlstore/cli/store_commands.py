@@ -89,7 +89,7 @@ def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) ->
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes, "
           f"{manifest.num_steps} steps in {len(manifest.segments)} segment(s)")
     report = manifest.data["report"]
-    rejects = f"; {report['rejects']['count']} rejected, listed in {store.root / report['rejects']['path']}" \
+    rejects = f"; {report['rejects']['count']} rejected, listed in {store.location}/{report['rejects']['path']}" \
         if report["rejects"] else ""
     print(f"{len(report['warnings'])} warning(s){rejects}")
     for warning in report["warnings"]:
@@ -106,7 +106,7 @@ def _list(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     if args.json:
         print(to_json(rows))
     elif not rows:
-        print(f"no datasets in {store.root}")
+        print(f"no datasets in {store.location}")
     else:
         print(table(["name", "latest", "episodes", "steps", "created"],
                     [[r["name"], r["latest"], r["episodes"], r["steps"], r["created"]] for r in rows]))

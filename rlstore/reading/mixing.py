@@ -120,7 +120,9 @@ def mix(
     if not batch_size:
         raise ValueError("the first source has no static batch size: pass batch_size=")
     schedule = row_schedule(weights, batch_size)
-    parts = tuple(dataset.rebatch(schedule[:, i]) for i, dataset in enumerate(datasets))
+    # A source that ends (a Reverb table that timed out) leaves a short last part: dropped, so
+    # every batch has exactly `batch_size` rows and the mix ends when its first source does.
+    parts = tuple(dataset.rebatch(schedule[:, i], drop_remainder=True) for i, dataset in enumerate(datasets))
 
     def combine(index: tf.Tensor, parts: tuple[dict[str, Any], ...]) -> dict[str, Any]:
         rows = tf.nest.map_structure(lambda *leaves: tf.concat(leaves, 0), *parts)

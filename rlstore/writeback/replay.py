@@ -79,6 +79,7 @@ class ReplayInserter:
             name = self._names[kind]
             rows = layout_rows(steps, self._layout, kind)
             if self._signatures[kind] is not None:
+                rows = without_unheld_text(rows, self._signatures[kind])
                 check_fits(rows, self._signatures[kind], f"the episodes' rows do not fit table {name!r}")
             columns = tree.flatten(rows)
             writer.insert(name, self._layout.table_options(kind).initial_priority, columns)
@@ -88,6 +89,19 @@ class ReplayInserter:
     def close(self) -> None:
         for writer in self._writers.values():
             writer.close()
+
+
+def without_unheld_text(rows: dict[str, Any], signature: Mapping[str, Any]) -> dict[str, Any]:
+    """`rows` without the text keys of dict observations that the table's signature does not
+    hold. Actors record the env's observations as they are (MiniGrid's mission too, so the
+    store keeps it), while an agent's table is made for what its network reads."""
+    fitted = dict(rows)
+    for field, value in rows.items():
+        held = signature.get(field)
+        if isinstance(value, Mapping) and isinstance(held, Mapping):
+            fitted[field] = {key: leaf for key, leaf in value.items()
+                             if key in held or np.asarray(leaf).dtype.kind not in "OSU"}
+    return fitted
 
 
 class BackgroundInserter:

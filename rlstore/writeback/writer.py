@@ -136,7 +136,7 @@ class WriteBack:
         self._on_commit = on_commit
         self._recorder = StepRecorder(self.run_id)
         self._summary: WriteBackSummary | None = None
-        self._start_worker({"store_root": str(store.root), "dataset": dataset, "run_id": self.run_id,
+        self._start_worker({"store_root": store.location, "dataset": dataset, "run_id": self.run_id,
                             "environment": environment, "policy": policy, "commit_every": commit_every,
                             "replay": replay, "layout": layout.to_json() if layout else None,
                             "compact_every": compact_every})

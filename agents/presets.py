@@ -1,0 +1,69 @@
+"""Per-suite presets: the hyper-parameters an online run (`rlstore run`) starts from, chosen by
+its env spec, so a task family gets settings that work for it without a benchmark's private flags.
+
+A run's config is the agent's defaults, then the preset its env spec selects (if any), then the
+flags the user gave: a flag always wins, and `--preset none` turns presets off. `run.json`
+records the preset's name under `online.preset` and the resulting config in full.
+
+    memory    r2d3 on memory tasks (tmaze, gym:MiniGrid-Memory*): demonstrations a quarter of
+              every batch (the paper's 1/256 needs billions of steps to pay off), γ 0.9 (the
+              reward comes a few dozen steps after the cue), 64 samples per inserted sequence
+              and a target sync every 100 updates, so the learner replays demonstrations often
+              enough within a budget of tens of thousands of env steps. No burn-in: burn-in
+              steps carry no loss, and the cue is shown on an episode's first steps.
+    minatar   dqfd on gym:MinAtar/*: a 128-unit layer after the conv torso (MinAtar's DQN
+              baseline, Young & Tian 2019), batches of 64 and a target sync every 500 updates,
+              so updates keep pace with acting on a small machine.
+
+Images (MiniGrid's 7x7 view, MinAtar's 10x10xn frames) go through the conv torso in every
+config: that is the observation encoder's rule (rlstore.agents.specs.is_image), not a preset.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+from rlstore.envs.spec import EnvSpec, parse_spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    agent: str
+    applies: Callable[[EnvSpec], bool]
+    overrides: Mapping[str, Any]
+
+
+def _memory_task(spec: EnvSpec) -> bool:
+    return spec.kind == "tmaze" or (spec.kind == "gym" and spec.gym_id.startswith("MiniGrid-Memory"))
+
+
+def _minatar(spec: EnvSpec) -> bool:
+    return spec.kind == "gym" and spec.gym_id.startswith("MinAtar/")
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset("memory", "r2d3", _memory_task,
+           {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 64.0, "target_update_period": 100}),
+    Preset("minatar", "dqfd", _minatar, {"hidden_sizes": (128,), "batch_size": 64, "target_update_period": 500}),
+)
+NAMES = ("auto", "none")  # what `rlstore run --preset` accepts
+
+
+def preset_for(agent: str, env: str) -> Preset | None:
+    """The preset `agent` gets on env spec `env`, or None."""
+    spec = parse_spec(env)
+    return next((preset for preset in PRESETS if preset.agent == agent and preset.applies(spec)), None)
+
+
+def starting_config(agent: str, env: str, given: Mapping[str, Any], choice: str = "auto") -> tuple[str | None, dict]:
+    """(the preset's name or None, the config overrides of a run): the preset's values under
+    `choice` "auto", replaced by every value the user `given`."""
+    preset = preset_for(agent, env) if choice == "auto" else None
+    return (preset.name if preset else None), {**(preset.overrides if preset else {}), **given}
+
+
+def overrides_of(name: str | None) -> dict[str, Any]:
+    """The values of the preset called `name` (none for None): a resumed run keeps the preset it
+    started with, whatever its env spec would select now."""
+    return dict(next((preset.overrides for preset in PRESETS if preset.name == name), {}))
