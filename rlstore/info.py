@@ -18,6 +18,7 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "created": manifest.data["created"],
         "num_episodes": manifest.num_episodes,
         "num_steps": manifest.num_steps,
+        "splits": splits(manifest.segments),
         "segments": [str(p) for p in store.segment_dirs(DatasetRef(manifest.name, manifest.version))],
         "sources": lineage.get("sources", []),
         "features": manifest.schema.describe(),
@@ -27,6 +28,15 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "writer": manifest.data["writer"],
         "rlstore_version": manifest.data["rlstore_version"],
     }
+
+
+def splits(segments) -> dict[str, dict[str, int]]:
+    """Episodes and steps of each TFDS split (train first), summed over the segments' shards."""
+    from rlstore.segment import SPLIT, split_names
+
+    shards = [shard for segment in segments for shard in segment["shards"]]
+    return {name: {key: sum(shard[key] for shard in shards if shard.get("split", SPLIT) == name)
+                   for key in ("num_episodes", "num_steps")} for name in split_names(shards)}
 
 
 def listing(store: Store) -> tuple[list[dict[str, Any]], list[str]]:
