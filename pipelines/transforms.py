@@ -32,7 +32,7 @@ from rlstore.episode import Episode
 from rlstore.errors import BadInputError, Location, StorageError
 from rlstore.nest import flatten
 from rlstore.schema import Schema
-from rlstore.segment import ShardWriter
+from rlstore.segment import SPLIT, ShardWriter, close_splits
 
 ON_ERROR = ("fail", "skip")
 
@@ -91,9 +91,11 @@ class IngestBatch(beam.DoFn):
 
     def process(self, batch_json: str) -> Iterator[Part]:
         batch: Sequence[Mapping[str, Any]] = json.loads(batch_json)
-        writer = ShardWriter(self._segment_dir, self._max_shard_bytes)
+        writers: dict[str, ShardWriter] = {}
         part = Part(self._quality.create_accumulator())
         for item in batch:
+            split = item.get("split", SPLIT)  # a source's splits (RLDS train/val) stay apart
+            writer = writers.get(split) or writers.setdefault(split, ShardWriter(self._segment_dir, self._max_shard_bytes))
             self._ingest(item, writer, part)
             try:
                 part.sources.extend(source.to_json() for source in self._format.source_files(item))
@@ -103,7 +105,7 @@ class IngestBatch(beam.DoFn):
                 with storing(self._progress_dir):
                     Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
         with storing(self._segment_dir):
-            part.shards = writer.close()
+            part.shards = close_splits(writers)
         part.quality = self._quality.compact(part.quality)
         yield part
 

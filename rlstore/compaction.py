@@ -47,14 +47,16 @@ def segment_bytes(segment: Segment) -> int:
 
 def plan_compaction(segments: Sequence[Segment], target_bytes: int = DEFAULT_TARGET_BYTES) -> CompactionPlan:
     """Packs consecutive segments smaller than the target, greedily and in order, into groups
-    of at most `target_bytes`; a group of one is left as it is."""
+    of at most `target_bytes`; a group of one is left as it is, and so is a segment holding
+    splits other than train (an RLDS source's val), which packing into train would merge."""
     groups, current, size = [], [], 0
     for segment in segments:
         nbytes = segment_bytes(segment)
-        if current and size + nbytes > target_bytes:
+        has_splits = any("split" in shard for shard in segment["shards"])
+        if current and (size + nbytes > target_bytes or has_splits):
             groups.append(current)
             current, size = [], 0
-        if nbytes >= target_bytes:
+        if nbytes >= target_bytes or has_splits:
             continue
         current.append(segment)
         size += nbytes

@@ -21,6 +21,7 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "created": manifest.data["created"],
         "num_episodes": manifest.num_episodes,
         "num_steps": manifest.num_steps,
+        "splits": splits(manifest.segments),
         "segments": [store.shown(p) for p in _segment_dirs(store, manifest)],  # URLs in a bucket
         "sources": lineage.get("sources", []),
         "features": manifest.schema.describe(),
@@ -38,6 +39,15 @@ def _segment_dirs(store: Store, manifest: Manifest) -> list[Path]:
     most of `info`'s time."""
     entries = ConfinedEntries(store.dataset_dir(manifest.name), "segments")
     return [entries.path(segment.get("path"), what="segment path") for segment in manifest.segments]
+
+
+def splits(segments) -> dict[str, dict[str, int]]:
+    """Episodes and steps of each TFDS split (train first), summed over the segments' shards."""
+    from rlstore.segment import SPLIT, split_names
+
+    shards = [shard for segment in segments for shard in segment["shards"]]
+    return {name: {key: sum(shard[key] for shard in shards if shard.get("split", SPLIT) == name)
+                   for key in ("num_episodes", "num_steps")} for name in split_names(shards)}
 
 
 def listing(store: Store) -> tuple[list[dict[str, Any]], list[str]]:

@@ -4,10 +4,16 @@ Shards are written by `ShardWriter` (no TensorFlow; Beam workers and online acto
 `finish_segment` runs once on the driver when every shard is closed: it gives the shards their
 final TFDS names, writes `dataset_info.json` and `features.json`, and returns the segment record
 that goes into the version manifest.
+
+A segment may hold several TFDS splits (an RLDS source's train and val): each shard record
+then names its `split` (none means train), shards are named `<dataset>-<split>.tfrecord-...`
+and the TFDS metadata lists every split, so `tfds.builder_from_directories` over a version's
+segments shows the source's splits with their episode counts.
 """
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -81,6 +87,26 @@ class ShardWriter:
         return self.closed
 
 
+def split_names(shards: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The splits of a segment's shard records (a record without "split" is in train), train first."""
+    names = {shard.get("split", SPLIT) for shard in shards}
+    return sorted(names, key=lambda name: (name != SPLIT, name))
+
+
+def close_splits(writers: Mapping[str, "ShardWriter"]) -> list[dict[str, Any]]:
+    """Closes one ShardWriter per split; returns every shard record, tagged with its split
+    unless it is train (so single-split records stay as they always were)."""
+    return [{**shard, **({"split": split} if split != SPLIT else {})}
+            for split, writer in writers.items() for shard in writer.close()]
+
+
+def check_split_name(name: str) -> str:
+    """`name` if it can name a TFDS split and a shard file (letters, digits, '_'), else ValueError."""
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
+        raise ValueError(f"split name {name!r} is not letters, digits and '_'")
+    return name
+
+
 def finish_segment(
     segment_dir: str | os.PathLike,
     dataset: str,
@@ -93,18 +119,20 @@ def finish_segment(
     from tensorflow_datasets.core import naming
 
     segment_dir = Path(segment_dir)
-    shards = sorted(shards, key=lambda s: s["file"])
-    total = len(shards)
-    named = []
-    for index, shard in enumerate(shards):
-        final = f"{dataset}-{SPLIT}.tfrecord-{index:05d}-of-{total:05d}"
-        os.rename(segment_dir / shard["file"], segment_dir / final)
-        named.append({**shard, "file": final})
+    shards = list(shards)
     template = naming.ShardedFileTemplate(data_dir=segment_dir, template=FILENAME_TEMPLATE,
-                                          dataset_name=dataset, split=SPLIT, filetype_suffix="tfrecord")
-    split = tfds.core.SplitInfo(name=SPLIT, shard_lengths=[s["num_episodes"] for s in named],
-                                num_bytes=sum(s["bytes"] for s in named), filename_template=template)
-    tfds.folder_dataset.write_metadata(data_dir=segment_dir, features=schema.tfds_features(), split_infos=[split],
+                                          dataset_name=dataset, filetype_suffix="tfrecord")
+    named, split_infos = [], []
+    for split in split_names(shards):
+        members = sorted((s for s in shards if s.get("split", SPLIT) == split), key=lambda s: s["file"])
+        for index, shard in enumerate(members):
+            final = f"{dataset}-{split}.tfrecord-{index:05d}-of-{len(members):05d}"
+            os.rename(segment_dir / shard["file"], segment_dir / final)
+            named.append({**shard, "file": final})
+        split_infos.append(tfds.core.SplitInfo(
+            name=split, shard_lengths=[s["num_episodes"] for s in members], num_bytes=sum(s["bytes"] for s in members),
+            filename_template=template.replace(split=split)))
+    tfds.folder_dataset.write_metadata(data_dir=segment_dir, features=schema.tfds_features(), split_infos=split_infos,
                                        filename_template=template, check_data=False,
                                        description=f"rlstore segment of dataset {dataset}")
     from rlstore.store import sha256_file
@@ -119,7 +147,8 @@ def finish_segment(
         "path": str(segment_dir),
         "num_episodes": sum(s["num_episodes"] for s in named),
         "num_steps": sum(s["num_steps"] for s in named),
-        "shards": [{k: s[k] for k in ("file", "sha256", "bytes", "num_episodes", "num_steps")} for s in named],
+        "shards": [{k: s[k] for k in ("file", "sha256", "bytes", "num_episodes", "num_steps", "split") if k in s}
+                   for s in named],
         "metadata_files": metadata,
         "stats": stats.to_json(),
         "lineage": dict(lineage),

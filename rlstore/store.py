@@ -292,9 +292,11 @@ class Store:
 
         return tfds.builder_from_directories([str(p) for p in self.segment_dirs(ref)])
 
-    def load(self, ref: str | DatasetRef, shuffle_files: bool = False):
-        """A tf.data.Dataset of RLDS episodes (`{'steps': Dataset, ...}`) of one version."""
-        return self.builder(ref).as_dataset(split="train", shuffle_files=shuffle_files)
+    def load(self, ref: str | DatasetRef, shuffle_files: bool = False, split: str | None = None):
+        """A tf.data.Dataset of RLDS episodes (`{'steps': Dataset, ...}`) of one version: the
+        episodes of `split` (a TFDS split name or expression, e.g. 'val'), or of every split."""
+        builder = self.builder(ref)
+        return builder.as_dataset(split=split or "+".join(builder.info.splits), shuffle_files=shuffle_files)
 
     # ---- writing ----------------------------------------------------------------------------
 

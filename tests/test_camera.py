@@ -62,6 +62,26 @@ def test_jpeg_bytes_are_stored_bit_identical(camera_source, camera_store):
         assert json.dumps(features).count('"encodingFormat": "jpeg"') == 2, features
 
 
+def test_splits_survive_ingest(capsys, camera_source, camera_store):
+    import tensorflow_datasets as tfds
+
+    _, splits = camera_source
+    counts = {split: len(episodes) for split, episodes in splits.items()}
+    builder = tfds.builder_from_directories([str(p) for p in camera_store.segment_dirs("cams")])
+    assert {name: info.num_examples for name, info in builder.info.splits.items()} == counts
+    for split, episodes in splits.items():
+        ids = sorted(int(e["episode_metadata"]["episode_id"]) for e in builder.as_dataset(split=split))
+        assert ids == sorted(int(e["episode_metadata"]["episode_id"]) for e in episodes), split
+    assert main(["--store", str(camera_store.root), "info", "cams", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {name: n["num_episodes"] for name, n in info["splits"].items()} == counts
+    assert list(info["splits"]) == ["train", "val"]
+    assert main(["--store", str(camera_store.root), "info", "cams"]) == 0
+    assert "splits    train 3 episodes (12 steps), val 2 episodes (6 steps)" in capsys.readouterr().out
+    assert sum(1 for _ in camera_store.load("cams")) == 5
+    assert sum(1 for _ in camera_store.load("cams", split="val")) == 2
+
+
 def test_cameras_language_and_embeddings_read_back(camera_source, camera_store):
     import tensorflow as tf
 

@@ -51,12 +51,12 @@ def flat(tree, prefix=""):
 
 
 def read_back(store: Store, name: str) -> list[dict]:
-    """Every episode of the latest version, through stock TFDS only, steps stacked per field."""
+    """Every episode of the latest version (every split), through stock TFDS only, steps stacked per field."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder_from_directories([str(p) for p in store.segment_dirs(name)])
     episodes = []
-    for episode in tfds.as_numpy(builder.as_dataset(split="train")):
+    for episode in tfds.as_numpy(builder.as_dataset(split="+".join(builder.info.splits))):
         rows = [flat(step) for step in episode["steps"]]
         steps = {key: np.stack([row[key] for row in rows]) for key in rows[0]}
         episodes.append({**{k: v for k, v in flat(episode).items() if not k.startswith("steps")},

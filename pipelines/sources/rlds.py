@@ -2,8 +2,10 @@
 
 The TFDS metadata is the authority on shard names (`filepathTemplate` covers files with or
 without the `-of-NNNNN` suffix) and on encodings (PNG images, zlib tensors), so shards are
-listed and decoded through TFDS's own feature connectors. Every split is read; each shard file
-is one work item. Steps are decoded as whole tensors per episode, not one by one.
+listed and decoded through TFDS's own feature connectors. Every split is read and kept as a
+split of the new segment (train stays train, val stays val); each shard file is one work item.
+Steps are decoded as whole tensors per episode, not one by one; PNG/JPEG images are not decoded
+at all, their bytes are kept (`rlstore.tfds_episodes`).
 
 Real RLDS datasets (Open X-Embodiment style) often hold windows cut from longer episodes with
 no step marked `is_last`. By default such an episode is repaired: its last step becomes
@@ -22,6 +24,7 @@ from rlstore.pipelines.sources.base import SourceFile, WorkItem, files_in, hash_
 from rlstore.episode import RLDS_STEP_FIELDS, Episode
 from rlstore.errors import BadInputError, Location
 from rlstore.pipelines.notes import REPAIRED_IS_LAST, add_note
+from rlstore.segment import check_split_name
 from rlstore.tfds_episodes import episodes_in_shard, tf_error_reason
 
 _INFO = "dataset_info.json"
@@ -115,6 +118,10 @@ def _shards(directory: Path) -> list[WorkItem]:
         raise BadInputError(f"unsupported TFDS file format {builder.info.file_format.value}", where)
     items = []
     for split_name, split in sorted(builder.info.splits.items()):
+        try:
+            check_split_name(split_name)
+        except ValueError as error:
+            raise BadInputError(str(error), where) from None
         lengths = list(split.shard_lengths)
         if len(lengths) != len(split.filepaths):
             lengths = [None] * len(split.filepaths)  # metadata without per-shard counts: nothing to compare
