@@ -86,6 +86,7 @@ logging.getLogger().setLevel(logging.ERROR)  # Beam warns on the root logger abo
 
 import numpy as np  # noqa: E402
 
+from rlstore.pipelines.dask_cluster import local_dask_cluster  # noqa: E402
 from rlstore.pipelines.ingest import ingest  # noqa: E402
 from rlstore.pipelines.sources.npz import write_episode  # noqa: E402
 from rlstore.episode import make_episode  # noqa: E402
@@ -444,49 +445,6 @@ def d4rl_memory(work: Path, sizes: tuple[int, ...]) -> dict:
 # ---- scale: a large D4RL file on 1 and 2 workers, DirectRunner and Dask ------------------------
 
 DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
-DASK_STARTUP_SECONDS = 120
-
-
-@contextlib.contextmanager
-def dask_cluster(workers: int, directory: Path):
-    """`dask scheduler` and `workers` single-threaded `dask worker` processes on 127.0.0.1; yields
-    the scheduler's address and stops them all afterwards."""
-    from distributed import Client
-
-    directory.mkdir(parents=True, exist_ok=True)
-    scheduler_file = directory / "scheduler.json"
-    scheduler_file.unlink(missing_ok=True)
-    dask = str(Path(sys.executable).with_name("dask"))
-    processes: list[subprocess.Popen] = []
-    with open(directory / "cluster.log", "a") as sink:
-        def start(*args: str) -> None:
-            processes.append(subprocess.Popen([dask, *args], stdout=sink, stderr=subprocess.STDOUT))
-
-        try:
-            start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
-                  str(scheduler_file))
-            deadline = time.monotonic() + DASK_STARTUP_SECONDS
-            while not scheduler_file.exists():
-                if time.monotonic() > deadline or processes[0].poll() is not None:
-                    raise RuntimeError(f"the dask scheduler did not start (log: {directory / 'cluster.log'})")
-                time.sleep(0.2)
-            address = json.loads(scheduler_file.read_text())["address"]
-            for index in range(workers):
-                start("worker", address, "--name", f"w{index}", "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
-                      "--no-dashboard")
-            with Client(address, timeout=DASK_STARTUP_SECONDS) as client:
-                client.wait_for_workers(workers, timeout=DASK_STARTUP_SECONDS)
-            yield address
-        finally:
-            for process in reversed(processes):
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
 def scale(work: Path, steps: int, rounds: int) -> dict:
     """Wall seconds of ingesting one `steps`-row D4RL file with 1 and with 2 workers: worker
     processes of the DirectRunner, and `dask worker` processes of a local Dask cluster (started
@@ -507,7 +465,7 @@ def scale(work: Path, steps: int, rounds: int) -> dict:
                 if runner == "direct":
                     runs.append(timed(lambda: run_d4rl_ingest(path, store, workers)))
                 else:
-                    with dask_cluster(workers, work / f"dask-{workers}") as address:
+                    with local_dask_cluster(workers, work / f"dask-{workers}") as address:
                         args = [DASK_RUNNER, f"--dask_client_address={address}"]
                         runs.append(timed(lambda: run_d4rl_ingest(path, store, beam_args=args)))
                 log(f"scale: {runner}, {workers} worker(s): {runs[-1]['seconds']:.1f} s "

@@ -1,15 +1,11 @@
 """The ingest pipeline, unchanged, on a real Dask cluster (a scheduler and two worker processes on
 127.0.0.1) through Beam's DaskRunner: the same episodes, rejects and report as the DirectRunner."""
-import json
 import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from rlstore.pipelines.dask_cluster import local_dask_cluster
 from rlstore.pipelines.ingest import ingest
 from rlstore.pipelines.sources.npz import write_episode
 from rlstore.errors import BadInputError
@@ -18,42 +14,13 @@ from tests.format_fixtures import stock_read
 from tests.helpers import steps_equal, vector_episode
 
 RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
-STARTUP_LIMIT_S = 120
-
-
-def _start(log, *args):
-    return subprocess.Popen([str(Path(sys.executable).with_name("dask")), *args], stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")
 def dask_address(tmp_path_factory):
     """A `dask scheduler` and two single-threaded `dask worker` processes, stopped afterwards."""
-    from distributed import Client
-
-    directory = tmp_path_factory.mktemp("dask")
-    scheduler_file = directory / "scheduler.json"
-    log = open(directory / "cluster.log", "w")
-    processes = [_start(log, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                        "--scheduler-file", str(scheduler_file))]
-    try:
-        deadline = time.monotonic() + STARTUP_LIMIT_S
-        while not scheduler_file.exists() and time.monotonic() < deadline and processes[0].poll() is None:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for name in ("w0", "w1"):
-            processes.append(_start(log, "worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
-                                    "--host", "127.0.0.1", "--no-dashboard"))
-        with Client(address, timeout=STARTUP_LIMIT_S) as client:
-            client.wait_for_workers(2, timeout=STARTUP_LIMIT_S)
+    with local_dask_cluster(2, tmp_path_factory.mktemp("dask")) as address:
         yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
