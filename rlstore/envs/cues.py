@@ -11,13 +11,14 @@ counts of every cue within one of each other from the first episode on.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Hashable
+from typing import Hashable
 
 import dm_env
 
 from rlstore.envs.gym_adapter import GymAdapter
 from rlstore.envs.step_cost import StepCost
 from rlstore.envs.tmaze import TMaze
+from rlstore.envs.wrapper import EnvWrapper
 
 MAX_RESETS = 1000  # per episode; a cue that never comes up means the env is not what we think
 
@@ -51,7 +52,7 @@ def _task(env: dm_env.Environment) -> dm_env.Environment:
     return env.environment if isinstance(env, StepCost) else env
 
 
-class BalancedCues(dm_env.Environment):
+class BalancedCues(EnvWrapper):
     """Wraps a memory task so that successive episodes show every cue equally often.
 
     Everything else (specs, steps, the wrapped env's attributes that experts read) passes through.
@@ -60,7 +61,7 @@ class BalancedCues(dm_env.Environment):
     def __init__(self, env: dm_env.Environment):
         if cue_values(env) is None:
             raise ValueError(f"{type(env).__name__} has no hidden cue to balance")
-        self._env = env
+        super().__init__(env)
         self._values = cue_values(env)
         self.counts: Counter = Counter()
 
@@ -77,18 +78,6 @@ class BalancedCues(dm_env.Environment):
     def step(self, action) -> dm_env.TimeStep:
         timestep = self._env.step(action)
         return timestep if not timestep.first() else self.reset()
-
-    def observation_spec(self):
-        return self._env.observation_spec()
-
-    def action_spec(self):
-        return self._env.action_spec()
-
-    def close(self) -> None:
-        self._env.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._env, name)
 
 
 def balance_cues(env: dm_env.Environment) -> dm_env.Environment:

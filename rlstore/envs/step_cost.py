@@ -12,28 +12,21 @@ a machine with fewer cores than actors. `reset` is free (an episode's cost is it
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import dm_env
 
+from rlstore.envs.wrapper import EnvWrapper
 
-class StepCost(dm_env.Environment):
+
+class StepCost(EnvWrapper):
     """`env` whose `step` takes at least `step_ms` milliseconds; everything else is `env`'s."""
 
     def __init__(self, env: dm_env.Environment, step_ms: int):
         if step_ms < 0:
             raise ValueError(f"step_ms must be >= 0, got {step_ms}")
-        self._env = env
+        super().__init__(env)
         self._seconds = step_ms / 1000.0
         self.step_ms = step_ms
-
-    @property
-    def environment(self) -> dm_env.Environment:
-        """The wrapped environment."""
-        return self._env
-
-    def reset(self) -> dm_env.TimeStep:
-        return self._env.reset()
 
     def step(self, action) -> dm_env.TimeStep:
         deadline = time.perf_counter() + self._seconds
@@ -42,23 +35,3 @@ class StepCost(dm_env.Environment):
         if remaining > 0:
             time.sleep(remaining)
         return timestep
-
-    def observation_spec(self):
-        return self._env.observation_spec()
-
-    def action_spec(self):
-        return self._env.action_spec()
-
-    def reward_spec(self):
-        return self._env.reward_spec()
-
-    def discount_spec(self):
-        return self._env.discount_spec()
-
-    def close(self) -> None:
-        self._env.close()
-
-    def __getattr__(self, name: str) -> Any:  # experts read task attributes (deep_sea's mapping, ...)
-        if name.startswith("__") or name == "_env":
-            raise AttributeError(name)
-        return getattr(self._env, name)
