@@ -95,8 +95,9 @@ class IngestBatch(beam.DoFn):
         part = Part(self._quality.create_accumulator())
         for item in batch:
             split = item.get("split", SPLIT)  # a source's splits (RLDS train/val) stay apart
-            writer = writers.get(split) or writers.setdefault(split, ShardWriter(self._segment_dir, self._max_shard_bytes))
-            self._ingest(item, writer, part)
+            if split not in writers:
+                writers[split] = ShardWriter(self._segment_dir, self._max_shard_bytes)
+            self._ingest(item, writers[split], part)
             try:
                 part.sources.extend(source.to_json() for source in self._format.source_files(item))
             except OSError as error:
