@@ -19,7 +19,7 @@ from typing import Iterator, Sequence, TypeVar
 import numpy as np
 
 from rlstore.errors import StoreError
-from rlstore.tfrecord import read_records
+from rlstore.shard_formats import read_records
 
 T = TypeVar("T")
 _END = object()
@@ -47,7 +47,8 @@ class Record:
 
 
 def file_records(path: Path, position: int, share: Share) -> Iterator[Record]:
-    """The records of one shard that belong to `share` (`position`: the file's manifest index)."""
+    """The records of one shard (TFRecord or parquet) that belong to `share` (`position`: the
+    file's manifest index)."""
     keep = None if share.count == 1 else (lambda i: (position + i) % share.count == share.index)
     kept = (i for i in itertools.count() if keep is None or keep(i))
     try:
