@@ -25,7 +25,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Sequence
 
 TFRECORD = "tfrecord"
 PARQUET = "parquet"
@@ -33,6 +33,7 @@ FORMATS = (TFRECORD, PARQUET)
 PARQUET_COLUMN = "data"  # TFDS's ParquetFileAdapter._PARQUET_FIELD
 ZSTD_LEVEL = 9  # measured on Pong: 21 B/frame, ~10 us/frame to compress (level 3: 36 B; 15: 19 B at 12x the time)
 ROW_GROUP_BYTES = 4 << 20  # raw record bytes per row group: a reader holds one group per open file
+SHUFFLE_BUFFER_BYTES = 256 << 20  # raw parquet records a reader's episode shuffle buffer may hold
 
 _SUFFIX = re.compile(r"\.(tfrecord|parquet)-\d+(-of-\d+)?$")
 
@@ -208,6 +209,32 @@ def read_record_at(stream: BinaryIO, place: int, path: str) -> bytes:
     except (pa.ArrowException, OSError) as error:
         raise ValueError(f"{path}: unreadable parquet shard ({error})") from None
     raise ValueError(f"{path}: no record at row {place}")
+
+
+def bounded_shuffle_buffer(files: Sequence[str | Path], episodes: int) -> int:
+    """`episodes`, or fewer if that many of these shards' records would pass SHUFFLE_BUFFER_BYTES.
+
+    A parquet record holds its frames raw (a 500-step Pong episode is 3.5 MB, 20x its zlib
+    TFRecord record), so a buffer of 256 such episodes would hold 900 MB and grow with episode
+    length. The footers give the records' raw size without reading them. TFRecord shards store
+    records as they are held, compressed frame by frame, and keep the buffer asked for.
+    """
+    parquet = [path for path in files if file_format(path) == PARQUET]
+    if not parquet:
+        return episodes
+    import pyarrow.parquet as pq
+
+    rows = raw = 0
+    for path in parquet:
+        try:
+            metadata = pq.read_metadata(path)
+        except (OSError, ValueError):
+            continue  # the reader itself will report the file
+        rows += metadata.num_rows
+        raw += sum(metadata.row_group(group).total_byte_size for group in range(metadata.num_row_groups))
+    if not rows or not raw:
+        return episodes
+    return max(1, min(episodes, SHUFFLE_BUFFER_BYTES * rows // raw))
 
 
 def parquet_tf_records(name):

@@ -128,9 +128,26 @@ def test_a_version_keeps_one_shard_format(tmp_path):
         with pytest.raises(StoreError, match="stored as parquet shards, these segments as tfrecord"):
             segment.publish({"pipeline": "test"})
     assert store.manifest("frames").version == 2
+    with store.staging("frames") as staging:  # a writer that names no format (write-back) keeps the dataset's
+        segment = SegmentBuilder(store, "frames", staging, schema)
+        segment.write(schema.encode(episode), 3, 0.0)
+        assert segment.publish({"pipeline": "test"}).added[0]["shard_format"] == "parquet"
+    assert validate(store, "frames") == []
     with pytest.raises(BadInputError, match="cannot append tfrecord shards to frames: its versions are stored as "
                                             "parquet"):
         _shard_format(store, "frames", "tfrecord", framed=True)
     assert _shard_format(store, "frames", None, framed=False) == "parquet"  # an append keeps the format
     assert _shard_format(store, "new", None, framed=True) == "parquet"
     assert _shard_format(store, "new", None, framed=False) == "tfrecord"
+
+
+def test_the_shuffle_buffer_of_parquet_records_is_bounded_in_bytes(both, monkeypatch):
+    from rlstore import shard_formats
+
+    parquet = both["parquet"][0].shard_paths("frames")
+    tfrecord = both["tfrecord"][0].shard_paths("frames")
+    assert shard_formats.bounded_shuffle_buffer(parquet, 256) == 256  # 6 small episodes fit
+    sizes = [len(record) for path in parquet for record in shard_formats.read_bytes_records(path.read_bytes(), str(path))]
+    monkeypatch.setattr(shard_formats, "SHUFFLE_BUFFER_BYTES", 2 * sum(sizes) // len(sizes))
+    assert 1 <= shard_formats.bounded_shuffle_buffer(parquet, 256) <= 2
+    assert shard_formats.bounded_shuffle_buffer(tfrecord, 256) == 256

@@ -19,7 +19,7 @@ from typing import Iterator, Sequence, TypeVar
 import numpy as np
 
 from rlstore.errors import StoreError
-from rlstore.shard_formats import read_records
+from rlstore.shard_formats import bounded_shuffle_buffer, read_records
 
 T = TypeVar("T")
 _END = object()
@@ -69,7 +69,8 @@ def episode_records(
     cycle_length: int = 8,
 ) -> Iterator[Record]:
     """One epoch of serialized episodes. Without `shuffle`, in manifest order; with it, files in
-    an order drawn from `rng`, `cycle_length` of them round-robin, through a `shuffle_buffer`."""
+    an order drawn from `rng`, `cycle_length` of them round-robin, through a `shuffle_buffer`
+    (bounded for parquet shards as the tf.data reader bounds it)."""
     if not shuffle:
         for position, path in enumerate(files):
             yield from file_records(path, position, share)
@@ -77,7 +78,7 @@ def episode_records(
     assert rng is not None
     order = rng.permutation(len(files))
     streams = (file_records(files[p], int(p), share) for p in order)
-    yield from _buffered(round_robin(streams, cycle_length), shuffle_buffer, rng)
+    yield from _buffered(round_robin(streams, cycle_length), bounded_shuffle_buffer(files, shuffle_buffer), rng)
 
 
 def round_robin(streams: Iterator[Iterator[T]], cycle_length: int) -> Iterator[T]:

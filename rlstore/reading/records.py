@@ -14,7 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from rlstore.names import DatasetRef
-from rlstore.shard_formats import PARQUET, file_format, parquet_tf_records
+from rlstore.shard_formats import PARQUET, bounded_shuffle_buffer, file_format, parquet_tf_records
 from rlstore.store import Store
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -38,8 +38,9 @@ def episode_records(
 
     With `shuffle`, files are visited in a seeded random order that changes every epoch,
     `cycle_length` of them read round-robin, and records pass through a seeded shuffle buffer
-    of `shuffle_buffer` episodes. `repeat` comes after the buffer, so every epoch holds each
-    episode exactly once before the next epoch starts.
+    of `shuffle_buffer` episodes (fewer for parquet shards of large raw records:
+    `rlstore.shard_formats.bounded_shuffle_buffer`). `repeat` comes after the buffer, so every
+    epoch holds each episode exactly once before the next epoch starts.
     """
     names = tf.data.Dataset.from_tensor_slices(files)
     read = parquet_tf_records if files and file_format(files[0]) == PARQUET else tf.data.TFRecordDataset
@@ -47,7 +48,8 @@ def episode_records(
         names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         records = names.interleave(read, cycle_length=min(cycle_length, len(files)),
                                    block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
-        records = records.shuffle(shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
+        records = records.shuffle(bounded_shuffle_buffer(files, shuffle_buffer), seed=seed + 1,
+                                  reshuffle_each_iteration=True)
     else:
         records = names.flat_map(read) if read is not tf.data.TFRecordDataset else tf.data.TFRecordDataset(names)
     return records.repeat() if repeat else records
