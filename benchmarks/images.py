@@ -247,7 +247,8 @@ def measure(frames: int, seconds: float, rounds: int, lock: str | None = None) -
         zlib_reader = transitions(zlib_store, "atari", n_step=N_STEP, batch_size=BATCH)
         with held(lock):
             load = [round(x, 2) for x in os.getloadavg()]
-            rates = best_rates({"reader": (graph_pull(reader), BATCH), "tfrecord_zlib": (graph_pull(zlib_reader), BATCH),
+            rates = best_rates({"reader": (graph_pull(reader), BATCH),
+                                "tfrecord_zlib": (graph_pull(zlib_reader), BATCH),
                                 "stock": (graph_pull(stock_rlds(png_store, "png")), BATCH)}, seconds, rounds)
             ceiling = numpy_ceiling(played, numbers, seconds, rounds)
             load += [round(x, 2) for x in os.getloadavg()]

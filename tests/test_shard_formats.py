@@ -111,7 +111,8 @@ def test_compaction_view_and_rlds_convert_keep_parquet(tmp_path):
     convert(store, "frames", to="rlds", out=tmp_path / "rlds")
     assert [p.name for p in (tmp_path / "rlds").glob("*.parquet-*")] == ["frames-train.parquet-00000-of-00001"]
     again = Store(tmp_path / "again")
-    ingest(again, "back", [str(tmp_path / "rlds")], beam_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"])
+    ingest(again, "back", [str(tmp_path / "rlds")],
+           beam_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"])
     for ours, original in zip(stock_read(again.segment_dirs("back")), episodes, strict=True):
         np.testing.assert_array_equal(ours["steps"]["observation"], original["steps"]["observation"])
 
@@ -147,7 +148,8 @@ def test_the_shuffle_buffer_of_parquet_records_is_bounded_in_bytes(both, monkeyp
     parquet = both["parquet"][0].shard_paths("frames")
     tfrecord = both["tfrecord"][0].shard_paths("frames")
     assert shard_formats.bounded_shuffle_buffer(parquet, 256) == 256  # 6 small episodes fit
-    sizes = [len(record) for path in parquet for record in shard_formats.read_bytes_records(path.read_bytes(), str(path))]
+    sizes = [len(record) for path in parquet
+             for record in shard_formats.read_bytes_records(path.read_bytes(), str(path))]
     monkeypatch.setattr(shard_formats, "SHUFFLE_BUFFER_BYTES", 2 * sum(sizes) // len(sizes))
     assert 1 <= shard_formats.bounded_shuffle_buffer(parquet, 256) <= 2
     assert shard_formats.bounded_shuffle_buffer(tfrecord, 256) == 256
