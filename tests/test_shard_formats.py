@@ -7,6 +7,7 @@ import tensorflow as tf
 from rlstore import reading
 from rlstore import numpy as np_reading
 from rlstore.errors import BadInputError, StoreError
+from rlstore.info import describe
 from rlstore.nest import flatten
 from rlstore.publishing import SegmentBuilder
 from rlstore.store import Store
@@ -41,6 +42,7 @@ def test_stock_tfds_and_rlds_read_a_parquet_version_with_the_same_frames(both):
     assert [s["shard_format"] for s in manifest.segments] == ["parquet", "parquet"]
     assert all(".parquet-00000-of-00001" in shard["file"] for s in manifest.segments for shard in s["shards"])
     assert store.builder("frames").info.file_format.value == "parquet"
+    assert describe(store, "frames")["shard_format"] == "parquet"
     parquet = stock_read(store.segment_dirs("frames"))
     tfrecord = stock_read(both["tfrecord"][0].segment_dirs("frames"))
     assert len(parquet) == len(episodes) == len(tfrecord)

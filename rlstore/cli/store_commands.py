@@ -129,6 +129,7 @@ def _info(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     print(f"{info['name']}@{info['version']}  (versions: {', '.join(map(str, info['versions']))})")
     print(f"  created   {info['created']} by {info['writer']['user']}@{info['writer']['host']}")
     print(f"  episodes  {info['num_episodes']}    steps {info['num_steps']}    segments {len(info['segments'])}")
+    print(f"  shards    {info['shard_format']}")
     print("  splits    " + ", ".join(f"{name} {n['num_episodes']} episodes ({n['num_steps']} steps)"
                                     for name, n in info["splits"].items()))
     for label, key in (("return", "episode_return"), ("length", "episode_length")):
