@@ -44,7 +44,7 @@ from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
 from rlstore.publishing import check_appendable, dataset_shard_format, publish_segment
-from rlstore.shard_formats import FORMATS, PARQUET, TFRECORD
+from rlstore.shard_formats import PARQUET, TFRECORD, check_format
 from rlstore.store import Store
 
 PIPELINE_NAME = "rlstore.ingest"
@@ -218,8 +218,10 @@ def ingest(
 
 def _shard_format(store: Store, dataset: str, chosen: str | None, framed: bool) -> str:
     """The shard format of the new segment (see `ingest`); an append keeps the dataset's."""
-    if chosen is not None and chosen not in FORMATS:
-        raise BadInputError(f"shard format must be one of {', '.join(FORMATS)}, not {chosen!r}")
+    try:
+        chosen = chosen and check_format(chosen)
+    except ValueError as error:
+        raise BadInputError(str(error)) from None
     existing = dataset_shard_format(store, dataset)
     if chosen and existing and chosen != existing:
         raise BadInputError(f"cannot append {chosen} shards to {dataset}: its versions are stored as {existing} shards "

@@ -39,6 +39,7 @@ _SUFFIX = re.compile(r"\.(tfrecord|parquet)-\d+(-of-\d+)?$")
 
 
 def check_format(name: str) -> str:
+    """`name` if it names a shard format, else ValueError listing them."""
     if name not in FORMATS:
         raise ValueError(f"shard format must be one of {', '.join(FORMATS)}, not {name!r}")
     return name
