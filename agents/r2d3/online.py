@@ -42,6 +42,9 @@ class R2D3Online:
     def __init__(self, context: RunContext):
         if not context.specs.action.discrete:
             raise AgentError(f"R2D3 needs discrete actions; {context.env!r} has continuous ones")
+        if context.frame_stack > 1:
+            raise AgentError(f"R2D3 online on frame-stacked observations ({context.env!r}) is not supported yet: "
+                             "Reverb serves their transitions, not their sequences; use dqfd")
         self._context = context
 
     def make_replay_tables(self) -> list:
