@@ -73,7 +73,9 @@ class IngestBatch(beam.DoFn):
     """Reads a batch of work items, checks and encodes each episode into the batch's own shards."""
 
     def __init__(self, format_name: str, format_options: Mapping[str, Any], schema: Mapping[str, Any],
-                 segment_dir: str, max_shard_bytes: int, on_error: str, progress_dir: str | None):
+                 segment_dir: str, max_shard_bytes: int, on_error: str, progress_dir: str | None,
+                 shard_format: str = "tfrecord"):
+        self._shard_format = shard_format
         self._format_name = format_name
         self._format_options = dict(format_options)
         self._schema_json = dict(schema)
@@ -85,7 +87,9 @@ class IngestBatch(beam.DoFn):
 
     def setup(self) -> None:
         from rlstore.pipelines.sources import get_format
+        from rlstore.pipelines.worker_exit import exit_fast_after_harness
 
+        exit_fast_after_harness()  # a DirectRunner worker process skips Python's slow finalization
         self._format = get_format(self._format_name, self._format_options)
         self._schema = Schema.from_json(self._schema_json)
 
@@ -96,7 +100,7 @@ class IngestBatch(beam.DoFn):
         for item in batch:
             split = item.get("split", SPLIT)  # a source's splits (RLDS train/val) stay apart
             if split not in writers:
-                writers[split] = ShardWriter(self._segment_dir, self._max_shard_bytes)
+                writers[split] = ShardWriter(self._segment_dir, self._max_shard_bytes, self._shard_format)
             self._ingest(item, writers[split], part)
             try:
                 part.sources.extend(source.to_json() for source in self._format.source_files(item))
