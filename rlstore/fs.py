@@ -176,6 +176,10 @@ class ObjectStore:
     def upload(self, local: Path, key: str) -> None:
         self._call(key, lambda: self.fs.put_file(str(local), self._path(key)))
 
+    def copy(self, source: str, target: str) -> None:
+        """Copies an object inside the bucket, server-side: its bytes do not pass through here."""
+        self._call(target, lambda: self.fs.cp_file(self._path(source), self._path(target)))
+
     def create(self, key: str, data: bytes) -> bool:
         """Creates the object unless it exists (`If-None-Match: *`); False if another writer
         created it first. The one create-exclusive step of a remote store."""

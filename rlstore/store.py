@@ -49,6 +49,8 @@ from rlstore.manifest import (FORMAT_1, MANIFEST_FORMAT, DamagedManifestError, M
                               utc_now, writer_identity)
 from rlstore.names import DatasetRef, parse_ref, validate_name
 from rlstore.schema import Schema
+from rlstore.segment import rename_shard
+from rlstore.shard_targets import RESULT_FILE, ShardTarget
 from rlstore.stats import EpisodeStats
 
 DEFAULT_ROOT = "~/.rlstore"
@@ -108,6 +110,15 @@ class Staging:
         segment.mkdir()
         return segment
 
+    def shard_target(self, segment_dir: Path) -> ShardTarget:
+        """Where Beam workers put the shards of `segment_dir` and the pipeline's result: here,
+        in place (a store in a bucket has its workers upload them, `RemoteStaging`)."""
+        return ShardTarget(segment_dir, self.path / RESULT_FILE)
+
+    def name_shard(self, segment_dir: Path, file: str, final: str) -> None:
+        """Gives a closed shard its final TFDS name (`finish_segment`)."""
+        rename_shard(segment_dir, file, final)
+
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         self._lock_path.unlink(missing_ok=True)
@@ -164,7 +175,7 @@ class Store:
     def _open_staging(self, name: str) -> "Staging":
         return Staging(self.dataset_dir(name))
 
-    def _place_segment(self, source: Path, target: Path) -> None:
+    def _place_segment(self, source: Path, target: Path, staging: "Staging") -> None:
         """Moves a finished segment from staging to `segments/`."""
         os.rename(source, target)
 
@@ -335,7 +346,7 @@ class Store:
             for record in segments:
                 source = Path(record["path"])
                 target = dataset_dir / "segments" / source.name
-                self._place_segment(source, target)
+                self._place_segment(source, target, staging)
                 returned.append(source.name)
                 moved.append({**record, "path": f"segments/{source.name}"})
             while True:
