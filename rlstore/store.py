@@ -21,7 +21,7 @@ dies with the process, even under `kill -9`, which is how the next writer (or `g
 abandoned staging from work in progress. What a writer has put in place but not yet published
 (segments, segment lists) is named in its staging `pending.json` first, so `gc` never takes it
 for an orphan. Locks and hard links need a local or POSIX file system. A root such as
-`s3://bucket/prefix` makes a `rlstore.remote_store.RemoteStore` instead (`Store(root)` picks the
+`s3://bucket/prefix` or `gs://bucket/prefix` makes a `rlstore.remote_store.RemoteStore` instead (`Store(root)` picks the
 class): the same layout in a bucket, with the storage steps (`_list_names`, `read_file`,
 `_place_segment`, `_write_once`, `_claim`, the staging lease) done by the object store.
 """
