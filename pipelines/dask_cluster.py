@@ -33,11 +33,10 @@ def local_dask_cluster(workers: int, directory: Path) -> Iterator[str]:
             start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
                   str(scheduler_file))
             deadline = time.monotonic() + STARTUP_SECONDS
-            while not scheduler_file.exists():
+            while (address := _scheduler_address(scheduler_file)) is None:
                 if time.monotonic() > deadline or processes[0].poll() is not None:
                     raise RuntimeError(f"the dask scheduler did not start (log: {directory / 'cluster.log'})")
                 time.sleep(0.2)
-            address = json.loads(scheduler_file.read_text())["address"]
             for index in range(workers):
                 start("worker", address, "--name", f"w{index}", "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
                       "--no-dashboard")
@@ -52,3 +51,12 @@ def local_dask_cluster(workers: int, directory: Path) -> Iterator[str]:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def _scheduler_address(scheduler_file: Path) -> str | None:
+    """The address in the scheduler's file, or None while it is missing or half-written (the
+    scheduler writes it in place, so it exists empty for a moment)."""
+    try:
+        return json.loads(scheduler_file.read_text())["address"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None

@@ -87,7 +87,9 @@ class IngestBatch(beam.DoFn):
 
     def setup(self) -> None:
         from rlstore.pipelines.sources import get_format
+        from rlstore.pipelines.worker_exit import exit_fast_after_harness
 
+        exit_fast_after_harness()  # a DirectRunner worker process skips Python's slow finalization
         self._format = get_format(self._format_name, self._format_options)
         self._schema = Schema.from_json(self._schema_json)
 

@@ -263,3 +263,20 @@ def test_ctrl_c_stops_every_process_and_keeps_committed_versions(store, tmp_path
     assert all(validate(store, f"catch_interrupted@{version}", check_episodes=False) == [] for version in versions)
     assert validate(store, f"catch_interrupted@{versions[-1]}") == []
     assert manifest["sessions"][-1]["end_step"] >= 50  # the learner's final checkpoint
+
+
+def test_stop_at_return_ends_the_run_at_the_first_evaluation_that_reaches_it(store, tmp_path):
+    out = tmp_path / "run"
+    # Any return reaches -1 (catch's worst): the evaluation before the first action stops a run whose budget
+    # would otherwise take minutes.
+    command = _rlstore(store, "run", "dqfd", "--env", "catch", "--demos", "catch_expert@1", "--env-steps", "1000000",
+                       "--out", str(out), "--pretrain-steps", "0", "--eval-every", "100", "--stop-at-return", "-1",
+                       "--final-eval-episodes", "5", "--json", *SMALL)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["stopped_at_return"]["step"] == 0 and summary["stopped_at_return"]["return_mean"] >= -1
+    assert 0 < summary["env_steps"] < 10000 and summary["final_evaluation"]["episodes"] == 5
+    assert "stopping the run" in result.stderr
+    session = json.loads((out / "run.json").read_text())["sessions"][-1]
+    assert session["stopped_at_return"] == summary["stopped_at_return"]

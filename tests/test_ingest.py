@@ -1,5 +1,7 @@
 """The Beam ingest pipeline end to end, read back with stock TFDS only."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from rlstore.pipelines.ingest import (MAX_BATCHES, SMALL_INPUT_BYTES, THREAD_BAT
 from rlstore.pipelines.sources import input_bytes
 from rlstore.info import describe
 from rlstore.store import Store
+from rlstore.validation import validate
 from tests.helpers import rich_episode, steps_equal, write_npz_logs
 
 
@@ -106,3 +109,35 @@ def test_input_bytes_counts_every_file_below_the_inputs(tmp_path):
     (tmp_path / "d" / "e" / "b.npz").write_bytes(b"x" * 5)
     (tmp_path / "c.npz").write_bytes(b"x" * 3)
     assert input_bytes([tmp_path / "d", tmp_path / "c.npz"]) == 18
+
+
+def test_two_worker_processes_ingest_every_episode(tmp_path, vector_logs):
+    directory, _, originals = vector_logs
+    store = Store(tmp_path / "store")
+    manifest = ingest(store, "vec", [str(directory)], format="npz",
+                      beam_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert manifest.num_episodes == len(originals)
+    assert validate(store, "vec") == []
+
+
+_WORKER = """
+import atexit, importlib.machinery, sys
+atexit.register(lambda: print("finalized", flush=True))  # an earlier handler, as Beam's imports leave them
+from rlstore.pipelines.worker_exit import SDK_WORKER_MAIN, exit_fast_after_harness
+assert not exit_fast_after_harness()  # not a Beam SDK worker: nothing changes
+sys.modules["__main__"].__spec__ = importlib.machinery.ModuleSpec(SDK_WORKER_MAIN, None)
+assert exit_fast_after_harness()
+print("harness done", flush=True)
+if sys.argv[1] == "fail":
+    raise RuntimeError("the harness failed")
+"""
+
+
+@pytest.mark.parametrize("how", ["ok", "fail"])
+def test_an_sdk_worker_skips_finalization_only_after_a_clean_end(how):
+    result = subprocess.run([sys.executable, "-c", _WORKER, how], capture_output=True, text=True, timeout=60)
+    assert "harness done" in result.stdout
+    if how == "ok":  # out with os._exit(0): the earlier atexit handler never ran
+        assert result.returncode == 0 and "finalized" not in result.stdout, result.stderr
+    else:  # an uncaught exception exits as Python would: its status, its traceback, every handler
+        assert result.returncode == 1 and "finalized" in result.stdout and "the harness failed" in result.stderr

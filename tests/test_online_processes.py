@@ -113,3 +113,23 @@ def test_children_exit_when_the_supervisor_is_killed(tmp_path):
         time.sleep(0.05)
     assert not _alive(child)
     assert not (tmp_path / "never").exists()  # it died with the supervisor, no clean shutdown
+
+
+def test_return_reached_counts_only_complete_rows_appended_after_it_started(tmp_path):
+    from rlstore.agents.online.stopping import ReturnReached
+
+    path = tmp_path / "eval.csv"
+    assert not ReturnReached(path, 0.5)()  # no file yet
+    path.write_text("step,return_mean\n0,0.9\n")  # an earlier session's row reached it: not this session's
+    reached = ReturnReached(path, 0.5)
+    assert not reached()
+    with path.open("a") as stream:
+        stream.write("100,0.2\n200,0.")
+    assert not reached() and reached.row is None  # 0. is half a row
+    with path.open("a") as stream:
+        stream.write("7\n")
+    assert reached() and reached.row == {"step": 200.0, "return_mean": 0.7}
+    fresh = tmp_path / "new.csv"
+    watch = ReturnReached(fresh, 0.5)
+    fresh.write_text("step,return_mean,acting_seconds\n0,-0.8,0.0\n300,0.6,4.5\n")
+    assert watch() and watch.row == {"step": 300.0, "return_mean": 0.6, "acting_seconds": 4.5}

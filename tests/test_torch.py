@@ -20,6 +20,12 @@ from rlstore.torch import EpisodeDataset, SequenceDataset, TransitionDataset, Tr
 
 root, out, frames_root = sys.argv[1], sys.argv[2], sys.argv[3]
 arrays = {}
+
+
+def what_collate_sees(batch):  # runs in the worker, on each batch the dataset yields
+    return isinstance(batch, dict), sorted(type(v).__name__ for v in batch.values()), batch["reward"] * 2
+
+
 transitions = TransitionDataset(root, "vec", n_step=3, gamma=0.9, batch_size=8, seed=4)
 for epoch in range(2):
     transitions.set_epoch(epoch)
@@ -46,7 +52,21 @@ replay = TransitionReplay(frames_root, "frames", n_step=2, batch_size=4, seed=3,
 for number, batch in enumerate(DataLoader(replay, batch_size=None, num_workers=2)):
     for key, value in batch.items():
         arrays[f"r/{number}/{key}"] = value.numpy()
+blocked = replay.loader(num_workers=2, block=3)  # blocks of 3, 1 batches from worker 0, 3 from worker 1
+for number, batch in enumerate(blocked):
+    for key, value in batch.items():
+        arrays[f"b/{number}/{key}"] = value.numpy()  # views into the blocks, held to the end
+for option in ("collate_fn", "batch_size"):
+    try:
+        replay.loader(**{option: None})
+        raise AssertionError(f"loader took {option}")
+    except TypeError as error:
+        assert option in str(error)
 arrays.update({f"r/{7 + n}/{key}": value.numpy() for n in range(2) for key, value in replay.sample(5).items()})
+seen = list(DataLoader(TransitionDataset(root, "vec", batch_size=8), batch_size=None, num_workers=2,
+                       collate_fn=what_collate_sees))
+assert all(is_dict and set(types) == {"Tensor"} for is_dict, types, _ in seen), seen[0]
+assert sum(len(doubled) for _, _, doubled in seen) == 85
 for number, episode in enumerate(DataLoader(EpisodeDataset(root, "rich"), batch_size=None, num_workers=2)):
     arrays[f"e/{number}/pixels"] = episode["steps"]["observation"]["pixels"].numpy()
     arrays[f"e/{number}/id"] = episode["episode_id"].numpy()
@@ -140,6 +160,13 @@ def test_replay_batches_are_rows_of_the_version_drawn_in_every_worker(stacked_st
     assert set(_rows(drawn, keys)) <= set(_rows(theirs, keys))
     worker_0, worker_1 = drawn[0:7:2], drawn[1:7:2]  # the DataLoader alternates between its workers
     assert _rows(worker_0[:3], keys) != _rows(worker_1, keys)  # each worker draws its own rows
+    # replay.loader(): per worker the same batches, handed off 3 at a time (workers alternate by block)
+    blocked = _group(torch_read, "b")
+    assert len(blocked) == 7
+    for mine, plain in zip(blocked, worker_0[:3] + worker_1 + worker_0[3:]):
+        assert sorted(mine) == keys
+        for key in keys:
+            np.testing.assert_array_equal(mine[key], plain[key])
 
 
 _LEARN = """

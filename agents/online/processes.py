@@ -13,8 +13,9 @@ Each part of a run (replay server, learner, actors) is a child Python process. T
   the terminal) and quotes its last lines when it fails; a child's stdout (its few progress
   lines) goes to the supervisor's stderr, so the supervisor's stdout stays its own (e.g. JSON).
 
-`wait(names)` returns when the named children have exited with status 0; if ANY child exits
-otherwise, it stops the rest and raises AgentError naming the child, its status and its log.
+`wait(names)` returns when the named children have exited with status 0 (or earlier, once its
+`until` callable says so); if ANY child exits otherwise, it stops the rest and raises AgentError
+naming the child, its status and its log.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rlstore.agents.errors import AgentError
 from rlstore.child_env import child_environment
@@ -64,9 +65,10 @@ class ProcessGroup:
         self._children[name] = process
         return process
 
-    def wait(self, names: Sequence[str]) -> None:
-        """Returns once every named child has exited 0; raises AgentError (after stopping every
-        child) as soon as any child of the group exits with another status."""
+    def wait(self, names: Sequence[str], until: Callable[[], bool] | None = None) -> bool:
+        """Returns once every named child has exited 0 (True), or as soon as `until()` is true
+        (False; the children still run); raises AgentError (after stopping every child) as soon as
+        any child of the group exits with another status."""
         unknown = [name for name in names if name not in self._children]
         if unknown:
             raise AgentError(f"no process named {unknown[0]!r} was started")
@@ -77,7 +79,9 @@ class ProcessGroup:
                     self.stop()
                     raise AgentError(self._failure(name, status))
             if all(self._children[name].poll() == 0 for name in names):
-                return
+                return True
+            if until is not None and until():
+                return False
             time.sleep(_POLL_SECONDS)
 
     def stop(self, timeout: float = 20.0, order: Sequence[str] | None = None) -> None:

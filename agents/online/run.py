@@ -2,8 +2,9 @@
 
 With `role="all"` the calling process is the supervisor: it writes run.json (the demonstration
 version, the config, the specs, the run's options), starts the replay server, the learner and
-K actors as children on loopback ports, waits for the actors to play the env-step budget, then
-stops the learner (final checkpoint) and the replay server, records every write-back version
+K actors as children on loopback ports, waits for the actors to play the env-step budget (or,
+with `stop_at_return`, for an evaluation that reaches that return; rlstore.agents.online.stopping), then
+stops the actors, the learner (final checkpoint) and the replay server, records every write-back version
 in run.json, evaluates the final checkpoint and draws the learning curve. On a run directory
 that already holds a run it continues that run, but only when asked (`resume`; see
 rlstore.agents.online.resuming). With another role it runs that one part in this process (on
@@ -66,6 +67,7 @@ class OnlineOptions:
     preset: str = "auto"  # "auto": the config starts from the env spec's preset (rlstore.agents.presets); "none"
     resume: bool = False  # continue the stopped run in `out` (rlstore.agents.online.resuming)
     checkpoint_every: float = 600.0  # seconds between checkpoints of the learner and replay (0: updates only / at the end)
+    stop_at_return: float | None = None  # stop once an evaluation reaches this mean return (rlstore.agents.online.stopping)
 
     def __post_init__(self):
         if self.env_steps < 1 or self.actors < 1 or self.commit_every < 1 or self.eval_episodes < 1 \
@@ -76,6 +78,8 @@ class OnlineOptions:
                 raise AgentError(f"{name} must lie in 0..{seeds.RUN_SEEDS.stop - 1}, got {getattr(self, name)}")
         if self.preset not in presets.NAMES:
             raise AgentError(f"preset must be one of {', '.join(presets.NAMES)}, got {self.preset!r}")
+        if self.stop_at_return is not None and (self.role != "all" or not self.eval_every):
+            raise AgentError("stop_at_return needs --role all and evaluations while running (eval_every > 0)")
         if self.checkpoint_every < 0:
             raise AgentError(f"checkpoint_every must be >= 0 seconds, got {self.checkpoint_every}")
         if self.role not in ROLES:
@@ -144,6 +148,7 @@ def run_role(out: str | Path, role: str, index: int, replay_address: str, learne
 def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptions) -> dict[str, Any]:
     from rlstore.agents.online.acting import summary_path
     from rlstore.agents.online.processes import ProcessGroup
+    from rlstore.agents.online.stopping import ReturnReached
 
     started = time.perf_counter()
     addresses = {"replay": f"localhost:{_free_port()}", "learner": f"localhost:{_free_port()}"}
@@ -159,6 +164,7 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
     run_manifest.write(run.manifest_path, manifest)
     context = RunContext.from_manifest(manifest, run)
     actors = [f"actor-{index}" for index in range(options.actors)]
+    reached = ReturnReached(run.logs / "eval.csv", options.stop_at_return) if options.stop_at_return is not None else None
 
     def argv(role: str, index: int = 0) -> list[str]:
         return ["-m", "rlstore.agents.online.main", "--out", str(run.path), "--role", role, "--index", str(index),
@@ -172,7 +178,10 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
             for index, name in enumerate(actors):
                 group.start(name, argv("actor", index))
             try:
-                group.wait(actors)
+                if not group.wait(actors, until=reached):
+                    print(f"note: an evaluation reached a return of {reached.row['return_mean']:.3f} "
+                          f"(>= {options.stop_at_return}) at {int(reached.row['step'])} env steps: stopping the run",
+                          file=sys.stderr, flush=True)
             finally:
                 # Each part stops while the parts it talks to still run: actors first (an insert the
                 # rate limiter holds back is released by the learner's sampling), then the learner,
@@ -191,13 +200,17 @@ def _supervise(run: RunDirectory, manifest: dict[str, Any], options: OnlineOptio
 
     final = _final_evaluation(run, context, options.final_eval_episodes)
     manifest["online"]["final_evaluation"] = final
+    stopped_at = reached.row if reached is not None else None
+    if stopped_at is not None:
+        session["stopped_at_return"] = stopped_at
     run_manifest.write(run.manifest_path, manifest)
     curve = plot_run_curve(run.path)
     online = manifest["online"]
     return {"run_dir": str(run.path), "agent": manifest["agent"], "env": options.env, "demos": online["demos"],
             "demo_ratio": online["demo_ratio"], "preset": online.get("preset"), "env_steps": online["env_steps_done"],
             "learner_steps": session["end_step"], "write_back": online["write_back"], "final_evaluation": final,
-            "learning_curve": str(curve) if curve else None, "seconds": round(time.perf_counter() - started, 1)}
+            "learning_curve": str(curve) if curve else None, "seconds": round(time.perf_counter() - started, 1),
+            "stopped_at_return": stopped_at}
 
 
 def plot_run_curve(run_dir: str | Path) -> Path | None:

@@ -1,7 +1,7 @@
 """`rlstore run AGENT`: an online run with demonstrations mixed in (a thin layer over rlstore.agents.online.run).
 
     rlstore --store S run dqfd --env ENV --demos NAME[@V] --env-steps N --out DIR [--resume]
-            [--demo-ratio R] [--write-back NAME] [--actors K] [--seed S] [--env-seed E]
+            [--demo-ratio R] [--write-back NAME] [--actors K] [--seed S] [--env-seed E] [--stop-at-return R]
             [--role all|replay|learner|actor --replay-address H:P --learner-address H:P [--index I] [--expose]]
 
 The replay and learner roles start Reverb servers that listen on every interface with no
@@ -72,6 +72,10 @@ def register(commands) -> None:
         parser.add_argument("--eval-every", type=int, default=None, metavar="N",
                             help="env steps between evaluations of the greedy policy (default: a tenth of --env-steps; "
                                  "0: none while running)")
+        parser.add_argument("--stop-at-return", type=float, metavar="R",
+                            help="stop the run (cleanly, as Ctrl-C would) once an evaluation while running reaches a "
+                                 "mean return of R, before the --env-steps budget is played; the summary names that "
+                                 "evaluation (stopped_at_return)")
         parser.add_argument("--eval-episodes", type=int, default=10, metavar="E",
                             help="episodes per evaluation while running (default: 10)")
         parser.add_argument("--final-eval-episodes", type=int, default=50, metavar="E",
@@ -102,7 +106,7 @@ def _run(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
                             replay_address=args.replay_address, learner_address=args.learner_address,
                             eval_episodes=args.eval_episodes, eval_every_env_steps=args.eval_every,
                             final_eval_episodes=args.final_eval_episodes, expose=args.expose, resume=args.resume,
-                            checkpoint_every=args.checkpoint_every)
+                            checkpoint_every=args.checkpoint_every, stop_at_return=args.stop_at_return)
     summary = run(args.agent, store, options, given_overrides(args, registry.get(args.agent).config_class()))
     if args.json:
         print(to_json(summary))

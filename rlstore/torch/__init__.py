@@ -2,10 +2,12 @@
 
 `TransitionDataset`, `SequenceDataset` and `EpisodeDataset` read whole epochs from the shards
 (`rlstore.torch.datasets`); `TransitionReplay` and `SequenceReplay` decode a version once into
-RAM and sample batches at random, as a replay buffer does (`rlstore.torch.replay`).
+RAM and sample batches at random, as a replay buffer does, and their `loader()` (a
+`ReplayLoader`) serves them through DataLoader workers in blocks (`rlstore.torch.replay`).
 """
-from rlstore.torch.datasets import EpisodeDataset, SequenceDataset, TransitionDataset, to_tensors
-from rlstore.torch.replay import SequenceReplay, TransitionReplay
+from rlstore.torch.datasets import EpisodeDataset, SequenceDataset, TransitionDataset
+from rlstore.torch.handoff import to_tensors
+from rlstore.torch.replay import ReplayLoader, SequenceReplay, TransitionReplay
 
 __all__ = ["TransitionDataset", "SequenceDataset", "EpisodeDataset", "TransitionReplay", "SequenceReplay",
-           "to_tensors"]
+           "ReplayLoader", "to_tensors"]

@@ -24,101 +24,15 @@ from __future__ import annotations
 import os
 from typing import Any, Iterator
 
-import numpy as np
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from rlstore import numpy as store_numpy
 from rlstore.names import DatasetRef
-from rlstore.nest import flatten, unflatten
 from rlstore.numpy.readers import DEFAULT_SHUFFLE_BUFFER
 from rlstore.numpy.records import Share
-from rlstore.numpy.transforms import check_sequence_options, check_transition_options, map_tree
+from rlstore.numpy.transforms import check_sequence_options, check_transition_options
 from rlstore.store import Store
-
-
-_TORCH_DTYPES = {np.dtype(name): getattr(torch, name) for name in
-                 ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")}
-
-
-def to_tensors(tree: Any) -> Any:
-    """Numeric arrays as tensors (sharing memory where NumPy allows); text stays NumPy `bytes`."""
-    def convert(leaf: np.ndarray) -> Any:
-        leaf = np.asarray(leaf)
-        if leaf.dtype == object:
-            return leaf
-        return torch.from_numpy(leaf if leaf.flags.writeable else leaf.copy())
-
-    return map_tree(convert, tree)
-
-
-Layout = dict[str, tuple[torch.dtype, tuple[int, ...], int, int]]  # leaf -> (dtype, shape, start, stop)
-
-
-def _pack(tree: Any) -> tuple[np.ndarray, Layout, dict[str, Any]]:
-    """(one byte buffer holding every numeric leaf, 8-byte aligned, so every dtype's view is
-    aligned; where each leaf lies in it; the text leaves, kept as they are)."""
-    flat = {key: np.asarray(leaf) for key, leaf in flatten(tree).items()}
-    layout: Layout = {}
-    size = 0
-    for key, leaf in flat.items():
-        if leaf.dtype != object:
-            start = -(-size // 8) * 8
-            size = start + leaf.nbytes
-            layout[key] = (_TORCH_DTYPES.get(leaf.dtype) or torch.from_numpy(leaf[:0]).dtype, leaf.shape, start, size)
-    buffer = np.empty(size, np.uint8)
-    for key, (_, _, start, stop) in layout.items():
-        buffer[start:stop] = np.ascontiguousarray(flat[key]).reshape(-1).view(np.uint8)
-    return buffer, layout, {key: leaf for key, leaf in flat.items() if key not in layout}
-
-
-def _unpack(buffer: torch.Tensor, layout: Layout, text: dict[str, Any]) -> Any:
-    """The tree `_pack` packed, every numeric leaf a tensor viewing `buffer`."""
-    out = dict(text)
-    for key, (dtype, shape, start, stop) in layout.items():
-        out[key] = buffer[start:stop].view(dtype).view(shape)
-    return unflatten(out)
-
-
-def to_packed_tensors(tree: Any) -> Any:
-    """Like `to_tensors`, but every numeric leaf is a view into ONE byte buffer.
-
-    A DataLoader worker hands each tensor's storage to the main process through its own shared
-    memory segment, which costs far more than copying a batch; with one storage per batch the
-    hand-off is paid once (twice the batches per second with 2 workers on this machine).
-    """
-    buffer, layout, text = _pack(tree)
-    return _unpack(torch.from_numpy(buffer), layout, text)
-
-
-def _from_bytes(data: bytes, layout: Layout, text: dict[str, Any]) -> Any:
-    buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
-    return _unpack(buffer, layout, text)
-
-
-class _ByPipe:
-    """A batch that a DataLoader worker sends as plain bytes through its result pipe; the main
-    process unpickles it straight into a dict of tensors (what the user gets from the loader).
-
-    Tensors sent by a worker travel through a shared-memory segment each (one per batch when
-    packed), and setting one up costs far more than copying a small batch down the pipe: for
-    batches under `PIPE_BYTES` this hand-off is about 3x as fast. Larger ones are packed instead.
-    """
-
-    PIPE_BYTES = 1 << 20
-
-    def __init__(self, tree: Any):
-        self.tree = tree
-
-    def __reduce__(self):
-        buffer, layout, text = _pack(self.tree)
-        return _from_bytes, (buffer.tobytes(), layout, text)
-
-
-def _handed_off(tree: Any) -> Any:
-    """A worker's batch in the form that reaches the main process fastest."""
-    size = sum(np.asarray(leaf).nbytes for leaf in flatten(tree).values())
-    return _ByPipe(tree) if size < _ByPipe.PIPE_BYTES else to_packed_tensors(tree)
+from rlstore.torch.handoff import handed_off, to_tensors
 
 
 class VersionDataset(IterableDataset):
@@ -148,7 +62,7 @@ class VersionDataset(IterableDataset):
 
     def _tensors(self, batches: Iterator[Any]) -> Iterator[Any]:
         """Tensors of each batch; in a DataLoader worker, in the form the hand-off is fastest for."""
-        return map(_handed_off if get_worker_info() is not None else to_tensors, batches)
+        return map(handed_off if get_worker_info() is not None else to_tensors, batches)
 
     def _share(self) -> Share:
         worker = get_worker_info()
