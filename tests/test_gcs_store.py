@@ -38,40 +38,43 @@ def test_cli_round_trip_through_gcs(capsys, gcs_store, vector_logs, tmp_path, mo
     assert not ObjectStore(gcs_store).list("logs/staging")
 
 
-def test_concurrent_claims_and_writers_get_distinct_versions(gcs_store):
-    objects, racers = ObjectStore(gcs_store), 8
-    barrier, won = threading.Barrier(racers), []
+def _at_once(job, count: int) -> list[BaseException]:
+    """Runs `job(index, barrier)` on `count` threads that pass the barrier together; their errors."""
+    barrier, failures = threading.Barrier(count), []
 
-    def claim(index: int) -> None:
+    def run(index: int) -> None:
+        try:
+            job(index, barrier)
+        except BaseException as error:  # noqa: BLE001 - returned to the test
+            failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def test_concurrent_claims_and_writers_get_distinct_versions(gcs_store):
+    won = []
+
+    def claim(index: int, barrier: threading.Barrier) -> None:
         mine = ObjectStore(gcs_store)
         barrier.wait()
         if mine.create("race/1.json", str(index).encode()):
             won.append(index)
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 1 and objects.read("race/1.json") == str(won[0]).encode()
+    assert _at_once(claim, 8) == []
+    assert len(won) == 1 and ObjectStore(gcs_store).read("race/1.json") == str(won[0]).encode()
 
-    writers, failures = 4, []
-    barrier = threading.Barrier(writers)
+    def publish(seed: int, barrier: threading.Barrier) -> None:
+        store = Store(gcs_store)
+        barrier.wait()
+        publish_episodes(store, "shared", [vector_episode(5, seed)], {"pipeline": f"writer-{seed}"})
 
-    def publish(seed: int) -> None:
-        try:
-            store = Store(gcs_store)
-            barrier.wait()
-            publish_episodes(store, "shared", [vector_episode(5, seed)], {"pipeline": f"writer-{seed}"})
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            failures.append(error)
-
-    threads = [threading.Thread(target=publish, args=(seed,)) for seed in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    writers = 4
+    assert _at_once(publish, writers) == []
     store = Store(gcs_store)
     assert store.versions("shared") == list(range(1, writers + 1))
     assert sorted(int(e["episode_id"]) for e in store.load("shared")) == list(range(writers))
