@@ -257,8 +257,9 @@ def _run(pipeline, total: int, progress_dir: Path | None) -> None:
     system's temporary directory, never in the store: on a full store disk, workers and the
     runner blocked writing their log and the pipeline hung forever. It is deleted unless the
     pipeline fails for a reason that is neither bad input nor storage, and then named in the
-    error. Progress counts marker files that workers touch in the staging area, so it works on
-    any runner whose workers see the store's file system.
+    error. Progress counts marker files that workers touch in the driver's staging directory, so
+    it advances with workers that see the driver's file system (the DirectRunner, a local Dask
+    cluster); workers on other hosts skip the markers and the bar jumps to the end when done.
     """
     failure: list[BaseException] = []
 

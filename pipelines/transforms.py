@@ -106,7 +106,7 @@ class IngestBatch(beam.DoFn):
                 part.sources.extend(source.to_json() for source in self._format.source_files(item))
             except OSError as error:
                 raise unreadable(error, item) from None
-            if self._progress_dir:
+            if self._progress_dir and os.path.isdir(self._progress_dir):  # not on a worker on another host
                 with storing(self._progress_dir):
                     Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
         with storing(self._target.location):
