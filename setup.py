@@ -48,6 +48,8 @@ setup(
         "envlogger": ["envlogger==1.2"],
         # The CPU build: rlstore.torch reads the store without TensorFlow.
         "torch": ["torch==2.13.0"],
+        # `--env atari:<Game>` (rlstore.envs.atari): the Arcade Learning Environment with its ROMs.
+        "atari": ["ale-py==0.12.1"],
         # `rlstore convert --to minari` writes through minari itself.
         "minari": ["minari[hdf5,arrow]==0.5.3"],
         # benchmarks/frameworks.py's baselines. d3rlpy itself pins gymnasium 1.0 and needs gym, so it

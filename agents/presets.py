@@ -10,7 +10,12 @@ records the preset's name under `online.preset` and the resulting config in full
               reward comes a few dozen steps after the cue), 64 samples per inserted sequence
               and a target sync every 100 updates, so the learner replays demonstrations often
               enough within a budget of tens of thousands of env steps. No burn-in: burn-in
-              steps carry no loss, and the cue is shown on an episode's first steps.
+              steps carry no loss, and the cue is shown on an episode's first steps. Within
+              such a budget the demonstrations must do most of the teaching, so DQfD's
+              large-margin loss on demonstration steps (weight 1) and 1,500 updates on
+              demonstrations alone before acting: the actors start from a policy that walks the
+              demonstrated route and looks at the cue, instead of timing out at random. MiniGrid's
+              view is a grid of codes below 11, one-hot encoded (`image_codes`), not pixels.
     minatar   dqfd on gym:MinAtar/*: a 128-unit layer after the conv torso (MinAtar's DQN
               baseline, Young & Tian 2019), batches of 64 and a target sync every 500 updates,
               so updates keep pace with acting on a small machine.
@@ -44,7 +49,8 @@ def _minatar(spec: EnvSpec) -> bool:
 
 PRESETS: tuple[Preset, ...] = (
     Preset("memory", "r2d3", _memory_task,
-           {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 64.0, "target_update_period": 100}),
+           {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 64.0, "target_update_period": 100,
+            "supervised_weight": 1.0, "pretrain_steps": 1500, "image_codes": 11}),
     Preset("minatar", "dqfd", _minatar, {"hidden_sizes": (128,), "batch_size": 64, "target_update_period": 500}),
 )
 NAMES = ("auto", "none")  # what `rlstore run --preset` accepts

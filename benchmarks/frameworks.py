@@ -13,15 +13,19 @@ imports TensorFlow. Measured in the same run, batch 256, 1-step transitions
     `sample_transition_batch(256)` in a loop.
   * rlstore replay: `rlstore.torch.TransitionReplay`, the version decoded once into RAM when the
     dataset is made (not timed, as the baselines' filling is not), uniform batches gathered by
-    index: under `DataLoader(batch_size=None, num_workers=2)`, and `sample()` in this process
+    index: through `replay.loader(num_workers=2)` (THE figure of the target: a real DataLoader
+    with 2 workers, each handing off blocks of 64 batches through shared-memory slots), batch by batch
+    under `DataLoader(replay, batch_size=None, num_workers=2)`, and `sample()` in this process
     (what the baselines do).
 The baselines sample from memory they filled beforehand, as the replay datasets do; the epoch
 datasets read from disk every epoch.
-Rates are transitions/s, the best of `rounds` windows of `rows` transitions each. Memory: for the
-epoch datasets, the proportional set size of the main process plus its DataLoader workers at
+Rates are transitions/s, the best of `rounds` windows of `rows` transitions each (`replay_rows`
+for the replay dataset and TorchRL, which are fast enough to need longer windows). Memory: for
+the epoch datasets, the proportional set size of the main process plus its DataLoader workers at
 their peak, the whole process included; for the replay dataset and the baselines, the resident
 size that filling them added (plus TorchRL's memmap files on disk), and for the replay dataset
-also the bytes of its columns and what its two workers added on top of the main process.
+also the bytes of its columns and what its two workers added on top of the main process (their
+unique set size), each way.
 
 Install the baselines with `pip install -c constraints.txt -e '.[bench]'` (keep `-e` in a checkout) and
 `pip install --no-deps d3rlpy==2.8.1` (its pins of gymnasium 1.0 and gym clash with rlstore's;
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Iterable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -97,30 +102,43 @@ def measure_rlstore(store: Store, ref: str, rows: int, rounds: int, persistent: 
     return best, peak
 
 
-def measure_replay(store: Store, ref: str, rows: int, rounds: int) -> dict[str, float]:
-    """Transitions/s of `TransitionReplay` under 2 DataLoader workers and in this process, and its memory."""
+def _through_workers(loader: Iterable[dict[str, Any]], rounds: int) -> tuple[float, int]:
+    """(best transitions/s over `rounds` passes of a loader with persistent workers, the most
+    its workers' unique memory reached after their first batches)."""
     me = psutil.Process()
-    before = me.memory_info().rss
-    replay = TransitionReplay(store, ref, batch_size=BATCH, seed=0, batches=rows // BATCH)
-    added = me.memory_info().rss - before
-    loader = DataLoader(replay, batch_size=None, num_workers=2, persistent_workers=True, prefetch_factor=8)
-    workers_best, in_process_best, workers_added = 0.0, 0.0, 0
+    best, workers_added = 0.0, 0
     for _ in range(rounds):
         served, started = 0, time.perf_counter()
         for number, batch in enumerate(loader):
             served += len(batch["reward"])
-            if number == 64:
+            if number == 256:
                 workers_added = max(workers_added, sum(child.memory_full_info().uss
                                                        for child in me.children(recursive=True)))
-        workers_best = max(workers_best, served / (time.perf_counter() - started))
-    del loader
+        best = max(best, served / (time.perf_counter() - started))
+    return best, workers_added
+
+
+def measure_replay(store: Store, ref: str, rows: int, rounds: int) -> dict[str, float]:
+    """Transitions/s of `TransitionReplay` through `loader()` and batch by batch under 2
+    DataLoader workers, and in this process; its memory."""
+    me = psutil.Process()
+    before = me.memory_info().rss
+    replay = TransitionReplay(store, ref, batch_size=BATCH, seed=0, batches=rows // BATCH)
+    added = me.memory_info().rss - before
+    blocks = replay.loader(num_workers=2, persistent_workers=True)
+    loader_best, loader_added = _through_workers(blocks, rounds)
+    del blocks
+    batch_by_batch = DataLoader(replay, batch_size=None, num_workers=2, persistent_workers=True, prefetch_factor=8)
+    workers_best, workers_added = _through_workers(batch_by_batch, rounds)
+    del batch_by_batch
+    in_process_best = 0.0
     for _ in range(rounds):
         served, started = 0, time.perf_counter()
         while served < rows:
             served += len(replay.sample()["reward"])
         in_process_best = max(in_process_best, served / (time.perf_counter() - started))
-    return {"workers": workers_best, "in_process": in_process_best, "rss_added": added,
-            "columns": replay.replay.nbytes(), "workers_uss": workers_added}
+    return {"loader": loader_best, "workers": workers_best, "in_process": in_process_best, "rss_added": added,
+            "columns": replay.replay.nbytes(), "loader_workers_uss": loader_added, "workers_uss": workers_added}
 
 
 def load_transitions(store: Store, ref: str) -> dict[str, np.ndarray]:
@@ -188,8 +206,10 @@ def measure_d3rlpy(store: Store, ref: str, rows: int, rounds: int) -> tuple[floa
 
 
 def main() -> None:
-    quick, budget = choose_budget(__doc__, {"episodes": 200, "steps": 200, "rows": 100_000, "rounds": 2},
-                                  {"episodes": 1000, "steps": 200, "rows": 600_000, "rounds": 3})
+    quick, budget = choose_budget(__doc__, {"episodes": 200, "steps": 200, "rows": 100_000, "replay_rows": 500_000,
+                                           "rounds": 2},
+                                  {"episodes": 1000, "steps": 200, "rows": 600_000, "replay_rows": 2_000_000,
+                                   "rounds": 3})
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="rlstore-frameworks-") as temporary:
         root = Path(temporary)
@@ -200,11 +220,11 @@ def main() -> None:
         rlstore_rate, rlstore_peak = measure_rlstore(store, ref, budget["rows"], budget["rounds"], persistent=False)
         persistent_rate, _ = measure_rlstore(store, ref, budget["rows"], budget["rounds"], persistent=True)
         log("rlstore.torch replay, 2 DataLoader workers and in process")
-        replay = measure_replay(store, ref, budget["rows"], budget["rounds"])
+        replay = measure_replay(store, ref, budget["replay_rows"], budget["rounds"])
         log("TorchRL LazyMemmapStorage + RandomSampler")
         table = load_transitions(store, ref)
         (root / "memmap").mkdir()
-        torchrl_rate, torchrl_added, torchrl_disk = measure_torchrl(table, root / "memmap", budget["rows"],
+        torchrl_rate, torchrl_added, torchrl_disk = measure_torchrl(table, root / "memmap", budget["replay_rows"],
                                                                     budget["rounds"])
         del table
         log("d3rlpy ReplayBuffer")
@@ -215,22 +235,25 @@ def main() -> None:
 
     print(json.dumps({
         "benchmark": "frameworks", "quick": quick, **budget, "batch": BATCH,
-        "transitions_per_second": {"rlstore_torch_2_workers": round(rlstore_rate),
-                                   "rlstore_torch_2_persistent_workers": round(persistent_rate),
-                                   "rlstore_replay_2_workers": round(replay["workers"]),
+        "transitions_per_second": {"rlstore_replay_loader_2_workers": round(replay["loader"]),
+                                   "rlstore_replay_2_workers_batch_by_batch": round(replay["workers"]),
                                    "rlstore_replay_in_process": round(replay["in_process"]),
+                                   "rlstore_epoch_2_workers": round(rlstore_rate),
+                                   "rlstore_epoch_2_persistent_workers": round(persistent_rate),
                                    "torchrl_lazymemmap_random": round(torchrl_rate),
                                    "d3rlpy_replay_buffer": round(d3rlpy_rate)},
-        "ratio_vs_torchrl": round(rlstore_rate / torchrl_rate, 3),
-        "ratio_vs_torchrl_persistent_workers": round(persistent_rate / torchrl_rate, 3),
-        "ratio_vs_d3rlpy": round(rlstore_rate / d3rlpy_rate, 2),
-        "replay_ratio_vs_torchrl_2_workers": round(replay["workers"] / torchrl_rate, 3),
-        "replay_ratio_vs_torchrl_in_process": round(replay["in_process"] / torchrl_rate, 3),
+        "ratio_vs_torchrl": round(replay["loader"] / torchrl_rate, 3),
         "target_ratio_vs_torchrl": TARGET_RATIO,
-        "memory_mb": {"rlstore_peak_pss_with_workers": round(rlstore_peak / 2**20, 1),
-                      "rlstore_replay_rss_added": round(replay["rss_added"] / 2**20, 1),
+        "ratio_vs_d3rlpy": round(replay["loader"] / d3rlpy_rate, 2),
+        "replay_batch_by_batch_ratio_vs_torchrl": round(replay["workers"] / torchrl_rate, 3),
+        "replay_in_process_ratio_vs_torchrl": round(replay["in_process"] / torchrl_rate, 3),
+        "epoch_ratio_vs_torchrl": round(rlstore_rate / torchrl_rate, 3),
+        "epoch_persistent_workers_ratio_vs_torchrl": round(persistent_rate / torchrl_rate, 3),
+        "memory_mb": {"rlstore_replay_rss_added": round(replay["rss_added"] / 2**20, 1),
                       "rlstore_replay_columns": round(replay["columns"] / 2**20, 1),
-                      "rlstore_replay_2_workers_uss": round(replay["workers_uss"] / 2**20, 1),
+                      "rlstore_replay_loader_2_workers_uss": round(replay["loader_workers_uss"] / 2**20, 1),
+                      "rlstore_replay_batch_by_batch_2_workers_uss": round(replay["workers_uss"] / 2**20, 1),
+                      "rlstore_epoch_peak_pss_with_workers": round(rlstore_peak / 2**20, 1),
                       "torchrl_rss_added": round(torchrl_added / 2**20, 1),
                       "torchrl_memmap_on_disk": round(torchrl_disk / 2**20, 1),
                       "d3rlpy_rss_added": round(d3rlpy_added / 2**20, 1)},

@@ -43,7 +43,8 @@ from rlstore.images import ImageEncoding
 from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
-from rlstore.publishing import check_appendable, publish_segment
+from rlstore.publishing import check_appendable, dataset_shard_format, publish_segment
+from rlstore.shard_formats import PARQUET, TFRECORD, check_format
 from rlstore.shard_targets import BucketShardTarget, ShardTarget
 from rlstore.store import Store
 
@@ -154,6 +155,7 @@ def ingest(
     format_options: Mapping[str, Any] | None = None,
     on_error: str = "fail",
     image_encodings: Mapping[str, str] | None = None,
+    shard_format: str | None = None,
 ) -> Manifest:
     """Ingests logs into `dataset` as a new version (the first, or an append) and returns its manifest.
 
@@ -163,6 +165,12 @@ def ingest(
     image step fields are stored: `{"observation/wrist": "jpeg:90", "*": "zlib"}` ('*': every
     other image field; encodings `png` (the default), `jpeg[:QUALITY]`, `zlib`). Images the
     source already encoded (TFDS/RLDS PNG or JPEG) are always kept byte for byte.
+
+    `shard_format` ("tfrecord" or "parquet", `rlstore.shard_formats`) is the container of the
+    new segment's shards. By default: the dataset's own when appending; for a new dataset,
+    parquet when observations are frame stacks stored as single frames (dqn_replay,
+    `frame_stack`), whose frames are then stored raw and compressed an episode at a time, and
+    tfrecord otherwise.
     """
     validate_name(dataset)
     if on_error not in ON_ERROR:
@@ -171,8 +179,9 @@ def ingest(
     source_format, items, run_metadata, plan_rejects = plan(paths, format, format_options, on_error)
     schema = derive_schema(source_format, items, on_error)
     frame_stack = getattr(source_format, "frame_stack", None)
+    shard_format = _shard_format(store, dataset, shard_format, framed=frame_stack is not None)
     if frame_stack is not None:
-        schema = schema.with_frames("observation", frame_stack)
+        schema = schema.with_frames("observation", frame_stack, "bytes" if shard_format == PARQUET else "zlib")
     image_encodings = dict(image_encodings or {})
     if image_encodings:
         schema = schema.with_image_encodings({field: ImageEncoding.parse(text) for field, text in image_encodings.items()})
@@ -186,7 +195,7 @@ def ingest(
             progress_dir.mkdir()
         target = staging.shard_target(segment_dir)  # in a bucket, workers upload their shards there
         fn = IngestBatch(source_format.name, format_options, schema.to_json(), target, max_shard_bytes,
-                         on_error, str(progress_dir) if progress_dir else None)
+                         on_error, str(progress_dir) if progress_dir else None, shard_format)
         _run(_build(fn, schema, batches(items, max_batches(args)), target, args), len(items), progress_dir)
         raw = target.result()
         result = json.loads(raw) if raw is not None else {"shards": [], "rejects": []}
@@ -198,7 +207,8 @@ def ingest(
             "pipeline": PIPELINE_NAME,
             "format": source_format.name,
             "options": {"inputs": [str(p) for p in paths], "beam_args": list(beam_args),
-                        "max_shard_bytes": max_shard_bytes, "format_options": format_options, "on_error": on_error,
+                        "max_shard_bytes": max_shard_bytes, "shard_format": shard_format,
+                        "format_options": format_options, "on_error": on_error,
                         **({"image_encodings": image_encodings} if image_encodings else {})},
             "sources": result["sources"],
             "run_metadata": run_metadata,
@@ -206,6 +216,19 @@ def ingest(
         rejects_file = _write_rejects(segment_dir, rejects)
         report = {**add_rejects(result["report"], rejects, rejects_file), "segment": segment_dir.name}
         return publish_segment(store, dataset, staging, segment_dir, schema, result["shards"], lineage, report)
+
+
+def _shard_format(store: Store, dataset: str, chosen: str | None, framed: bool) -> str:
+    """The shard format of the new segment (see `ingest`); an append keeps the dataset's."""
+    try:
+        chosen = chosen and check_format(chosen)
+    except ValueError as error:
+        raise BadInputError(str(error)) from None
+    existing = dataset_shard_format(store, dataset)
+    if chosen and existing and chosen != existing:
+        raise BadInputError(f"cannot append {chosen} shards to {dataset}: its versions are stored as {existing} shards "
+                            "and a version keeps one shard format (stock TFDS reads it whole)")
+    return chosen or existing or (PARQUET if framed else TFRECORD)
 
 
 @contextlib.contextmanager

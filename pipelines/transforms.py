@@ -75,7 +75,8 @@ class IngestBatch(beam.DoFn):
 
     def __init__(self, format_name: str, format_options: Mapping[str, Any], schema: Mapping[str, Any],
                  target: ShardTarget | BucketShardTarget, max_shard_bytes: int, on_error: str,
-                 progress_dir: str | None):
+                 progress_dir: str | None, shard_format: str = "tfrecord"):
+        self._shard_format = shard_format
         self._format_name = format_name
         self._format_options = dict(format_options)
         self._schema_json = dict(schema)
@@ -100,7 +101,7 @@ class IngestBatch(beam.DoFn):
         for item in batch:
             split = item.get("split", SPLIT)  # a source's splits (RLDS train/val) stay apart
             if split not in writers:
-                writers[split] = self._target.writer(self._max_shard_bytes)
+                writers[split] = self._target.writer(self._max_shard_bytes, self._shard_format)
             self._ingest(item, writers[split], part)
             try:
                 part.sources.extend(source.to_json() for source in self._format.source_files(item))

@@ -13,7 +13,6 @@ them when asked to).
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -21,8 +20,8 @@ from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.publishing import SegmentBuilder
 from rlstore.stats import EpisodeStats
+from rlstore.shard_formats import read_bytes_records, segment_format
 from rlstore.store import Store, shard_path
-from rlstore.tfrecord import read_records
 
 DEFAULT_TARGET_BYTES = 256 << 20
 PIPELINE_NAME = "rlstore.compact"
@@ -84,7 +83,8 @@ def compact(
         records = []
         for group in plan.groups:
             lineage = {"pipeline": PIPELINE_NAME, "compacted_from": [segment["id"] for segment in group]}
-            built = SegmentBuilder(store, name, staging, schema, max_shard_bytes=target_bytes)
+            built = SegmentBuilder(store, name, staging, schema, max_shard_bytes=target_bytes,
+                                   shard_format=segment_format(group[0]))
             for segment in group:
                 _copy_segment(store, name, segment, built)
                 if progress:
@@ -110,7 +110,7 @@ def _copy_segment(store: Store, name: str, segment: Segment, writer: SegmentBuil
             raise StoreError(f"{path}: sha256 differs from the manifest; run 'rlstore validate {name}' "
                              "(compaction never copies damaged data)")
         try:
-            records = list(read_records(io.BytesIO(raw), str(path)))
+            records = read_bytes_records(raw, str(path))
         except ValueError as error:
             raise StoreError(str(error)) from None
         if len(records) != shard["num_episodes"]:

@@ -10,6 +10,7 @@ all-zero frames, so o_0 = (0, .., 0, f_0). Stacks never reach into the previous 
 
     frames = unstack(stacks)                                # ingest: [T, *S, k] -> [T, *S]
     states = stack(frames, episode_first, indices, k)       # readers: -> [N, *S, k]
+    state = push(previous_state, frame, k)                  # envs, one step at a time
 
 `episode_first[i]` is the index of the first step of step i's episode in `frames` (frames may
 hold several whole episodes laid end to end). The tf.data readers implement the same gather in
@@ -58,6 +59,21 @@ def stack(frames: np.ndarray, episode_first: np.ndarray, indices: np.ndarray, k:
     gathered = np.asarray(frames)[sources]  # [N, k, *S], a fresh array
     gathered[~real] = 0  # only the padding slots: ~7x cheaper than masking every frame
     return np.moveaxis(gathered, 1, -1)
+
+
+def push(previous: np.ndarray | None, frame: np.ndarray, k: int) -> np.ndarray:
+    """The stacked observation [*S, k] after `frame`: `previous` shifted by one frame, or, at an
+    episode's first step (`previous` None), k-1 zero frames then `frame`. Step by step, this is
+    `stack` of the episode's frames; online envs build what their agents see with it, so that
+    the single frames they write back rebuild the same stacks."""
+    frame = np.asarray(frame)
+    if previous is None:
+        state = np.zeros((*frame.shape, k), frame.dtype)
+    else:
+        state = np.empty_like(previous)
+        state[..., :-1] = previous[..., 1:]
+    state[..., -1] = frame
+    return state
 
 
 def episode_firsts(is_first: np.ndarray) -> np.ndarray:

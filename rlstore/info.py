@@ -8,6 +8,7 @@ from rlstore.confinement import ConfinedEntries
 from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
+from rlstore.shard_formats import TFRECORD, segment_format
 from rlstore.store import Store
 
 
@@ -23,6 +24,7 @@ def describe(store: Store, ref: str | DatasetRef) -> dict[str, Any]:
         "num_steps": manifest.num_steps,
         "splits": splits(manifest.segments),
         "segments": [store.shown(p) for p in _segment_dirs(store, manifest)],  # URLs in a bucket
+        "shard_format": segment_format(manifest.segments[0]) if manifest.segments else TFRECORD,
         "sources": lineage.get("sources", []),
         "features": manifest.schema.describe(),
         "stats": manifest.stats.summary(),

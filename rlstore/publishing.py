@@ -20,6 +20,7 @@ from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.schema import Schema
 from rlstore.segment import ShardWriter, finish_segment
+from rlstore.shard_formats import TFRECORD, segment_format
 from rlstore.stats import EpisodeStats
 from rlstore.store import Staging, Store
 
@@ -33,6 +34,15 @@ def check_appendable(store: Store, dataset: str, schema: Schema) -> None:
             raise StoreError(f"cannot append to {dataset}: {problem}")
 
 
+def dataset_shard_format(store: Store, dataset: str) -> str | None:
+    """The shard format of `dataset`'s latest version (None for a dataset not written yet):
+    what an append must write, since a version's segments share one format."""
+    if not store.versions(dataset):
+        return None
+    added = store.manifest(dataset).added
+    return segment_format(added[0]) if added else TFRECORD
+
+
 def publish_segment(store: Store, dataset: str, staging: Staging, directory: str | os.PathLike, schema: Schema,
                     shards: Iterable[Mapping[str, Any]], lineage: Mapping[str, Any],
                     report: Mapping[str, Any] | None = None) -> Manifest:
@@ -43,12 +53,15 @@ def publish_segment(store: Store, dataset: str, staging: Staging, directory: str
 
 
 class SegmentBuilder:
-    """Encoded episodes into one new segment of `dataset` in `staging`, published by `publish`."""
+    """Encoded episodes into one new segment of `dataset` in `staging`, published by `publish`.
+    Its shards take `shard_format`, by default the dataset's own (tfrecord for a new dataset)."""
 
-    def __init__(self, store: Store, dataset: str, staging: Staging, schema: Schema, max_shard_bytes: int = 256 << 20):
+    def __init__(self, store: Store, dataset: str, staging: Staging, schema: Schema, max_shard_bytes: int = 256 << 20,
+                 shard_format: str | None = None):
         self._store, self._dataset, self._staging, self._schema = store, dataset, staging, schema
         self.directory: Path = staging.new_segment_dir()
-        self._writer = ShardWriter(self.directory, max_shard_bytes)
+        shard_format = shard_format or dataset_shard_format(store, dataset) or TFRECORD
+        self._writer = ShardWriter(self.directory, max_shard_bytes, shard_format)
         self.episodes = 0
 
     def write(self, record: bytes, num_steps: int, episode_return: float) -> None:

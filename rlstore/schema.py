@@ -128,13 +128,15 @@ class Schema:
 
         return cls(specs(data["steps"]), specs(data["episode"]))
 
-    def with_frames(self, field: str, stack: int) -> "Schema":
-        """This schema with step field `field` stored as single frames, each compressed on its own
-        with zlib (TFDS's Tensor encoding, so stock TFDS decodes it), stacked by `stack` on reading."""
+    def with_frames(self, field: str, stack: int, encoding: str = "zlib") -> "Schema":
+        """This schema with step field `field` stored as single frames, stacked by `stack` on
+        reading. Each frame is a TFDS Tensor (stock TFDS decodes it) in `encoding`: "zlib", each
+        frame compressed on its own (TFRecord shards), or "bytes", raw, for parquet shards whose
+        zstd column compresses an episode's frames together (`rlstore.shard_formats`)."""
         spec = self.steps[field]
         if spec.dtype != "uint8":
             raise BadInputError(f"frames must be uint8, got {spec.dtype}", Location(field=f"steps/{field}"))
-        return Schema({**self.steps, field: FieldSpec(spec.dtype, spec.shape, "zlib", stack)}, self.episode)
+        return Schema({**self.steps, field: FieldSpec(spec.dtype, spec.shape, encoding, stack)}, self.episode)
 
     def with_image_encodings(self, encodings: Mapping[str, ImageEncoding]) -> "Schema":
         """This schema with the image step fields named in `encodings` stored in the chosen

@@ -1,4 +1,4 @@
-"""Writing one segment: TFRecord shards of encoded episodes plus TFDS metadata.
+"""Writing one segment: shards of encoded episodes (TFRecord or Parquet) plus TFDS metadata.
 
 Shards are written by `ShardWriter` (no TensorFlow; Beam workers and online actors use it).
 `finish_segment` runs once on the driver when every shard is closed: it gives the shards their
@@ -9,6 +9,11 @@ A segment may hold several TFDS splits (an RLDS source's train and val): each sh
 then names its `split` (none means train), shards are named `<dataset>-<split>.tfrecord-...`
 and the TFDS metadata lists every split, so `tfds.builder_from_directories` over a version's
 segments shows the source's splits with their episode counts.
+
+The shard container is chosen per segment writer (`rlstore.shard_formats`: tfrecord or
+parquet); shards are named `<dataset>-<split>.<format>-...`, the TFDS metadata declares the
+file format and the segment record names it in `shard_format` (only when it is not tfrecord,
+so records written before parquet existed read back the same).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from rlstore.schema import Schema
+from rlstore.shard_formats import PARQUET, TFRECORD, ParquetRecordWriter, check_format
 from rlstore.stats import EpisodeStats
 from rlstore.tfrecord import RecordWriter
 
@@ -38,12 +44,13 @@ class ShardWriter:
     """
 
     def __init__(self, segment_dir: str | os.PathLike, max_shard_bytes: int = 256 << 20,
-                 sink: Callable[[Path], None] | None = None):
+                 shard_format: str = TFRECORD, sink: Callable[[Path], None] | None = None):
         self.segment_dir = Path(segment_dir)
         self.max_shard_bytes = max_shard_bytes
+        self.shard_format = check_format(shard_format)
         self._sink = sink
         self._stream = None
-        self._writer: RecordWriter | None = None
+        self._writer: RecordWriter | ParquetRecordWriter | None = None
         self._stats = EpisodeStats.empty()
         self._steps = 0
         self.closed: list[dict[str, Any]] = []
@@ -66,16 +73,17 @@ class ShardWriter:
         if writer.num_bytes >= self.max_shard_bytes:
             self.close()
 
-    def _open(self) -> RecordWriter:
+    def _open(self) -> RecordWriter | ParquetRecordWriter:
         if self._writer is None:
             name = f"{uuid.uuid4().hex}{_PENDING_SUFFIX}"
             self._stream = open(self.segment_dir / name, "wb")
-            self._writer = RecordWriter(self._stream)
+            self._writer = (ParquetRecordWriter if self.shard_format == PARQUET else RecordWriter)(self._stream)
         return self._writer
 
     def close(self) -> list[dict[str, Any]]:
         """Closes the open shard (if any); returns the records of every shard closed so far."""
         if self._writer is not None:
+            self._writer.finish()
             self._stream.flush()
             if self._sink is None:
                 os.fsync(self._stream.fileno())
@@ -89,6 +97,7 @@ class ShardWriter:
                 "num_episodes": self._writer.num_records,
                 "num_steps": self._steps,
                 "stats": self._stats.to_json(),
+                **({"shard_format": self.shard_format} if self.shard_format != TFRECORD else {}),
             })
             self._stream, self._writer = None, None
             self._stats, self._steps = EpisodeStats.empty(), 0
@@ -129,6 +138,7 @@ def finish_segment(
     name_shard: Callable[[Path, str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Names the shards as TFDS expects, writes TFDS metadata, returns the segment record.
+    The shards' format is the one their writers recorded (all shards of a segment share it).
 
     `name_shard(segment_dir, file, final)` gives a shard its final name; by default it is renamed
     in `segment_dir`. A staging area whose workers put the shards in a bucket passes its own
@@ -138,13 +148,17 @@ def finish_segment(
 
     segment_dir = Path(segment_dir)
     shards = list(shards)
+    formats = {shard.get("shard_format", TFRECORD) for shard in shards} or {TFRECORD}
+    if len(formats) > 1:
+        raise ValueError(f"a segment's shards must share one format, these are {', '.join(sorted(formats))}")
+    (shard_format,) = formats
     template = naming.ShardedFileTemplate(data_dir=segment_dir, template=FILENAME_TEMPLATE,
-                                          dataset_name=dataset, filetype_suffix="tfrecord")
+                                          dataset_name=dataset, filetype_suffix=shard_format)
     named, split_infos = [], []
     for split in split_names(shards):
         members = sorted((s for s in shards if s.get("split", SPLIT) == split), key=lambda s: s["file"])
         for index, shard in enumerate(members):
-            final = f"{dataset}-{split}.tfrecord-{index:05d}-of-{len(members):05d}"
+            final = f"{dataset}-{split}.{shard_format}-{index:05d}-of-{len(members):05d}"
             (name_shard or rename_shard)(segment_dir, shard["file"], final)
             named.append({**shard, "file": final})
         split_infos.append(tfds.core.SplitInfo(
@@ -170,4 +184,5 @@ def finish_segment(
         "metadata_files": metadata,
         "stats": stats.to_json(),
         "lineage": dict(lineage),
+        **({"shard_format": shard_format} if shard_format != TFRECORD else {}),
     }

@@ -27,6 +27,7 @@ from typing import Any
 
 from rlstore.errors import Location, StorageError, StoreError
 from rlstore.segment import ShardWriter
+from rlstore.shard_formats import TFRECORD
 
 _SCRATCH = "rlstore-shards"
 RESULT_FILE = "result.json"  # in the writer's staging area
@@ -43,8 +44,8 @@ class ShardTarget:
         """What errors while writing shards name."""
         return self.segment_dir
 
-    def writer(self, max_shard_bytes: int) -> ShardWriter:
-        return ShardWriter(self.segment_dir, max_shard_bytes)
+    def writer(self, max_shard_bytes: int, shard_format: str = TFRECORD) -> ShardWriter:
+        return ShardWriter(self.segment_dir, max_shard_bytes, shard_format)
 
     def put_result(self, data: bytes) -> None:
         temporary = f"{self.result_path}.tmp"
@@ -85,10 +86,10 @@ class BucketShardTarget:
     def location(self) -> str:
         return self.objects.url_of(self.segment_key)
 
-    def writer(self, max_shard_bytes: int) -> ShardWriter:
+    def writer(self, max_shard_bytes: int, shard_format: str = TFRECORD) -> ShardWriter:
         scratch = Path(tempfile.gettempdir()) / _SCRATCH
         scratch.mkdir(exist_ok=True)
-        return ShardWriter(scratch, max_shard_bytes, sink=self._upload)
+        return ShardWriter(scratch, max_shard_bytes, shard_format, sink=self._upload)
 
     def _upload(self, path: Path) -> None:
         """Moves a closed shard into the bucket; a failed upload is a StorageError naming the object."""

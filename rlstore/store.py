@@ -50,6 +50,7 @@ from rlstore.manifest import (FORMAT_1, MANIFEST_FORMAT, DamagedManifestError, M
 from rlstore.names import DatasetRef, parse_ref, validate_name
 from rlstore.schema import Schema
 from rlstore.segment import rename_shard
+from rlstore.shard_formats import segment_format
 from rlstore.shard_targets import RESULT_FILE, ShardTarget
 from rlstore.stats import EpisodeStats
 
@@ -290,7 +291,7 @@ class Store:
         return path
 
     def shard_paths(self, ref: str | DatasetRef) -> list[Path]:
-        """Every TFRecord shard of a version, in manifest order (segments, then shards)."""
+        """Every shard file of a version (TFRecord or Parquet), in manifest order (segments, then shards)."""
         manifest = self.manifest(ref)
         return [shard_path(self.readable_segment_dir(manifest.name, segment), shard)
                 for segment in manifest.segments for shard in segment["shards"]]
@@ -354,6 +355,7 @@ class Store:
                 parent = self.read_version(name, versions[-1]) if versions else None
                 if parent is not None and (problem := parent.schema.difference(schema)):
                     raise StoreError(f"cannot append to {name}: {problem}")
+                _check_one_shard_format(name, parent, moved)
                 number = (parent.version if parent else 0) + 1
                 added = [{**segment, "added_in": number} for segment in moved]
                 plan = self._plan_lists(name, parent, added, removed)
@@ -620,6 +622,17 @@ class GarbageReport:
 
     removed: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+
+def _check_one_shard_format(name: str, parent: Manifest | None, added: Sequence[Mapping[str, Any]]) -> None:
+    """A version's segments share one shard format: stock TFDS reads all of a version's segment
+    directories with the file adapter of the first. A version's format is that of what it added."""
+    formats = {segment_format(segment) for segment in added}
+    existing = {segment_format(segment) for segment in parent.added[:1]} if parent is not None else set()
+    if len(formats | existing) > 1:
+        have = f"its segments are stored as {existing.pop()} shards, " if existing else ""
+        raise StoreError(f"cannot publish to {name}: {have}these segments as {' and '.join(sorted(formats))} "
+                         "(a version keeps one shard format, so that stock TFDS reads it whole)")
 
 
 def shard_path(segment_dir: Path, entry: Mapping[str, Any]) -> Path:

@@ -20,18 +20,23 @@ import numpy as np
 from rlstore.episode import Episode, zero_fill_last_step
 from rlstore.images import IMAGE_FORMATS, EncodedImages, sniff
 from rlstore.nest import flatten, unflatten
+from rlstore.shard_formats import PARQUET, parquet_tf_records
 
 
 @lru_cache(maxsize=16)
-def features_of(dataset_dir: str):
-    """The FeaturesDict of a TFDS dataset directory."""
+def _info(dataset_dir: str):
     import tensorflow_datasets as tfds
 
-    return tfds.builder_from_directory(dataset_dir).info.features
+    return tfds.builder_from_directory(dataset_dir).info
+
+
+def features_of(dataset_dir: str):
+    """The FeaturesDict of a TFDS dataset directory."""
+    return _info(dataset_dir).features
 
 
 def episodes_in_shard(dataset_dir: str, shard: str) -> Iterator[Episode]:
-    """Numpy episodes of one TFRecord shard, last step zero-filled as RLDS prescribes.
+    """Numpy episodes of one shard (TFRecord or parquet), last step zero-filled as RLDS prescribes.
 
     TF's DataLossError / InvalidArgumentError surface unchanged for corrupt data; callers turn
     them into located errors (see `tf_error_reason`).
@@ -55,7 +60,10 @@ def episodes_in_shard(dataset_dir: str, shard: str) -> Iterator[Episode]:
     options = tf.data.Options()
     # The fusion rewrite would also refuse a batch sized by the steps' cardinality.
     options.experimental_optimization.map_and_batch_fusion = False
-    records = tf.data.TFRecordDataset(shard).map(decode).with_options(options)
+    stored_as = _info(dataset_dir).file_format
+    parquet = stored_as is not None and stored_as.value == PARQUET
+    records = parquet_tf_records(shard) if parquet else tf.data.TFRecordDataset(shard)
+    records = records.map(decode).with_options(options)
     for episode in records.as_numpy_iterator():
         steps = flatten(episode.pop("steps"))
         images = {key: _encoded(steps.pop(key), kept[key]) for key in kept}

@@ -103,6 +103,9 @@ class RecordWriter:
         self.num_records += 1
         self.num_bytes += len(chunk)
 
+    def finish(self) -> None:
+        """Nothing to add: a TFRecord file is complete after its last record."""
+
 
 def _record_length(stream: BinaryIO, path: str, offset: int) -> int | None:
     """The body length from the record header at the stream's position (None at the end)."""

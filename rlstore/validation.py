@@ -2,9 +2,11 @@
 
 The version's own file must match its checksum (format 2) and the hash its successor recorded;
 its segment lists must match the hashes the version names, and their counts its totals. Every
-shard and metadata file is re-hashed against the sha256 recorded at publish time; the TFDS
-features of each segment must match the manifest's schema; and every episode is decoded and
-checked against the schema and RLDS's alignment rules, every stored PNG/JPEG image decoded.
+shard and metadata file is re-hashed against the sha256 recorded at publish time (a damaged
+TFRecord or parquet shard is a finding naming the file) and must be named for the shard format
+its segment declares; the TFDS features of each segment must match the manifest's schema; and
+every episode is decoded and checked against the schema and RLDS's alignment rules, every
+stored PNG/JPEG image decoded.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from rlstore.images import EncodedImages, undecodable
 from rlstore.manifest import Manifest
 from rlstore.names import DatasetRef
 from rlstore.nest import flatten
+from rlstore.shard_formats import file_format, segment_format
 from rlstore.store import Store, sha256_file, shard_path
 
 
@@ -63,6 +66,7 @@ def validate(store: Store, ref: str | DatasetRef, check_episodes: bool = True) -
             problems.append(Problem(str(directory), "segment directory is missing"))
             continue
         damaged = [problem for path, entry in files if (problem := _check_file(path, entry))]
+        damaged += _check_shard_format(directory, segment)
         problems.extend(damaged)
         if damaged:
             continue
@@ -115,6 +119,15 @@ def _check_file(path: Path, entry) -> Problem | None:
     if sha256_file(path) != entry["sha256"]:
         return Problem(str(path), "sha256 differs from the manifest")
     return None
+
+
+def _check_shard_format(directory: Path, segment) -> list[Problem]:
+    """Every shard's TFDS name must say the format its segment record declares (readers and
+    stock TFDS pick the file adapter by it)."""
+    declared = segment_format(segment)
+    return [Problem(str(shard_path(directory, shard)), f"named as a {file_format(shard['file'])} shard, its segment "
+                                                       f"declares {declared}")
+            for shard in segment["shards"] if file_format(shard["file"]) != declared][:1]
 
 
 def _check_images(episode, schema, where: Location) -> None:

@@ -61,25 +61,28 @@ def frame_episode(length: int, seed: int, terminal: bool = True) -> Episode:
     )
 
 
-def publish_frames(store: Store, name: str, episodes: Sequence[Episode], stack: int):
+def publish_frames(store: Store, name: str, episodes: Sequence[Episode], stack: int, shard_format: str = "tfrecord"):
     """Publishes episodes of single frames as one new segment whose schema says readers stack
-    `stack` of them (what ingest with `--frame-stack` stores)."""
-    schema = Schema.derive(episodes[0]).with_frames("observation", stack)
+    `stack` of them (what ingest with `--frame-stack` stores): zlib frames in TFRecord shards,
+    or raw frames in zstd parquet shards."""
+    encoding = "bytes" if shard_format == "parquet" else "zlib"
+    schema = Schema.derive(episodes[0]).with_frames("observation", stack, encoding)
     publishing.check_appendable(store, name, schema)
     with store.staging(name) as staging:
-        segment = publishing.SegmentBuilder(store, name, staging, schema)
+        segment = publishing.SegmentBuilder(store, name, staging, schema, shard_format=shard_format)
         for episode in episodes:
             segment.write(schema.encode(episode), schema.check(episode), float(np.sum(episode["steps"]["reward"])))
         return segment.publish({"pipeline": "test"})
 
 
-def frames_store(root: Path) -> tuple[Store, list[Episode]]:
+def frames_store(root: Path, shard_format: str = "tfrecord") -> tuple[Store, list[Episode]]:
     """A store whose dataset 'frames' holds single 6x5 frames stacked by 3 on reading, in two
-    segments (episodes of 1 to 9 steps, terminal and time-limited), and its episodes."""
+    segments (episodes of 1 to 9 steps, terminal and time-limited) of `shard_format`, and its
+    episodes."""
     store = Store(root)
     frames = [frame_episode(length, seed=20 + i, terminal=i % 2 == 1) for i, length in enumerate((5, 1, 9, 2, 7, 4))]
-    publish_frames(store, "frames", frames[:4], stack=3)
-    publish_frames(store, "frames", frames[4:], stack=3)
+    publish_frames(store, "frames", frames[:4], stack=3, shard_format=shard_format)
+    publish_frames(store, "frames", frames[4:], stack=3, shard_format=shard_format)
     return store, frames
 
 

@@ -3,6 +3,9 @@ frames written by Dopamine): the networks see the readers' rebuilt 84x84x4 stack
 budget of updates learns (the frames' logged actions are memorised: loss falls, accuracy rises)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 
 from rlstore.agents.logging import read_csv
@@ -10,6 +13,7 @@ from rlstore.agents.runs import load_trained
 from rlstore.agents.specs import specs_from_schema
 from rlstore.agents.training import Schedule, train
 from rlstore.cli import main
+from rlstore.quiet import XLA_BANNER
 
 SMALL = {"batch_size": 32, "hidden_sizes": (32,), "learning_rate": 1e-3}
 
@@ -39,3 +43,15 @@ def test_dqfd_learns_from_atari_frames(dopamine_store, tmp_path):
     rows = read_csv(out / "logs" / "train.csv")
     assert rows[-1]["margin_loss"] < rows[0]["margin_loss"]
     assert rows[-1]["demo_accuracy"] > rows[0]["demo_accuracy"] + 0.05
+
+
+def test_the_cli_keeps_the_xla_banner_off_the_terminal(dopamine_store, tmp_path):
+    """Rebuilding stacks compiles with XLA; TensorFlow's one-time banner is printed through its
+    own absl C++ logging, which TF_CPP_MIN_LOG_LEVEL does not reach. A fresh process (the banner
+    prints once per process) runs the CLI on the Atari frames: its stderr stays empty."""
+    done = subprocess.run([sys.executable, "-m", "rlstore", "--store", str(dopamine_store.root), "train", "bc",
+                           "--dataset", "atari", "--steps", "1", "--batch-size", "8", "--hidden-sizes", "8",
+                           "--out", str(tmp_path / "bc")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not any(banner in done.stderr for banner in XLA_BANNER), done.stderr
+    assert done.stderr == ""

@@ -18,16 +18,21 @@ def _key(rows: dict, index: int) -> tuple:
     return tuple(np.asarray(rows[field])[index].tobytes() for field in sorted(rows))
 
 
-def test_sampled_stacks_equal_the_readers_stacks(dopamine_store):
-    layout = Layout(tables=("transitions",), n_step=3, one_step=True)
-    want: dict[tuple, int] = {}
-    one = transitions(dopamine_store, "atari", n_step=1, batch_size=256, shuffle=False, repeat=False)
-    many = transitions(dopamine_store, "atari", n_step=3, batch_size=256, shuffle=False, repeat=False)
+def reader_items(store, ref: str, n_step: int = 3) -> set[tuple]:
+    """Every transitions item with 1-step targets (a DQfD table's), made from the readers' rows."""
+    want = set()
+    one = transitions(store, ref, n_step=1, batch_size=256, shuffle=False, repeat=False)
+    many = transitions(store, ref, n_step=n_step, batch_size=256, shuffle=False, repeat=False)
     for rows, one_rows in zip(many.as_numpy_iterator(), one.as_numpy_iterator()):
         rows = {**rows, "one_step_reward": one_rows["reward"], "one_step_discount": one_rows["discount"],
                 "one_step_next_observation": one_rows["next_observation"]}
-        for index in range(len(rows["action"])):
-            want[_key(rows, index)] = index
+        want.update(_key(rows, index) for index in range(len(rows["action"])))
+    return want
+
+
+def test_sampled_stacks_equal_the_readers_stacks(dopamine_store):
+    layout = Layout(tables=("transitions",), n_step=3, one_step=True)
+    want = reader_items(dopamine_store, "atari")
     manifest = dopamine_store.manifest("atari")
     with ReplayServer(dopamine_store, "atari", layout) as server:
         info = reverb.Client(server.address).server_info()["transitions"]

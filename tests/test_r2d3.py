@@ -21,6 +21,7 @@ from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.r2d3.online import core_state_extras
 from rlstore.agents.r2d3.networks import previous_actions_and_rewards
 from rlstore.agents.r2d3.losses import inverse_value_rescale, n_step_returns, r2d3_loss, value_rescale
+from rlstore.agents.logging import read_csv
 from rlstore.agents.runs import load_trained
 from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs
 from rlstore import reading
@@ -117,6 +118,37 @@ def test_the_learner_fits_the_sequences_values_on_a_tiny_budget(store):
     learner.run(300)
     after = learner.run(20)["td_abs_mean"]
     assert after < 0.3 * before, (before, after)
+
+
+def test_the_margin_loss_makes_the_demonstrated_actions_greedy_on_a_tiny_budget(store):
+    """DQfD's J_E on demonstration steps: the TD loss alone leaves the untaken action's value where
+    it starts, the margin pushes it below the demonstrated one at every step of both episodes."""
+    config = dataclasses.replace(TINY, learning_rate=3e-3, supervised_weight=1.0)
+    tf.random.set_seed(0)
+    builder = R2D3Builder()
+    networks = builder.make_networks(SPECS, config)
+    learner = builder.make_learner(networks, builder.make_dataset(store, "pair", SPECS, config, seed=0), SPECS, config)
+    before = learner.run(5)
+    learner.run(300)
+    after = learner.run(20)
+    assert after["demo_accuracy"] == 1.0 and after["margin_loss"] < 0.2 * before["margin_loss"], (before, after)
+    unweighted = r2d3_loss(networks, next(iter(builder.make_dataset(store, "pair", SPECS, TINY, seed=0))), TINY)
+    assert unweighted.metrics["margin_loss"] > 0  # measured, but in the loss only with a weight
+
+
+def test_symbolic_images_are_one_hot_encoded_per_channel():
+    """MiniGrid's key (5) and ball (6) codes as two distinct planes, not as 5/255 and 6/255."""
+    from rlstore.agents.networks import ObservationEncoder
+
+    specs = {"image": ArraySpec((7, 7, 3), "uint8", True)}
+    encoder = ObservationEncoder(specs, image_codes=11)
+    image = np.zeros((1, 7, 7, 3), np.uint8)
+    key, ball = image.copy(), image.copy()
+    key[0, 3, 3, 0], ball[0, 3, 3, 0] = 5, 6
+    features = [encoder({"image": tf.constant(x)}).numpy() for x in (image, key, ball)]
+    kernels = [v.shape for v in encoder.trainable_variables if len(v.shape) == 4]
+    assert (3, 3, 3 * 11, 32) in kernels  # the first conv reads 33 planes
+    assert not np.allclose(features[1], features[2]) and not np.allclose(features[0], features[1])
 
 
 def test_the_lstm_reads_the_previous_action_and_reward_zeroed_at_episode_starts():
@@ -267,6 +299,9 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+PRETRAIN_STEPS = 30
+
+
 @pytest.fixture(scope="module")
 def online_run(tmp_path_factory):
     """One short online run, shared: replay server, learner and one actor as processes on loopback."""
@@ -278,7 +313,8 @@ def online_run(tmp_path_factory):
     ingest_expert_demos(store, "tmaze_demos", "tmaze:length=3", 4, root / "logs")
     out = root / "run"
     config = {"batch_size": 8, "sequence_length": 10, "period": 5, "burn_in": 2, "lstm_size": 8,
-              "hidden_sizes": (8,), "demo_ratio": 0.25, "min_replay_size": 4, "samples_per_insert": 4.0}
+              "hidden_sizes": (8,), "demo_ratio": 0.25, "min_replay_size": 4, "samples_per_insert": 4.0,
+              "pretrain_steps": PRETRAIN_STEPS}
     options = OnlineOptions(env="tmaze:length=3", env_steps=300, out=out, demos="tmaze_demos",
                             write_back="tmaze_online", commit_every=10, eval_episodes=2, final_eval_episodes=4)
     summary = run("r2d3", store, options, config)
@@ -292,6 +328,17 @@ def test_three_process_run_completes_writes_back_and_leaves_nothing_running(onli
     assert _processes_mentioning(str(out)) == []
     trained = load_trained(out)
     assert trained.manifest["agent"] == "r2d3" and trained.step == summary["learner_steps"]
+
+
+def test_actors_start_after_pretraining_on_demonstrations(online_run):
+    """The memory preset (tmaze) adds the margin loss; the actors wait for `pretrain_steps`
+    updates on demonstrations alone: every evaluation played weights from after them."""
+    _, out, summary = online_run
+    manifest = load_trained(out).manifest
+    assert manifest["online"]["preset"] == "memory" and manifest["config"]["supervised_weight"] == 1.0
+    rows = read_csv(out / "logs" / "eval.csv")
+    assert rows and min(int(row["learner_step"]) for row in rows) >= PRETRAIN_STEPS
+    assert summary["learner_steps"] > PRETRAIN_STEPS
 
 
 def test_online_checkpoint_evaluates_and_exports_with_its_state_carried(online_run, tmp_path):
@@ -329,7 +376,7 @@ def test_batches_mix_demonstrations_with_text_observations_and_actor_windows_wit
     assert specs.observation["image"].image and "mission" not in specs.observation
     demos = Store(tmp_path / "store")
     publish_episodes(demos, "demos", list(run_episodes(env, make_policy("expert", spec, env), 2)))
-    config = dataclasses.replace(TINY, demo_ratio=0.5, burn_in=0)
+    config = dataclasses.replace(TINY, demo_ratio=0.5, burn_in=0, image_codes=11, supervised_weight=1.0)
     server = reverb.Server(replay.tables(config, specs, demos.manifest("demos").schema,
                                         replay.demo_window_count(demos, "demos", config)))
     address = f"localhost:{server.port}"

@@ -69,7 +69,9 @@ def test_one_version_stock_tfds_sees_frames_readers_rebuild_dopamines_stacks(dop
     manifest = dopamine_store.manifest("atari")
     assert manifest.version == 1 and manifest.num_episodes == 6
     spec = manifest.schema.steps["observation"]
-    assert (spec.shape, spec.encoding, spec.stack) == ((84, 84), "zlib", STACK)
+    # the default for frames: raw in parquet shards, an episode's frames zstd-compressed together
+    assert (spec.shape, spec.encoding, spec.stack) == ((84, 84), "bytes", STACK)
+    assert [segment["shard_format"] for segment in manifest.segments] == ["parquet"]
     expected = {_frames_key(e["steps"]["observation"]) for _, _, e in _read(dopamine_run.directory)}
     stock = stock_read(dopamine_store.segment_dirs("atari"))
     assert {_frames_key(e["steps"]["observation"]) for e in stock} == expected
@@ -192,7 +194,8 @@ def _stacked_npz(directory, frames, name="e.npz"):
     return stacks
 
 
-def test_frame_stack_option_stores_npz_stacks_once(tmp_path, dopamine_run):
+@pytest.mark.parametrize("shard_format, encoding", [(None, "bytes"), ("tfrecord", "zlib")])
+def test_frame_stack_option_stores_npz_stacks_once(tmp_path, dopamine_run, shard_format, encoding):
     from rlstore.pipelines.ingest import ingest
     from rlstore.reading import steps
 
@@ -200,10 +203,11 @@ def test_frame_stack_option_stores_npz_stacks_once(tmp_path, dopamine_run):
     logs.mkdir()
     stacks = _stacked_npz(logs, dopamine_run.episodes[1]["frames"][:20])
     store = Store(tmp_path / "store")
-    manifest = ingest(store, "stacked", [str(logs)], format_options={"frame_stack": STACK},
+    manifest = ingest(store, "stacked", [str(logs)], format_options={"frame_stack": STACK}, shard_format=shard_format,
                       beam_args=["--direct_num_workers=1", "--direct_running_mode=in_memory"])
     spec = manifest.schema.steps["observation"]
-    assert (spec.shape, spec.encoding, spec.stack) == ((84, 84), "zlib", STACK)
+    assert (spec.shape, spec.encoding, spec.stack) == ((84, 84), encoding, STACK)
+    assert manifest.segments[0].get("shard_format", "tfrecord") == (shard_format or "parquet")
     [stored] = stock_read(store.segment_dirs("stacked"))
     assert np.array_equal(stored["steps"]["observation"], stacks[..., -1])
     [batch] = steps(store, "stacked", batch_size=20, shuffle=False, repeat=False)

@@ -56,6 +56,12 @@ blocked = replay.loader(num_workers=2, block=3)  # blocks of 3, 1 batches from w
 for number, batch in enumerate(blocked):
     for key, value in batch.items():
         arrays[f"b/{number}/{key}"] = value.numpy()  # views into the blocks, held to the end
+# one batch a block, 1 + 2 slots a worker: worker 0's 4th block finds its slots all held (the
+# blocks travel the ordinary way), and when every batch is copied and dropped the slots are reused
+held = [batch for batch in replay.loader(num_workers=2, block=1, prefetch_factor=1)]
+arrays.update({f"h/{n}/{key}": value.numpy() for n, batch in enumerate(held) for key, value in batch.items()})
+for number, batch in enumerate(replay.loader(num_workers=2, block=1, prefetch_factor=1)):
+    arrays.update({f"c/{number}/{key}": value.numpy().copy() for key, value in batch.items()})
 for option in ("collate_fn", "batch_size"):
     try:
         replay.loader(**{option: None})
@@ -161,12 +167,13 @@ def test_replay_batches_are_rows_of_the_version_drawn_in_every_worker(stacked_st
     worker_0, worker_1 = drawn[0:7:2], drawn[1:7:2]  # the DataLoader alternates between its workers
     assert _rows(worker_0[:3], keys) != _rows(worker_1, keys)  # each worker draws its own rows
     # replay.loader(): per worker the same batches, handed off 3 at a time (workers alternate by block)
-    blocked = _group(torch_read, "b")
-    assert len(blocked) == 7
-    for mine, plain in zip(blocked, worker_0[:3] + worker_1 + worker_0[3:]):
-        assert sorted(mine) == keys
-        for key in keys:
-            np.testing.assert_array_equal(mine[key], plain[key])
+    for prefix, order in {"b": worker_0[:3] + worker_1 + worker_0[3:], "h": drawn[:7], "c": drawn[:7]}.items():
+        blocked = _group(torch_read, prefix)
+        assert len(blocked) == 7
+        for mine, plain in zip(blocked, order):
+            assert sorted(mine) == keys
+            for key in keys:
+                np.testing.assert_array_equal(mine[key], plain[key])
 
 
 _LEARN = """

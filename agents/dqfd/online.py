@@ -54,7 +54,7 @@ class DQfDOnline:
     # ---- replay process ----------------------------------------------------------------------
 
     def make_replay_tables(self) -> list[reverb.Table]:
-        return replay.make_tables(self._config, self._context.specs, self._num_demo_items)
+        return replay.make_tables(self._config, self._context.specs, self._num_demo_items, self._context.frame_stack)
 
     def fill_replay(self, address: str) -> None:
         if self._demos:
@@ -79,8 +79,11 @@ class DQfDOnline:
     # ---- actor processes ---------------------------------------------------------------------
 
     def make_adder(self, replay_address: str, writer: WriteBack | None) -> Adder:
-        """Each finished episode's n-step rows into the agent's table (and, with a writer, the store)."""
-        return Adder(ReplayInserter(replay_address, replay.layout(self._config)), writer)
+        """Each finished episode's n-step rows into the agent's table (and, with a writer, the store);
+        on frame-stacked envs (`atari:`) one frame per step, in Reverb and in the store."""
+        frame_stack = self._context.frame_stack
+        return Adder(ReplayInserter(replay_address, replay.layout(self._config), frame_stack=frame_stack), writer,
+                     frame_stack=frame_stack)
 
     def make_actor(self, index: int, adder: Adder) -> EpsilonGreedyActor:
         context = self._context

@@ -76,8 +76,10 @@ def demo_layout(config: DQfDConfig, num_items: int) -> Layout:
     return dataclasses.replace(layout(config), options=options)
 
 
-def make_tables(config: DQfDConfig, specs: DataSpecs, num_demo_items: int) -> list[reverb.Table]:
-    signature = transition_signature(actor_schema(specs), one_step=True)
+def make_tables(config: DQfDConfig, specs: DataSpecs, num_demo_items: int, frame_stack: int = 1) -> list[reverb.Table]:
+    """`frame_stack` k > 1: observations are frames stored once and items reference their stacks
+    (rlstore.replay.stacked), for demonstrations and the actors' episodes alike."""
+    signature = transition_signature(actor_schema(specs, frame_stack), one_step=True)
     tables = [make_table(REPLAY_TABLE, layout(config).options, signature, preload=0)]
     if config.demo_ratio > 0:
         tables.append(make_table(DEMO_TABLE, demo_layout(config, num_demo_items).options, signature,

@@ -89,7 +89,7 @@ def run_actor(agent, context: RunContext, index: int, replay_address: str, learn
                            policy=f"{context.agent} behaviour policy, actor {index} of run {context.run_id}",
                            run_id=summary["write_back"]["run_id"], commit_every=context.commit_every,
                            compact_every=context.compact_every if index == 0 else None,  # one compactor a run
-                           on_commit=committed)
+                           on_commit=committed, frame_stack=context.frame_stack)
     adder = client = evaluator = None
     try:
         adder = agent.make_adder(replay_address, writer)

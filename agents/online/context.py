@@ -23,6 +23,7 @@ from rlstore.agents.config_args import config_from_json
 from rlstore.agents.errors import AgentError
 from rlstore.agents.runs import RunDirectory
 from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs, flat_observation, is_image_array, specs_from_schema
+from rlstore.envs import parse_spec
 from rlstore.episode import make_episode
 from rlstore.schema import Schema
 from rlstore.store import Store
@@ -80,6 +81,12 @@ class RunContext:
             raise AgentError(f"{run.path} is a `train` run, not an online run")
         return cls.from_manifest(manifest, run)
 
+    @property
+    def frame_stack(self) -> int:
+        """Frames per observation of the run's env (`atari:` games: 4); its actors record one
+        frame per step and the replay tables share frames (rlstore.frames)."""
+        return parse_spec(self.env).frame_stack
+
     def config_value(self, name: str, default: Any) -> Any:
         """A config field shared by online agents if this agent's config has it (e.g. demo_ratio)."""
         return getattr(self.config, name, default)
@@ -99,15 +106,19 @@ def specs_from_environment(env: dm_env.Environment) -> DataSpecs:
     return DataSpecs(observation, ActionSpec(tuple(action.shape), np.dtype(action.dtype).name))
 
 
-def actor_schema(specs: DataSpecs) -> Schema:
+def actor_schema(specs: DataSpecs, frame_stack: int = 1) -> Schema:
     """The schema of the episodes actors record (rlstore.rollout.EpisodeRecorder: float32 rewards
     and discounts, observations and actions as the specs say): what an agent's replay signature
-    is derived from when the run may have no demonstrations to take a schema from."""
+    is derived from when the run may have no demonstrations to take a schema from. With
+    `frame_stack` k > 1 the observation [*S, k] is recorded as single frames [*S], stacked by k."""
     zeros = {key: np.zeros((2, *spec.shape), spec.dtype) for key, spec in specs.observation.items()}
+    if frame_stack > 1:
+        zeros = {key: value[..., -1] for key, value in zeros.items()}
     observation = zeros[""] if "" in zeros else zeros
     action = np.zeros((2, *specs.action.shape), specs.action.dtype)
-    return Schema.derive(make_episode(observation=observation, action=action, reward=np.zeros(2, np.float32),
-                                      discount=np.ones(2, np.float32), is_terminal=False))
+    schema = Schema.derive(make_episode(observation=observation, action=action, reward=np.zeros(2, np.float32),
+                                        discount=np.ones(2, np.float32), is_terminal=False))
+    return schema.with_frames("observation", frame_stack) if frame_stack > 1 else schema
 
 
 def check_demonstrations(specs: DataSpecs, store: Store, demos: str, env_spec: str) -> None:

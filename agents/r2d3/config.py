@@ -21,7 +21,9 @@ class R2D3Config:
     20 instead of 80 every 40, Adam at 1e-3 (paper 1e-4), a target update every 400 updates (paper
     2,500), γ = 0.99 (paper 0.997) and no burn-in by default: burn-in steps carry no loss, so the
     first `burn_in` steps of every episode (where a memory task shows its cue) would never teach
-    the network what to remember. `epsilon` .. `samples_per_insert` matter only online.
+    the network what to remember. DQfD's margin loss (`supervised_weight`) and pre-training
+    (`pretrain_steps`) are off, as in R2D3; the `memory` preset (rlstore.agents.presets) turns
+    them on. `epsilon` .. `samples_per_insert` and `pretrain_steps` matter only online.
     """
 
     batch_size: int = dataclasses.field(default=32, metadata={"help": "sequences per update"})
@@ -51,6 +53,15 @@ class R2D3Config:
         default=1 / 256, metadata={"help": "share of every batch taken from the demonstrations (online mode)"})
     normalize_observations: bool = dataclasses.field(
         default=True, metadata={"help": "standardise non-image observations with the demonstrations' mean and std"})
+    image_codes: int = dataclasses.field(
+        default=0, metadata={"help": "uint8 images hold codes below this, one-hot encoded per channel (MiniGrid's "
+                                     "object/colour/state grid: 11); 0: they are pixels, scaled to [0, 1]"})
+    supervised_weight: float = dataclasses.field(
+        default=0.0, metadata={"help": "weight of DQfD's large-margin loss on demonstration steps (0: R2D3's "
+                                       "TD loss alone)"})
+    margin: float = dataclasses.field(default=0.8, metadata={"help": "large-margin l(a_E, a) for a != a_E"})
+    pretrain_steps: int = dataclasses.field(
+        default=0, metadata={"help": "online: updates on demonstration sequences alone before the actors start"})
     prefetch: int = dataclasses.field(default=4, metadata={"help": "batches the input pipeline keeps ready"})
     epsilon: float = dataclasses.field(
         default=0.4, metadata={"help": "online: base ε of actor i's ε-greedy, ε_i = ε^(1 + α·i/(K-1))"})
@@ -74,6 +85,8 @@ class R2D3Config:
         for name in ("gamma", "priority_eta", "demo_ratio", "epsilon", "importance_exponent"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if min(self.image_codes, self.supervised_weight, self.margin, self.pretrain_steps) < 0:
+            raise ValueError("image_codes, supervised_weight, margin and pretrain_steps must be >= 0")
         if self.rescaling_epsilon <= 0 or self.priority_exponent < 0 or self.epsilon_alpha < 0:
             raise ValueError("rescaling_epsilon must be > 0, priority_exponent and epsilon_alpha >= 0")
         if min(self.variable_update_period, self.replay_size, self.min_replay_size) < 1 or self.samples_per_insert <= 0:

@@ -19,6 +19,13 @@ with R_t and Γ_t the n-step reward sum and discount product of `rlstore.reading
 sequence's last real step: n-step windows stop at the episode's end, and at the sequence's end
 they bootstrap early. Steps t ≥ e (the final observation, padding, and the window's last step,
 which has no successor in the window) carry no loss.
+
+With `supervised_weight` > 0, demonstration sequences (`is_demo`) also get DQfD's large-margin
+loss J_E (Hester et al. 2018) on the same valid steps, averaged per sequence like δ². R2D3 has
+no such term: with billions of steps its TD loss alone finds the demonstrated route. Within tens
+of thousands, the margin is what makes the demonstrated action the greedy one from the first
+updates (the TD loss leaves never-demonstrated actions at whatever values they start with), and
+on a memory task the action after the cue is gone can only be imitated by remembering the cue.
 """
 from __future__ import annotations
 
@@ -27,10 +34,11 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
+from rlstore.agents.dqfd.losses import margin_loss
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.r2d3.networks import R2D3Networks, State, previous_actions_and_rewards
 
-METRICS = ("loss", "td_abs_mean", "q_mean", "priority_mean", "demo_share")
+METRICS = ("loss", "td_abs_mean", "q_mean", "priority_mean", "demo_share", "margin_loss", "demo_accuracy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +100,8 @@ def burn_in(networks: R2D3Networks, observation: Any, prev_action: tf.Tensor, pr
 
 
 def r2d3_loss(networks: R2D3Networks, batch: Mapping[str, Any], config: R2D3Config) -> LossOutput:
-    """The importance-weighted mean over sequences of 0.5·mean_t δ_t² on their valid steps."""
+    """The importance-weighted mean over sequences of 0.5·mean_t δ_t² (+ λ·mean_t J_E on
+    demonstration sequences) on their valid steps."""
     observation = batch["observation"]
     size = tf.shape(batch["mask"])[0]
     state = (tuple(batch["core_state"]) if "core_state" in batch else networks.online.initial_state(size))
@@ -120,17 +129,24 @@ def r2d3_loss(networks: R2D3Networks, batch: Mapping[str, Any], config: R2D3Conf
     td = (target - q_taken) * valid
 
     count = tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
-    per_sequence = 0.5 * tf.reduce_sum(tf.square(td), axis=1) / count
+    is_demo = tf.cast(batch["is_demo"], tf.float32) if "is_demo" in batch else tf.zeros_like(count)
+    demo_steps = valid * is_demo[:, None]
+    margin = tf.reduce_sum(margin_loss(q_online, learned(batch["action"]), config.margin) * demo_steps, axis=1) / count
+    per_sequence = 0.5 * tf.reduce_sum(tf.square(td), axis=1) / count + config.supervised_weight * margin
     weight = tf.cast(batch["weight"], tf.float32) if "weight" in batch else tf.ones_like(per_sequence)
     loss = tf.reduce_mean(weight * per_sequence)
     priorities = sequence_priorities(tf.abs(td), valid, config.priority_eta)
     steps = tf.maximum(tf.reduce_sum(valid), 1.0)
-    is_demo = tf.cast(batch["is_demo"], tf.float32) if "is_demo" in batch else tf.zeros_like(per_sequence)
+    demo_count = tf.maximum(tf.reduce_sum(demo_steps), 1.0)
+    greedy_is_demo = tf.cast(tf.equal(tf.argmax(q_online, axis=-1, output_type=tf.int32),
+                                      tf.cast(learned(batch["action"]), tf.int32)), tf.float32)
     metrics = {
         "loss": loss,
         "td_abs_mean": tf.reduce_sum(tf.abs(td)) / steps,
         "q_mean": tf.reduce_sum(q_taken * valid) / steps,
         "priority_mean": tf.reduce_mean(priorities),
         "demo_share": tf.reduce_mean(is_demo),
+        "margin_loss": tf.reduce_sum(margin * is_demo) / tf.maximum(tf.reduce_sum(is_demo), 1.0),
+        "demo_accuracy": tf.reduce_sum(greedy_is_demo * demo_steps) / demo_count,
     }
     return LossOutput(loss, metrics, priorities)

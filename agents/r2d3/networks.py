@@ -28,9 +28,9 @@ class RecurrentQNetwork(snt.Module):
 
     def __init__(self, observation_specs: Mapping[str, ArraySpec], num_actions: int, hidden_sizes: Sequence[int],
                  lstm_size: int, dueling: bool = True, normalize: bool = False, prev_action_reward: bool = True,
-                 name: str = "recurrent_q_network"):
+                 image_codes: int = 0, name: str = "recurrent_q_network"):
         super().__init__(name=name)
-        self.encoder = ObservationEncoder(observation_specs, normalize)
+        self.encoder = ObservationEncoder(observation_specs, normalize, image_codes)
         self._num_actions = num_actions
         self.prev_action_reward = prev_action_reward
         self._torso = snt.nets.MLP(list(hidden_sizes), activate_final=True, name="torso")

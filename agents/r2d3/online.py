@@ -2,7 +2,8 @@
 
     replay   two prioritized tables (rlstore.agents.r2d3.replay): the demonstrations, bulk-loaded from
              the store, and the actors' sequences, rate-limited to `samples_per_insert`
-    learner  R2D3Learner on batches mixing both at `demo_ratio`, priorities written back in-graph
+    learner  R2D3Learner: `pretrain_steps` updates on demonstrations alone, then batches mixing
+             both tables at `demo_ratio`, priorities written back in-graph
     actor i  ε_i-greedy on the LSTM Q-network, ε_i = ε^(1 + α·i/(K-1)); its adder puts its
              sequences into replay with the recurrent state each starts from (recorded with
              every step as extras, kept as step metadata `core_state/<i>` when written back)
@@ -42,6 +43,9 @@ class R2D3Online:
     def __init__(self, context: RunContext):
         if not context.specs.action.discrete:
             raise AgentError(f"R2D3 needs discrete actions; {context.env!r} has continuous ones")
+        if context.frame_stack > 1:
+            raise AgentError(f"R2D3 online on frame-stacked observations ({context.env!r}) is not supported yet: "
+                             "Reverb serves their transitions, not their sequences; use dqfd")
         self._context = context
 
     def make_replay_tables(self) -> list:
@@ -69,7 +73,11 @@ class R2D3Online:
 
 
 class OnlineLearner:
-    """R2D3Learner over the replay server; returns early (fewer updates) when replay starves it."""
+    """R2D3Learner over the replay server, in two phases as DQfD's online learner: with
+    demonstrations and `pretrain_steps` > 0, first that many updates on demonstration sequences
+    alone (the actors wait for the weights: `ready()`), so that acting starts from a policy that
+    follows the demonstrations instead of from random weights; then mixed batches at `demo_ratio`.
+    Returns early (fewer updates) when replay starves it."""
 
     def __init__(self, context: RunContext, replay_address: str):
         tf.random.set_seed(context.seed)
@@ -78,7 +86,9 @@ class OnlineLearner:
         self._address = replay_address
         self._context = context
         self._with_demos = context.demos is not None
+        self._pretrain_steps = context.config.pretrain_steps if self._with_demos else 0
         self._rebuilds = 0
+        self._pretraining = self._pretrain_steps > 0
         self._learner = R2D3Learner(self._networks, self._batches(), context.config,
                                     replay.priority_writer(replay_address, self._with_demos))
         self.steps = self._learner.steps
@@ -90,17 +100,23 @@ class OnlineLearner:
         return self._learner.checkpoint_objects()
 
     def ready(self) -> bool:
-        return True
+        return int(self.steps.numpy()) >= self._pretrain_steps
 
     def run(self, num_updates: int) -> dict[str, float]:
+        remaining = self._pretrain_steps - int(self.steps.numpy())
+        if self._pretraining != (remaining > 0):  # the phase changed (or a resumed run is past it)
+            self._pretraining = remaining > 0
+            self._learner.set_dataset(self._batches())
         try:
-            return self._learner.run(num_updates)
+            return self._learner.run(min(num_updates, remaining) if self._pretraining else num_updates)
         except tf.errors.OutOfRangeError:  # the rate limiter held samples back for SAMPLE_TIMEOUT_MS
             self._learner.set_dataset(self._batches())
             return {}
 
     def _batches(self) -> tf.data.Dataset:
         self._rebuilds += 1
+        if self._pretraining:
+            return replay.demo_batches(self._address, self._context.config)
         return replay.replay_batches(self._address, self._context.config, self._with_demos,
                                      seed=self._context.seed + self._rebuilds, timeout_ms=SAMPLE_TIMEOUT_MS)
 

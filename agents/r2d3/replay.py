@@ -112,7 +112,21 @@ def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int
         sources = {read(DEMO_TABLE): config.demo_ratio, agent: 1.0 - config.demo_ratio}
         batches = mix(sources, seed=seed, batch_size=config.batch_size).dataset
     else:
-        batches = agent.map(lambda rows: {**rows, SOURCE_FIELD: tf.fill(tf.shape(rows["key"]), AGENT_SOURCE)})
+        batches = _from(agent, AGENT_SOURCE)
+    return _weighted(batches, config)
+
+
+def demo_batches(address: str, config: R2D3Config) -> tf.data.Dataset:
+    """Endless batches of demonstration sequences alone (pre-training), rows as `replay_batches`'."""
+    read = sample_dataset(address, DEMO_TABLE, config.batch_size).map(_rows)
+    return _weighted(_from(read, DEMO_SOURCE), config)
+
+
+def _from(batches: tf.data.Dataset, source: int) -> tf.data.Dataset:
+    return batches.map(lambda rows: {**rows, SOURCE_FIELD: tf.fill(tf.shape(rows["key"]), source)})
+
+
+def _weighted(batches: tf.data.Dataset, config: R2D3Config) -> tf.data.Dataset:
     return batches.map(lambda rows: {**rows, "weight": importance_weights(
         rows["probability"], rows["table_size"], config.importance_exponent)}).prefetch(config.prefetch)
 

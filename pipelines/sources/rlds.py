@@ -2,7 +2,8 @@
 
 The TFDS metadata is the authority on shard names (`filepathTemplate` covers files with or
 without the `-of-NNNNN` suffix) and on encodings (PNG images, zlib tensors), so shards are
-listed and decoded through TFDS's own feature connectors. Every split is read and kept as a
+listed and decoded through TFDS's own feature connectors, and on the shards' file format
+(TFRecord or Parquet, the two TFDS reads with tf.data). Every split is read and kept as a
 split of the new segment (train stays train, val stays val); each shard file is one work item.
 Steps are decoded as whole tensors per episode, not one by one; PNG/JPEG images are not decoded
 at all, their bytes are kept (`rlstore.tfds_episodes`).
@@ -25,6 +26,7 @@ from rlstore.episode import RLDS_STEP_FIELDS, Episode
 from rlstore.errors import BadInputError, Location
 from rlstore.pipelines.notes import REPAIRED_IS_LAST, add_note
 from rlstore.segment import check_split_name
+from rlstore.shard_formats import FORMATS
 from rlstore.tfds_episodes import episodes_in_shard, tf_error_reason
 
 _INFO = "dataset_info.json"
@@ -65,7 +67,7 @@ class RldsFormat:
             except StopIteration:
                 _check_count(shard, index, item.get("num_episodes"))
                 return
-            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
                 raise BadInputError(f"corrupt shard: {tf_error_reason(error)}", where) from None
             except (tf.errors.NotFoundError, tf.errors.PermissionDeniedError) as error:
                 raise BadInputError(f"cannot read the shard: {tf_error_reason(error)}", where) from None
@@ -114,7 +116,7 @@ def _shards(directory: Path) -> list[WorkItem]:
     missing = [name for name in RLDS_STEP_FIELDS if name not in steps.feature]
     if missing:
         raise BadInputError("not an RLDS dataset: step field is missing", where.at(field=f"steps/{missing[0]}"))
-    if builder.info.file_format and builder.info.file_format.value != "tfrecord":
+    if builder.info.file_format and builder.info.file_format.value not in FORMATS:
         raise BadInputError(f"unsupported TFDS file format {builder.info.file_format.value}", where)
     items = []
     for split_name, split in sorted(builder.info.splits.items()):

@@ -37,6 +37,11 @@ def register(commands) -> None:
                              "for several fields, e.g. --image-encoding observation/wrist=jpeg:90 "
                              "--image-encoding observation/depth=zlib. Images the source already encoded "
                              "(PNG/JPEG in RLDS/TFDS datasets) are always kept byte for byte")
+    ingest.add_argument("--shard-format", choices=("tfrecord", "parquet"),
+                        help="container of the shards: parquet (the default for frame-stacked observations: frames "
+                             "stored raw, an episode's frames compressed together with zstd) or tfrecord (the default "
+                             "otherwise); an append keeps the dataset's format. Stock TFDS reads both "
+                             "(tfds.builder_from_directory(...).as_dataset)")
     ingest.add_argument("--on-error", choices=("fail", "skip"), default="fail",
                         help="fail (default): the first bad episode stops the ingest and nothing is published; "
                              "skip: bad episodes go to rejects.jsonl, kept with the version, and the rest is published")
@@ -85,7 +90,7 @@ def _ingest(store: Store, args: argparse.Namespace, beam_args: Sequence[str]) ->
 
     manifest = ingest(store, args.dataset, args.paths, format=args.format, beam_args=beam_args,
                       progress=sys.stderr.isatty(), format_options=options, on_error=args.on_error,
-                      image_encodings=image_encoding_args(args.image_encoding))
+                      image_encodings=image_encoding_args(args.image_encoding), shard_format=args.shard_format)
     print(f"published {manifest.name}@{manifest.version}: {manifest.num_episodes} episodes, "
           f"{manifest.num_steps} steps in {len(manifest.segments)} segment(s)")
     report = manifest.data["report"]
@@ -124,6 +129,7 @@ def _info(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     print(f"{info['name']}@{info['version']}  (versions: {', '.join(map(str, info['versions']))})")
     print(f"  created   {info['created']} by {info['writer']['user']}@{info['writer']['host']}")
     print(f"  episodes  {info['num_episodes']}    steps {info['num_steps']}    segments {len(info['segments'])}")
+    print(f"  shards    {info['shard_format']}")
     print("  splits    " + ", ".join(f"{name} {n['num_episodes']} episodes ({n['num_steps']} steps)"
                                     for name, n in info["splits"].items()))
     for label, key in (("return", "episode_return"), ("length", "episode_length")):

@@ -3,7 +3,7 @@ directory (`tfds.builder_from_directory(out)` reads it with no rlstore code).
 
 A version is already RLDS in TFDS's format, spread over segments; this copies the stored episode
 records unchanged (no re-encoding: the bytes are the version's) into fresh shards of one
-directory and writes its TFDS metadata, each in its split (train, val, ...). Nothing is lost, so
+directory, in the version's shard format (TFRecord or Parquet), and writes its TFDS metadata, each in its split (train, val, ...). Nothing is lost, so
 there are no warnings.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rlstore.names import DatasetRef
 from rlstore.numpy.decoding import decode_episode
 from rlstore.numpy.records import episode_records
 from rlstore.segment import SPLIT, ShardWriter, close_splits, finish_segment
+from rlstore.shard_formats import segment_format
 from rlstore.store import Store, shard_path
 
 
@@ -35,7 +36,8 @@ def write_rlds(store: Store, ref: DatasetRef, out: Path, report: ConvertReport,
             directory = store.segment_dir(manifest.name, segment)
             for shard in segment["shards"]:
                 split = shard.get("split", SPLIT)
-                writer = writers.get(split) or writers.setdefault(split, ShardWriter(partial))
+                writer = writers.get(split) or writers.setdefault(split, ShardWriter(partial,
+                                                                                    shard_format=segment_format(segment)))
                 for record in episode_records([shard_path(directory, shard)], shuffle=False, rng=None, shuffle_buffer=0):
                     steps, _ = decode_episode(record.data, manifest.schema)
                     length = len(steps["is_last"])

@@ -41,6 +41,8 @@ def make_environment(spec: str, seed: int | None = None) -> dm_env.Environment:
     parsed = parse_spec(spec)
     if parsed.kind == "gym":
         env: dm_env.Environment = GymAdapter(_make_gym(spec, parsed), seed=seed)
+    elif parsed.kind == "atari":
+        env = _make_atari(spec, parsed, seed)
     else:
         env = _BUILTIN[parsed.kind](seed=seed, **parsed.params)
     return StepCost(env, parsed.step_ms) if parsed.step_ms else env
@@ -55,3 +57,15 @@ def _make_gym(spec: str, parsed: EnvSpec) -> gym.Env:
     except (gym.error.Error, ImportError, TypeError) as error:
         problem = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
         raise EnvSpecError(spec, f"gymnasium cannot make {parsed.gym_id!r}: {problem}") from None
+
+
+def _make_atari(spec: str, parsed: EnvSpec, seed: int | None) -> dm_env.Environment:
+    """rlstore.envs.atari.AtariEnv; an unknown game or a missing ale-py is one EnvSpecError."""
+    from rlstore.envs.atari import AtariEnv
+
+    try:
+        return AtariEnv(parsed.game, seed=seed, stack=parsed.params["stack"], sticky=bool(parsed.params["sticky"]),
+                        max_steps=parsed.params["max_steps"])
+    except (gym.error.Error, ImportError) as error:
+        problem = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+        raise EnvSpecError(spec, f"cannot make Atari game {parsed.game!r}: {problem}") from None

@@ -9,6 +9,10 @@ can be recorded (and the environment rebuilt) from that string alone. Valid form
     tmaze:length=N[,mapping_seed=K]    T-maze with a corridor of N cells
     gym:<id>                       any registered gymnasium env, its default time limit
     gym:<id>?max_steps=N           ... with the time limit set to N steps
+    atari:<Game>                   an Atari game (ALE) as Dopamine's agents see it: 84x84 grayscale
+                                   frames, 4-frame skip, max-pooled, stacks of 4, sticky actions
+    atari:<Game>?stack=K&sticky=0&max_steps=N   ... K frames a stack, no sticky actions, a time
+                                   limit of N agent steps (default 27,000); any of them alone
 
 Every form also takes `step_ms=N` (N >= 0): each step then takes at least N milliseconds,
 a stand-in for a slow simulator (rlstore.envs.step_cost). `catch:step_ms=5`,
@@ -19,6 +23,10 @@ Third-party suites come in through `gym:` too (rlstore.envs.suites registers the
 MinAtar (`gym:MinAtar/Breakout-v1`, Asterix, Freeway, Seaquest, SpaceInvaders; 10x10xn boolean
 frames) and MiniGrid (`gym:MiniGrid-MemoryS9-v0`, ... `gym:MiniGrid-MemoryS17Random-v0`; dict
 observations: a 7x7x3 partial view, the direction and the mission text).
+
+An `atari:` game's observations are frame stacks (rlstore.envs.atari); online actors write
+back one frame per step with the stack size in the schema, as a `dqn_replay` ingest stores
+them, so stacks read back equal what the agent saw.
 
 Parameters are explicit where they define the task's difficulty (deep_sea size, tmaze
 length) so two datasets can never silently disagree about it. For the same reason the hidden
@@ -41,9 +49,10 @@ VALID_FORMS = (
     "tmaze:length=N[,mapping_seed=K]",
     "gym:<id>",
     "gym:<id>?max_steps=N",
+    "atari:<Game>[?stack=K&sticky=0|1&max_steps=N]",
     "any of these with step_ms=N (catch:step_ms=5, gym:<id>?step_ms=5)",
 )
-GYM_EXAMPLES = ("gym:CartPole-v1", "gym:MinAtar/Breakout-v1", "gym:MiniGrid-MemoryS9-v0")
+GYM_EXAMPLES = ("gym:CartPole-v1", "gym:MinAtar/Breakout-v1", "gym:MiniGrid-MemoryS9-v0", "atari:Pong")
 
 # For each built-in task: parameter name -> default (None means the key is required).
 _BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
@@ -52,7 +61,8 @@ _BUILTIN_PARAMS: dict[str, dict[str, int | None]] = {
     "tmaze": {"length": None, "mapping_seed": 0},
 }
 STEP_COST = "step_ms"  # every kind takes it; see rlstore.envs.step_cost
-_MINIMUM = {"mapping_seed": 0, STEP_COST: 0}  # every other parameter is at least 1
+_MINIMUM = {"mapping_seed": 0, STEP_COST: 0, "sticky": 0}  # every other parameter is at least 1
+_ATARI_PARAMS = {"stack": 4, "sticky": 1, "max_steps": 27_000}  # rlstore.envs.atari's defaults
 
 
 class EnvSpecError(RlstoreError, ValueError):
@@ -69,12 +79,19 @@ class EnvSpecError(RlstoreError, ValueError):
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     """A parsed spec: `kind` is a built-in task name or "gym"; `params` has defaults filled;
-    `step_ms` is the step cost (0: none), kept apart from the task's own parameters."""
+    `step_ms` is the step cost (0: none), kept apart from the task's own parameters; `game` is
+    an atari spec's game."""
 
     kind: str
     params: Mapping[str, int]
     gym_id: str | None = None
     step_ms: int = 0
+    game: str | None = None
+
+    @property
+    def frame_stack(self) -> int:
+        """How many frames each observation stacks (`rlstore.frames`); 1: observations are whole."""
+        return self.params["stack"] if self.kind == "atari" else 1
 
 
 def parse_spec(spec: str) -> EnvSpec:
@@ -83,6 +100,8 @@ def parse_spec(spec: str) -> EnvSpec:
     kind, sep, rest = text.partition(":")
     if kind == "gym":
         return _parse_gym(spec, rest)
+    if kind == "atari":
+        return _parse_atari(spec, rest)
     if kind not in _BUILTIN_PARAMS:
         raise EnvSpecError(spec, f"unknown environment {kind!r}")
     if sep and not rest:
@@ -116,6 +135,22 @@ def _parse_gym(spec: str, rest: str) -> EnvSpec:
     return EnvSpec(kind="gym", params=params, gym_id=gym_id, step_ms=step_ms)
 
 
+def _parse_atari(spec: str, rest: str) -> EnvSpec:
+    game, sep, query = rest.partition("?")
+    if not game.isidentifier():
+        raise EnvSpecError(spec, "expected an ALE game name after 'atari:', e.g. atari:Pong or atari:Breakout")
+    if sep and not query:
+        raise EnvSpecError(spec, "empty parameter list after '?'")
+    params = _parse_params(spec, query.split("&") if query else [])
+    step_ms = params.pop(STEP_COST, 0)
+    unknown = sorted(set(params) - set(_ATARI_PARAMS))
+    if unknown:
+        raise EnvSpecError(spec, f"unknown parameter(s) {unknown} for atari; expected {sorted([*_ATARI_PARAMS, STEP_COST])}")
+    if params.get("sticky", 1) not in (0, 1):
+        raise EnvSpecError(spec, f"sticky must be 0 or 1, got {params['sticky']}")
+    return EnvSpec(kind="atari", params={**_ATARI_PARAMS, **params}, step_ms=step_ms, game=game)
+
+
 def without_step_cost(spec: str) -> str:
     """The same spec without its `step_ms` (itself if it has none): the task at its own speed.
 
@@ -125,10 +160,11 @@ def without_step_cost(spec: str) -> str:
     if not parsed.step_ms:
         return spec
     text = spec.strip()
-    head, separator = (text.partition("?")[0], "?") if parsed.kind == "gym" else (text.partition(":")[0], ":")
-    items = text.partition(separator)[2].split("&" if parsed.kind == "gym" else ",")
+    query = parsed.kind in ("gym", "atari")  # `<kind>:<id>?a=1&b=2`, the others `<kind>:a=1,b=2`
+    head, separator = (text.partition("?")[0], "?") if query else (text.partition(":")[0], ":")
+    items = text.partition(separator)[2].split("&" if query else ",")
     kept = [item for item in items if item.partition("=")[0].strip() != STEP_COST]
-    return f"{head}{separator}{('&' if parsed.kind == 'gym' else ',').join(kept)}" if kept else head
+    return f"{head}{separator}{('&' if query else ',').join(kept)}" if kept else head
 
 
 def _parse_params(spec: str, items: list[str]) -> dict[str, int]:

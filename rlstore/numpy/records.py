@@ -19,7 +19,7 @@ from typing import Iterator, Sequence, TypeVar
 import numpy as np
 
 from rlstore.errors import StoreError
-from rlstore.tfrecord import read_records
+from rlstore.shard_formats import bounded_shuffle_buffer, read_records
 
 T = TypeVar("T")
 _END = object()
@@ -47,7 +47,8 @@ class Record:
 
 
 def file_records(path: Path, position: int, share: Share) -> Iterator[Record]:
-    """The records of one shard that belong to `share` (`position`: the file's manifest index)."""
+    """The records of one shard (TFRecord or parquet) that belong to `share` (`position`: the
+    file's manifest index)."""
     keep = None if share.count == 1 else (lambda i: (position + i) % share.count == share.index)
     kept = (i for i in itertools.count() if keep is None or keep(i))
     try:
@@ -68,7 +69,8 @@ def episode_records(
     cycle_length: int = 8,
 ) -> Iterator[Record]:
     """One epoch of serialized episodes. Without `shuffle`, in manifest order; with it, files in
-    an order drawn from `rng`, `cycle_length` of them round-robin, through a `shuffle_buffer`."""
+    an order drawn from `rng`, `cycle_length` of them round-robin, through a `shuffle_buffer`
+    (bounded for parquet shards as the tf.data reader bounds it)."""
     if not shuffle:
         for position, path in enumerate(files):
             yield from file_records(path, position, share)
@@ -76,7 +78,7 @@ def episode_records(
     assert rng is not None
     order = rng.permutation(len(files))
     streams = (file_records(files[p], int(p), share) for p in order)
-    yield from _buffered(round_robin(streams, cycle_length), shuffle_buffer, rng)
+    yield from _buffered(round_robin(streams, cycle_length), bounded_shuffle_buffer(files, shuffle_buffer), rng)
 
 
 def round_robin(streams: Iterator[Iterator[T]], cycle_length: int) -> Iterator[T]:

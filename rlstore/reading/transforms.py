@@ -18,6 +18,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from rlstore import quiet
+
 Steps = dict[str, Any]
 
 
@@ -74,9 +76,26 @@ def frame_sources(episode_first: tf.Tensor, indices: tf.Tensor, frame_stack: int
 
 def gather_stacks(padded_frames: tf.Tensor, sources: tf.Tensor) -> tf.Tensor:
     """Stacks [N, *frame_shape, k] from `with_zero_frame(frames)` and `frame_sources(...)`."""
+    _first_compile_quietly()
     size = tf.shape(sources, out_type=tf.int64)[0]
     padded_sources = tf.pad(sources, [[0, _bucket(tf.maximum(size, 1)) - size], [0, 0]])
     return _gather_stacks(padded_frames, padded_sources)[:size]
+
+
+_compiled = False
+
+
+def _first_compile_quietly() -> None:
+    """In a program that called `rlstore.quiet.silence()`, makes the process's first XLA
+    compilation (which prints TensorFlow's one-time "Compiled cluster using XLA!" banner) happen
+    here, eagerly, with that banner held back; later compilations print nothing. Readers call
+    `gather_stacks` while building their tf.data graphs, before any tf.data thread compiles."""
+    global _compiled
+    if _compiled or not quiet.silenced():
+        return
+    _compiled = True
+    with tf.init_scope(), quiet.stderr_without(quiet.XLA_BANNER):
+        _gather_stacks(tf.zeros([1, 1], tf.uint8), tf.zeros([1, 1], tf.int64))
 
 
 @tf.function(jit_compile=True)

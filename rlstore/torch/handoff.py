@@ -9,9 +9,9 @@ the batches of small rows one worker can sample. So:
     unpickled straight into tensors (about 3x the batches/s of a segment each);
   * a larger batch is packed (`to_packed_tensors`): every numeric leaf a view into one buffer,
     one segment per batch instead of one per tensor;
-  * replay samples travel in blocks (`to_packed_tensors(..., shared=True)` in the worker,
-    `unblock` in the main process, `rlstore.torch.ReplayLoader`): the rows of many batches in
-    one shared buffer, one hand-off for all of them, split back into batch views.
+  * replay samples travel in blocks (`rlstore.torch.ReplayLoader`): the rows of many batches
+    written into a shared-memory slot made beforehand (`rlstore.torch.slots`), one small
+    message for all of them, split back into batch views by `unblock`.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def to_tensors(tree: Any) -> Any:
     return map_tree(convert, tree)
 
 
-def _layout(tree: Any) -> tuple[dict[str, np.ndarray], Layout, int]:
+def layout_of(tree: Any) -> tuple[dict[str, np.ndarray], Layout, int]:
     """(the leaves by flat key; where each numeric leaf lies in one buffer, 8-byte aligned so
     every dtype's view is aligned; the buffer's size)."""
     flat = {key: np.asarray(leaf) for key, leaf in flatten(tree).items()}
@@ -54,14 +54,14 @@ def _layout(tree: Any) -> tuple[dict[str, np.ndarray], Layout, int]:
     return flat, layout, size
 
 
-def _fill(buffer: np.ndarray, flat: dict[str, np.ndarray], layout: Layout) -> dict[str, Any]:
+def pack_into(buffer: np.ndarray, flat: dict[str, np.ndarray], layout: Layout) -> dict[str, Any]:
     """Copies the numeric leaves into `buffer`; returns the text leaves, kept as they are."""
     for key, (_, _, start, stop) in layout.items():
         buffer[start:stop] = np.ascontiguousarray(flat[key]).reshape(-1).view(np.uint8)
     return {key: leaf for key, leaf in flat.items() if key not in layout}
 
 
-def _unpack(buffer: torch.Tensor, layout: Layout, text: dict[str, Any]) -> Any:
+def unpack(buffer: torch.Tensor, layout: Layout, text: dict[str, Any]) -> Any:
     """The packed tree, every numeric leaf a tensor viewing `buffer`."""
     out = dict(text)
     for key, (dtype, shape, start, stop) in layout.items():
@@ -73,17 +73,17 @@ def to_packed_tensors(tree: Any, *, shared: bool = False) -> Any:
     """Like `to_tensors`, but every numeric leaf is a view into ONE byte buffer, so a DataLoader
     worker hands the batch over through one shared-memory segment. `shared`: the buffer is
     made in shared memory, saving the copy into a segment when it is pickled."""
-    flat, layout, size = _layout(tree)
+    flat, layout, size = layout_of(tree)
     buffer = torch.empty(size, dtype=torch.uint8)
     if shared and size:
         buffer.share_memory_()
-    text = _fill(buffer.numpy(), flat, layout)
-    return _unpack(buffer, layout, text)
+    text = pack_into(buffer.numpy(), flat, layout)
+    return unpack(buffer, layout, text)
 
 
 def _from_bytes(data: bytes, layout: Layout, text: dict[str, Any]) -> Any:
     buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
-    return _unpack(buffer, layout, text)
+    return unpack(buffer, layout, text)
 
 
 class PipeBatch(dict):
@@ -95,9 +95,9 @@ class PipeBatch(dict):
     PIPE_BYTES = 1 << 20
 
     def __reduce__(self):
-        flat, layout, size = _layout(self)
+        flat, layout, size = layout_of(self)
         buffer = np.empty(size, np.uint8)
-        text = _fill(buffer, flat, layout)
+        text = pack_into(buffer, flat, layout)
         return _from_bytes, (buffer.tobytes(), layout, text)
 
     def __copy__(self) -> "PipeBatch":  # DataLoader's default_convert copies each dict it gets

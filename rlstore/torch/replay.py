@@ -22,26 +22,26 @@ not fit in memory, or when every row must come exactly once per epoch.
 
 Sampling a batch of small rows costs a worker less than handing it to the main process (a
 DataLoader manages about 1,000 hand-offs a second here), so `replay.loader()` (a
-`ReplayLoader`) has each worker draw `block` batches at once into one shared-memory buffer, a
-single hand-off, and splits it back into batches in the main process: per worker, the very
+`ReplayLoader`, a real DataLoader inside) has each worker draw `block` batches at once into a
+shared-memory slot made before the workers start (`rlstore.torch.slots`), sends only the slot's
+number, and splits the block back into batches in the main process: per worker, the very
 batches `DataLoader(replay, ...)` would give, several times faster.
 """
 from __future__ import annotations
 
 import itertools
 import os
-from functools import partial
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from rlstore.names import DatasetRef
-from rlstore.nest import flatten
 from rlstore.numpy.replay import Replay
 from rlstore.store import Store
 from rlstore.torch.datasets import VersionDataset
-from rlstore.torch.handoff import to_packed_tensors, to_tensors, unblock
+from rlstore.torch.handoff import layout_of, to_tensors, unblock
+from rlstore.torch.slots import Slots
 
 
 class _ReplayDataset(VersionDataset):
@@ -85,51 +85,58 @@ class _ReplayDataset(VersionDataset):
         # `batches` per pass over the DataLoader, split between its workers
         return rng, self.batches // share.count + (share.index < self.batches % share.count)
 
-    def _blocks(self, block: int) -> Iterator[Any]:
+    def _blocks(self, block: int, slots: Slots | None) -> Iterator[Any]:
         """This worker's batches `block` at a time, each block's rows drawn at once (the same
-        draws, so the same rows, as one batch at a time) and packed into one shared buffer."""
+        draws, so the same rows, as one batch at a time); in a DataLoader worker, handed off
+        through `slots`."""
         rng, count = self._pass()
         if count is None:
             sizes: Iterable[int] = itertools.repeat(block)
         else:
             sizes = [block] * (count // block) + ([count % block] if count % block else [])
-        pack = to_packed_tensors if get_worker_info() is None else partial(to_packed_tensors, shared=True)
+        worker = get_worker_info()
         for size in sizes:
-            yield pack(self.replay.sample(size * self.batch_size, rng))
+            rows = self.replay.sample(size * self.batch_size, rng)
+            yield to_tensors(rows) if worker is None or slots is None else slots.hand_off(worker.id, rows)
 
-    def batch_bytes(self) -> int:
-        """Bytes of one batch."""
-        rows = self.replay.rows(np.zeros(self.batch_size, np.int64))
-        return sum(np.asarray(leaf).nbytes for leaf in flatten(rows).values())
+    def block_bytes(self, batches: int) -> int:
+        """Bytes of a block of `batches` batches, packed (`rlstore.torch.handoff`)."""
+        return layout_of(self.replay.rows(np.zeros(batches * self.batch_size, np.int64)))[2]
 
 
 class _Blocks(IterableDataset):
-    """What `ReplayLoader`'s DataLoader iterates: blocks of a replay dataset's batches."""
+    """What `ReplayLoader`'s DataLoader iterates: blocks of a replay dataset's batches, and the
+    shared-memory slots its workers hand them off through."""
 
     def __init__(self, replay: _ReplayDataset, block: int):
         super().__init__()
         self.replay, self.block = replay, block
+        self.slots: Slots | None = None
 
     def __iter__(self) -> Iterator[Any]:
-        return self.replay._blocks(self.block)
+        return self.replay._blocks(self.block, self.slots)
 
 
 class ReplayLoader:
     """Batches of a replay dataset served by a real `torch.utils.data.DataLoader` (`.dataloader`)
-    whose workers each draw `block` batches at once and hand them off as ONE shared-memory
-    buffer; iterating splits every block back into batches of the dataset's `batch_size`.
+    whose workers each draw `block` batches at once and hand each block off as one shared-memory
+    slot (`rlstore.torch.slots`): only the slot's number crosses the worker's pipe. Iterating
+    splits every block back into batches of the dataset's `batch_size`.
 
     Per worker these are the batches `DataLoader(replay, batch_size=None, ...)` yields, in the
     same order (workers take turns block by block instead of batch by batch), with the same
-    seeds, `batches` and epochs. Each batch is a view into its block, which no one writes again:
-    a batch stays valid as long as it is held, and holding one keeps its whole block in memory
-    (`clone()` a batch to keep it alone). `block` defaults to as many batches as fit in
-    `BLOCK_BYTES`, at most `MAX_BLOCK`. `options` go to the DataLoader (`pin_memory`,
-    `persistent_workers`, `prefetch_factor` (in blocks), ...); it batches nothing itself.
+    seeds, `batches` and epochs. Each batch is a view into its block's slot, which is written
+    again only once no batch of it is held: a batch stays valid as long as it is held, and
+    holding one keeps its whole block (`clone()` a batch to keep it alone). `block` defaults to
+    as many batches as fit in `BLOCK_BYTES`, at most `MAX_BLOCK`; each worker owns
+    `prefetch_factor + SPARE_SLOTS` slots of one block each. `options` go to the DataLoader
+    (`pin_memory`, `persistent_workers`, `prefetch_factor` (in blocks), ...); it batches
+    nothing itself.
     """
 
     BLOCK_BYTES = 1 << 20
     MAX_BLOCK = 64
+    SPARE_SLOTS = 2  # beyond the blocks in flight: the one being read, and one being written
 
     def __init__(self, replay: _ReplayDataset, *, num_workers: int = 2, block: int | None = None, **options: Any):
         taken = sorted({"batch_size", "collate_fn", "sampler", "batch_sampler", "shuffle", "drop_last"} & set(options))
@@ -139,12 +146,18 @@ class ReplayLoader:
         if block is not None and block < 1:
             raise ValueError(f"block must be at least 1 batch, got {block}")
         self.replay = replay
-        self.block = block or max(1, min(self.MAX_BLOCK, self.BLOCK_BYTES // max(1, replay.batch_bytes())))
-        self.dataloader = DataLoader(_Blocks(replay, self.block), batch_size=None, num_workers=num_workers,
-                                     **options)
+        self.block = block or max(1, min(self.MAX_BLOCK, self.BLOCK_BYTES // max(1, replay.block_bytes(1))))
+        self._blocks = _Blocks(replay, self.block)
+        self.dataloader = DataLoader(self._blocks, batch_size=None, num_workers=num_workers, **options)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for block in self.dataloader:
+        loader = self.dataloader
+        if loader.num_workers and (self._blocks.slots is None or not loader.persistent_workers):
+            # new workers start with this pass and get new slots; kept workers keep theirs
+            self._blocks.slots = Slots(loader.num_workers, (loader.prefetch_factor or 2) + self.SPARE_SLOTS,
+                                       self.replay.block_bytes(self.block))
+        slots = self._blocks.slots  # alive while this pass's blocks may still arrive
+        for block in loader:
             yield from unblock(block, self.replay.batch_size)
 
 

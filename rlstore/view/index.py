@@ -1,8 +1,9 @@
-"""Where each episode of a version is stored, found from TFRecord headers alone.
+"""Where each episode of a version is stored, found from TFRecord headers or parquet footers alone.
 
-Reading the header of a record (12 bytes) and seeking past its body costs nothing like decoding
-it, so a version of thousands of episodes is indexed in milliseconds, and an episode page reads
-exactly one record. Versions are immutable, so an index is built once per version and kept.
+Reading the header of a record (12 bytes) and seeking past its body, or a parquet file's footer,
+costs nothing like decoding, so a version of thousands of episodes is indexed in milliseconds,
+and an episode page reads exactly one record (one row group of a parquet shard). Versions are
+immutable, so an index is built once per version and kept.
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from typing import Any
 from rlstore.errors import StoreError
 from rlstore.names import DatasetRef
 from rlstore.numpy.decoding import RecordError, decode_episode
+from rlstore.shard_formats import read_record_at, record_places
 from rlstore.store import Store
-from rlstore.tfrecord import read_record_at, record_offsets
 
 
 @dataclass(frozen=True)
 class EpisodeIndex:
-    """(shard file, byte offset) of every episode of one version, in manifest order."""
+    """(shard file, place) of every episode of one version, in manifest order: a byte offset in
+    a TFRecord shard, a row number in a parquet one."""
 
     ref: DatasetRef
     places: list[tuple[Path, int]]
@@ -44,7 +46,7 @@ class Indexes:
                 for path in self.store.shard_paths(ref):
                     try:
                         with open(path, "rb") as stream:
-                            places.extend((path, offset) for offset in record_offsets(stream, str(path)))
+                            places.extend((path, place) for place in record_places(stream, str(path)))
                     except (OSError, ValueError) as error:
                         raise StoreError(f"cannot read shard {path}: {error}") from None
                 self._built[ref] = EpisodeIndex(ref, places)
@@ -55,10 +57,10 @@ class Indexes:
         index = self.get(ref)
         if not 0 <= number < len(index):
             raise StoreError(f"{ref} has no episode {number} (it has {len(index)})")
-        path, offset = index.places[number]
+        path, place = index.places[number]
         try:
             with open(path, "rb") as stream:
-                record = read_record_at(stream, offset, str(path))
+                record = read_record_at(stream, place, str(path))
             return decode_episode(record, self.store.manifest(ref).schema)
         except (OSError, ValueError, RecordError) as error:
             raise StoreError(f"{ref}: episode {number} in {path}: {error}") from None

@@ -32,11 +32,18 @@ from rlstore.writeback.writer import WriteBack, WriteBackSummary
 class Adder:
     """Feeds `replay` (rows of each finished episode) and `writer` (the store), either optional."""
 
-    def __init__(self, replay: ReplayInserter | None = None, writer: WriteBack | None = None, run_id: str = "actor"):
+    def __init__(self, replay: ReplayInserter | None = None, writer: WriteBack | None = None, run_id: str = "actor",
+                 frame_stack: int = 1):
+        """`frame_stack` k > 1: observations are frame stacks; each step's newest frame is recorded
+        (`StepRecorder`), and `replay` and `writer` must have been made with the same k."""
+        for part in (replay, writer):
+            if part is not None and part.frame_stack != frame_stack:
+                raise ValueError(f"the adder records stacks of {frame_stack} frames, its {type(part).__name__} "
+                                 f"was made for {part.frame_stack}")
         self._replay = replay
         self._writer = writer
         run_id = writer.run_id if writer is not None else run_id
-        self._recorder = StepRecorder(run_id)
+        self._recorder = StepRecorder(run_id, frame_stack)
         self._splitter = StreamSplitter(run_id)
 
     def observe_first(self, timestep: dm_env.TimeStep) -> None:

@@ -26,14 +26,18 @@ class EpisodeAppender:
     """Appends episodes to `dataset`, publishing a version every `commit_every` episodes.
 
     `lineage` goes into every version this appender publishes, plus `run_episodes`: the
-    half-open range of the run's episode indices that version added.
+    half-open range of the run's episode indices that version added. With `frame_stack` k > 1 the
+    episodes' observations are single frames and the schema says readers stack k of them
+    (`rlstore.frames`), as a `dqn_replay` ingest's does.
     """
 
-    def __init__(self, store: Store, dataset: str, lineage: Mapping[str, Any], commit_every: int):
+    def __init__(self, store: Store, dataset: str, lineage: Mapping[str, Any], commit_every: int,
+                 frame_stack: int = 1):
         self._store = store
         self._dataset = dataset
         self._lineage = dict(lineage)
         self._commit_every = commit_every
+        self._frame_stack = frame_stack
         self._staging = store.staging(dataset)
         self._schema: Schema | None = None
         self._segment: SegmentBuilder | None = None
@@ -44,6 +48,8 @@ class EpisodeAppender:
         versions published on the way (one per `commit_every` episodes)."""
         if self._schema is None:
             self._schema = Schema.derive(batch.episode(0))
+            if self._frame_stack > 1:
+                self._schema = self._schema.with_frames("observation", self._frame_stack)
             check_appendable(self._store, self._dataset, self._schema)  # refused before anything is written
         batch.check(self._schema)
         records = encode_episodes(self._schema, batch.steps, batch.starts, batch.lengths, {"episode_id": batch.ids})

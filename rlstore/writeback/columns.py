@@ -23,6 +23,7 @@ import dm_env
 import numpy as np
 
 from rlstore.errors import BadInputError, Location
+from rlstore.frames import push
 from rlstore.nest import flatten
 from rlstore.schema import FieldSpec
 
@@ -74,12 +75,21 @@ class ColumnBatcher:
 class StepRecorder:
     """Records a dm_env stream step by step: `observe_first(timestep)`, `observe(action,
     next_timestep, extras)`; `take()` returns everything recorded since the last take as one
-    column batch. Per step this is a few list appends: it runs on the acting thread."""
+    column batch. Per step this is a few list appends: it runs on the acting thread.
 
-    def __init__(self, run_id: str):
+    With `frame_stack` k > 1 the observations are frame stacks [*S, k] (an `atari:` env's): only
+    each step's newest frame is recorded, so the store holds one frame per step and readers
+    rebuild the stacks (`rlstore.frames`). Each stack is checked to be what `rlstore.frames.push`
+    makes of the previous one and its newest frame (a k·frame comparison, ~10 us at 84x84x4),
+    so a stored episode always rebuilds exactly the observations the agent saw."""
+
+    def __init__(self, run_id: str, frame_stack: int = 1):
         self.run_id = run_id
         self.episodes = 0  # finished episodes recorded
         self._batcher = ColumnBatcher(run_id)
+        self._frame_stack = frame_stack
+        self._last_stack: Any = None  # the episode's previous observation, with frame_stack > 1
+        self._step = 0  # timesteps recorded in the episode in progress
         self._clear()
 
     def _clear(self) -> None:
@@ -96,9 +106,29 @@ class StepRecorder:
 
     def observe_first(self, timestep: dm_env.TimeStep) -> None:
         self._firsts.append(len(self.observations))
-        self.observations.append(timestep.observation)
+        self._step, self._last_stack = 0, None
+        self.observations.append(self._recorded(timestep.observation))
         self._rewards.append(None)
         self._discounts.append(None)
+
+    def _recorded(self, observation: Any) -> Any:
+        """What is kept of an observation: itself, or with frame stacks its newest frame."""
+        if self._frame_stack == 1:
+            return observation
+        stack, k = np.asarray(observation), self._frame_stack
+        problem = None
+        if stack.ndim < 2 or stack.shape[-1] != k:
+            problem = f"observation {stack.dtype}{list(stack.shape)} is not a stack of {k} frames on the last axis"
+        elif not np.array_equal(stack, push(self._last_stack, stack[..., -1], k)):
+            problem = (f"an episode's first observation must stack {k - 1} all-zero frames and its frame"
+                       if self._last_stack is None else
+                       "this observation is not the previous one shifted by one frame, its newest frame last")
+        if problem:
+            where = Location(episode=f"{self.run_id}:{self.episodes}", step=self._step, field="observation")
+            raise BadInputError(problem, where)
+        self._last_stack = stack
+        self._step += 1
+        return stack[..., -1].copy()
 
     def observe(self, action: Any, next_timestep: dm_env.TimeStep, extras: Any = None) -> bool:
         """Records a step; True when it ended the episode."""
@@ -107,7 +137,8 @@ class StepRecorder:
         self._rewards.append(next_timestep.reward)
         self._discounts.append(next_timestep.discount)
         observations = self.observations
-        observations.append(next_timestep.observation)
+        observations.append(self._recorded(next_timestep.observation) if self._frame_stack > 1
+                            else next_timestep.observation)
         if next_timestep.step_type == _LAST_STEP:
             self._lasts.append(len(observations) - 1)
             self.episodes += 1

@@ -8,6 +8,12 @@ So an item written back by an actor is indistinguishable from one loaded from th
 one table can hold both. Each call handles all the episodes a batch finished at once, with one
 traced TF call per table and one flush, so per-episode overhead stays small.
 
+With `frame_stack` k > 1 (an `atari:` env's actors) the episodes' observations are single frames:
+each episode's frames are appended once and its transitions reference the k frames of each
+stack (`rlstore.replay.stacked.FrameSharingWriter`, which serves stored frame-stacked versions),
+so items written back equal items loaded from the write-back version. Sequences of stacked
+frames are not served yet.
+
 Sequence items of a layout with `core_state_shapes` carry the recurrent state the actor recorded
 with each window's first step (its adder's extras), or zeros when the steps carry none, exactly
 as loaded items do (`rlstore.replay.loading.with_core_state`).
@@ -25,6 +31,7 @@ import tensorflow as tf
 
 from rlstore.reading.transforms import episode_sequences, episode_transitions
 from rlstore.replay.loading import check_fits, with_core_state
+from rlstore.replay.stacked import STACKED_FIELDS, FrameSharingWriter, episode_rows, is_stacked
 from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError, with_one_step
 from rlstore.replay.writing import RowWriter
 
@@ -50,9 +57,10 @@ def layout_rows(steps: Mapping[str, Any], layout: Layout, table: str) -> dict[st
 
 class ReplayInserter:
     """Inserts the rows of finished episodes into every table of `layout` on one server; `into`
-    names the server's table a kind of rows goes to (e.g. {"sequences": "agent_sequences"})."""
+    names the server's table a kind of rows goes to (e.g. {"sequences": "agent_sequences"});
+    `frame_stack` k > 1: the episodes hold single frames, served as stacks of k (module doc)."""
 
-    def __init__(self, address: str, layout: Layout, into: Mapping[str, str] | None = None):
+    def __init__(self, address: str, layout: Layout, into: Mapping[str, str] | None = None, frame_stack: int = 1):
         import reverb
 
         try:
@@ -66,15 +74,32 @@ class ReplayInserter:
                               f"(it has: {', '.join(sorted(tables)) or 'none'})")
         self._layout = layout
         self._signatures = {kind: tables[name].signature for kind, name in self._names.items()}
+        self.frame_stack = frame_stack
+        self.inserted = {name: 0 for name in self._names.values()}
+        if frame_stack > 1:
+            self._stacked = {kind: self._frame_sharing_writer(address, kind, frame_stack) for kind in layout.tables}
+            return
         # Items are checked against the signature once per batch, not per item by the writer.
         self._writers = {kind: RowWriter(address, kind) for kind in layout.tables}
-        self.inserted = {name: 0 for name in self._names.values()}
+
+    def _frame_sharing_writer(self, address: str, kind: str, frame_stack: int) -> FrameSharingWriter:
+        name, table_signature = self._names[kind], self._signatures[kind]
+        if kind != TRANSITIONS:
+            raise ReplayError(f"table {name!r}: Reverb serves transitions of frame-stacked episodes, not yet sequences")
+        if table_signature is not None and not is_stacked(table_signature):
+            raise ReplayError(f"table {name!r} holds whole observations; these episodes' observations are "
+                              f"stacks of {frame_stack} frames stored once (make it with a frame-stacked signature)")
+        return FrameSharingWriter(address, name, self._layout, frame_stack,
+                                  self._layout.table_options(kind).initial_priority)
 
     def add(self, episodes: Sequence[Mapping[str, Any]]) -> None:
         """Inserts the rows of these finished episodes (their step dicts) and waits for the server."""
         if not episodes:
             return
         steps = tree.map_structure(lambda *columns: np.concatenate(columns), *episodes)
+        if self.frame_stack > 1:
+            self._add_stacked(steps)
+            return
         for kind, writer in self._writers.items():
             name = self._names[kind]
             rows = layout_rows(steps, self._layout, kind)
@@ -86,8 +111,29 @@ class ReplayInserter:
             writer.flush()
             self.inserted[name] += len(columns[0])
 
+    def _add_stacked(self, steps: Mapping[str, Any]) -> None:
+        """Each episode's frames once, and items referencing them (`FrameSharingWriter`)."""
+        starts = np.flatnonzero(steps["is_first"]).tolist() + [len(steps["is_first"])]
+        for kind, writer in self._stacked.items():
+            name = self._names[kind]
+            for start, end in zip(starts, starts[1:]):
+                episode = tree.map_structure(lambda column: column[start:end], dict(steps))
+                frames = np.asarray(episode["observation"])
+                rows = episode_rows(episode, self._layout)
+                table_signature = self._signatures[kind]
+                if table_signature is not None:
+                    check_fits({key: value for key, value in rows.items() if key not in STACKED_FIELDS},
+                               {key: spec for key, spec in table_signature.items() if key not in STACKED_FIELDS},
+                               f"the episodes' rows do not fit table {name!r}")
+                    check_fits({"frames": np.empty((0, self.frame_stack, *frames.shape[1:]), frames.dtype)},
+                               {"frames": table_signature["observation"]},
+                               f"the episodes' frames do not fit table {name!r}")
+                writer.add_episode(frames, rows)
+                self.inserted[name] += len(rows["action"])
+            writer.flush()
+
     def close(self) -> None:
-        for writer in self._writers.values():
+        for writer in (self._stacked if self.frame_stack > 1 else self._writers).values():
             writer.close()
 
 

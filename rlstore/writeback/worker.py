@@ -48,9 +48,11 @@ class StreamSink:
     """Consumes column batches of a dm_env stream; owns the splitter, the appender and the inserter."""
 
     def __init__(self, store_root: str, dataset: str, run_id: str, environment: str, policy: str, commit_every: int,
-                 replay: str | None, layout: dict[str, Any] | None, compact_every: int | None = None):
+                 replay: str | None, layout: dict[str, Any] | None, compact_every: int | None = None,
+                 frame_stack: int = 1):
         """`layout` is a replay `Layout` as `Layout.to_json` gives it (default: `Layout()`);
-        `compact_every` K compacts the dataset after every K-th commit, on a thread of its own."""
+        `compact_every` K compacts the dataset after every K-th commit, on a thread of its own;
+        `frame_stack` k > 1: the observations are single frames, stored and served as stacks of k."""
         # Imported now rather than at the first commit, which would stall the actor for seconds.
         import tensorflow  # noqa: F401
         import tensorflow_datasets  # noqa: F401
@@ -62,11 +64,11 @@ class StreamSink:
             from rlstore.writeback.replay import BackgroundInserter, ReplayInserter
 
             layout = Layout.from_json(layout) if layout else Layout()
-            self._inserter = BackgroundInserter(ReplayInserter(replay, layout))
+            self._inserter = BackgroundInserter(ReplayInserter(replay, layout, frame_stack=frame_stack))
         lineage = {"pipeline": PIPELINE_NAME, "run_id": run_id, "policy": policy, "environment": environment,
                    "options": {"commit_every": commit_every, "replay": replay,
                                "layout": layout.to_json() if replay else None}}
-        self._appender = EpisodeAppender(Store(store_root), dataset, lineage, commit_every)
+        self._appender = EpisodeAppender(Store(store_root), dataset, lineage, commit_every, frame_stack)
         self._compactor = BackgroundCompactor(Store(store_root), dataset, compact_every) if compact_every else None
         self._splitter = StreamSplitter(run_id)
         self._steps = 0

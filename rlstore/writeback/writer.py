@@ -107,6 +107,10 @@ class WriteBack:
     imports TensorFlow), so that start-up never stalls acting. `compact_every` K (off by default)
     compacts the dataset after every K-th commit, on a thread of the worker
     (`rlstore.writeback.compactor`); the summary lists the versions compaction published.
+    `frame_stack` k > 1: observations are frame stacks [*S, k] (an `atari:` env's); one frame per
+    step is stored, with k in the schema, and Reverb items share frames (`rlstore.frames`,
+    `rlstore.replay.stacked`); a stack that is not the previous one shifted by its newest frame
+    stops the writer with an error naming episode and step.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class WriteBack:
         flush_steps: int = 1024,
         on_commit: Callable[[Commit], None] | None = None,
         compact_every: int | None = None,
+        frame_stack: int = 1,
     ):
         validate_name(dataset)
         if commit_every < 1 or flush_steps < 1 or (compact_every is not None and compact_every < 1):
@@ -134,12 +139,13 @@ class WriteBack:
         self._commit_every = commit_every
         self._flush_steps = flush_steps
         self._on_commit = on_commit
-        self._recorder = StepRecorder(self.run_id)
+        self.frame_stack = frame_stack
+        self._recorder = StepRecorder(self.run_id, frame_stack)
         self._summary: WriteBackSummary | None = None
         self._start_worker({"store_root": store.location, "dataset": dataset, "run_id": self.run_id,
                             "environment": environment, "policy": policy, "commit_every": commit_every,
                             "replay": replay, "layout": layout.to_json() if layout else None,
-                            "compact_every": compact_every})
+                            "compact_every": compact_every, "frame_stack": frame_stack})
 
     # ---- the adder interface ----------------------------------------------------------------
 

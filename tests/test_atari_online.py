@@ -1,0 +1,169 @@
+"""Online agents on Atari (`--env atari:<Game>`): real ALE with Dopamine's preprocessing, frame
+stacks built by the store's stacking rule (`rlstore.frames.push`), actors that write back one
+frame per step (the layout of a `dqn_replay` ingest) and insert Reverb items that share frames.
+End to end: `rlstore run dqfd` on real ALE Breakout, real Reverb, real store, with a
+`dqn_replay` ingest of Dopamine-written checkpoints as demonstrations; the stacks read back from
+the write-back versions equal the observations the environment gave the actor."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import dm_env
+import numpy as np
+import pytest
+
+from rlstore import frames, seeds
+from rlstore.envs import EnvSpecError, make_environment, parse_spec, without_step_cost
+from rlstore.errors import BadInputError
+from rlstore.writeback.columns import StepRecorder
+
+GAME = "atari:Breakout?max_steps=40"
+
+
+def test_atari_spec_forms():
+    spec = parse_spec("atari:Pong")
+    assert (spec.kind, spec.game, spec.frame_stack, dict(spec.params)) == \
+        ("atari", "Pong", 4, {"stack": 4, "sticky": 1, "max_steps": 27_000})
+    spec = parse_spec("atari:Breakout?stack=2&sticky=0&max_steps=100&step_ms=5")
+    assert (spec.frame_stack, spec.params["sticky"], spec.params["max_steps"], spec.step_ms) == (2, 0, 100, 5)
+    assert without_step_cost("atari:Breakout?stack=2&step_ms=5") == "atari:Breakout?stack=2"
+    assert parse_spec("gym:CartPole-v1").frame_stack == 1 and parse_spec("catch").frame_stack == 1
+    for bad, problem in [("atari:", "ALE game name"), ("atari:Pong?sticky=2", "sticky must be 0 or 1"),
+                         ("atari:Pong?skip=3", "unknown parameter"), ("atari:Pong?stack=0", "stack must be >= 1")]:
+        with pytest.raises(EnvSpecError, match=problem):
+            parse_spec(bad)
+    with pytest.raises(EnvSpecError, match="cannot make Atari game 'NoSuchGame'"):
+        make_environment("atari:NoSuchGame")
+
+
+def test_push_is_the_readers_stacking_rule_step_by_step():
+    episode = np.random.default_rng(0).integers(0, 255, (7, 5, 6), dtype=np.uint8)
+    state, pushed = None, []
+    for frame in episode:
+        state = frames.push(state, frame, 3)
+        pushed.append(state)
+    assert np.array_equal(np.stack(pushed), frames.stack(episode, np.zeros(7, np.int64), np.arange(7), 3))
+
+
+def test_the_atari_env_gives_dopamine_stacks():
+    env = make_environment(GAME, seed=1)
+    assert env.observation_spec().shape == (84, 84, 4) and env.observation_spec().dtype == np.uint8
+    assert env.action_spec().num_values == 4 and env.action_spec().dtype == np.int32  # Dopamine's int32 actions
+    timestep, seen = env.reset(), []
+    rng = np.random.default_rng(0)
+    while True:
+        seen.append(timestep.observation)
+        if timestep.last():
+            break
+        timestep = env.step(rng.integers(4))
+    assert len(seen) == 41 and timestep.discount == 1.0  # cut by max_steps: a truncation
+    single = frames.unstack(np.stack(seen), 4)  # zero-padded first stack, each the previous shifted
+    assert single.shape == (41, 84, 84) and single[1:].any()
+    env.close()
+
+
+def test_a_stack_that_breaks_the_rule_stops_the_recorder_at_its_step():
+    recorder = StepRecorder("run", frame_stack=2)
+    first = frames.push(None, np.full((3, 3), 7, np.uint8), 2)
+    recorder.observe_first(dm_env.restart(first))
+    recorder.observe(0, dm_env.transition(0.0, frames.push(first, np.ones((3, 3), np.uint8), 2)))
+    with pytest.raises(BadInputError, match="episode run:0, step 2, field 'observation'.*shifted by one frame"):
+        recorder.observe(0, dm_env.transition(0.0, first))
+    recorder = StepRecorder("run", frame_stack=2)
+    with pytest.raises(BadInputError, match="step 0, .*first observation must stack 1 all-zero"):
+        recorder.observe_first(dm_env.restart(np.ones((3, 3, 2), np.uint8)))
+
+
+def test_actor_inserts_share_frames_and_equal_the_readers_items(dopamine_store):
+    """The actors' insert path on the Dopamine-written frames: the items equal the readers' rows."""
+    import reverb
+
+    from rlstore.agents.dqfd import replay
+    from rlstore.agents.dqfd.config import DQfDConfig
+    from rlstore.agents.online.context import actor_schema, specs_from_environment
+    from rlstore.numpy import episodes
+    from rlstore.replay import TableOptions, sample_dataset
+    from rlstore.replay.tables import make_table, transition_signature
+    from rlstore.writeback.replay import ReplayInserter
+    from tests.test_image_replay import _key, reader_items
+
+    config = DQfDConfig(n_step=3)
+    specs = specs_from_environment(make_environment(GAME))
+    signature = transition_signature(actor_schema(specs, frame_stack=4), one_step=True)  # DQfD's online tables'
+    table = make_table(replay.REPLAY_TABLE, TableOptions(max_size=10_000), signature, preload=0)
+    server = reverb.Server([table])
+    try:
+        address = f"localhost:{server.port}"
+        inserter = ReplayInserter(address, replay.layout(config), frame_stack=4)
+        stored = [episode["steps"] for episode in episodes(dopamine_store, "atari", shuffle=False, repeat=False)]
+        inserter.add(stored[:2])
+        inserter.add(stored[2:])
+        inserter.close()
+        manifest = dopamine_store.manifest("atari")
+        assert inserter.inserted == {"transitions": manifest.num_steps - manifest.num_episodes}
+        want = reader_items(dopamine_store, "atari")
+        sample = next(iter(sample_dataset(address, replay.REPLAY_TABLE, 256)))
+        data = {field: value.numpy() for field, value in sample.data.items()}
+        assert data["observation"].shape == (256, 84, 84, 4)
+        assert all(_key(data, index) in want for index in range(256))
+    finally:
+        server.stop()
+
+
+def _stacks_by_episode(store, ref: str) -> list[dict[str, np.ndarray]]:
+    from rlstore.reading import steps
+
+    rows = {key: np.concatenate(parts) for key, parts in _columns(
+        steps(store, ref, batch_size=512, shuffle=False, repeat=False).as_numpy_iterator()).items()}
+    starts = np.flatnonzero(rows["is_first"]).tolist() + [len(rows["is_first"])]
+    return [{key: value[a:b] for key, value in rows.items()} for a, b in zip(starts, starts[1:])]
+
+
+def _columns(batches) -> dict[str, list[np.ndarray]]:
+    columns: dict[str, list[np.ndarray]] = {}
+    for batch in batches:
+        for key in ("observation", "action", "is_first", "is_last", "is_terminal"):
+            columns.setdefault(key, []).append(batch[key])
+    return columns
+
+
+def test_dqfd_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_actor_saw(dopamine_store, tmp_path):
+    from rlstore.store import Store
+    from rlstore.validation import validate
+
+    root = tmp_path / "store"
+    shutil.copytree(dopamine_store.root, root)  # demonstrations: the dqn_replay ingest
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "rlstore", "--store", str(root), "run", "dqfd", "--env", GAME,
+               "--demos", "atari@1", "--env-steps", "100", "--out", str(out), "--write-back", "atari_online",
+               "--commit-every", "2", "--pretrain-steps", "5", "--eval-every", "0", "--final-eval-episodes", "1",
+               "--batch-size", "16", "--hidden-sizes", "16", "--min-replay-size", "20", "--samples-per-insert", "1",
+               "--n-step", "3", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["env_steps"] >= 100 and len(summary["write_back"]["versions"]) >= 2
+    counts = json.loads((out / "logs" / "replay.json").read_text())
+    assert counts["transitions"]["inserts"] == summary["env_steps"]  # every step's transition, frames shared
+    assert counts["demonstrations"]["size"] > 0
+
+    store = Store(root)
+    assert validate(store, "atari_online") == []
+    observation = store.manifest("atari_online").schema.steps["observation"]
+    assert (observation.shape, observation.stack) == ((84, 84), 4)  # one frame per step, as dqn_replay stores them
+    stored = _stacks_by_episode(store, "atari_online")
+    assert len(stored) == store.manifest("atari_online").num_episodes >= 3
+    # The actor's environment, replayed with its seed and the stored actions, shows the same stacks.
+    env = make_environment(GAME, seed=seeds.acting(0, 0))
+    for episode in stored:
+        timestep = env.reset()
+        for t in range(len(episode["action"])):
+            assert np.array_equal(episode["observation"][t], timestep.observation), t
+            if timestep.last():
+                break
+            timestep = env.step(episode["action"][t])
+        assert bool(episode["is_terminal"][-1]) == (timestep.discount == 0.0)
+    env.close()
