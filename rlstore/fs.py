@@ -258,10 +258,12 @@ def _connect_gcs():
 
 
 def _status(error: BaseException) -> int | None:
-    """The HTTP status behind a botocore error, also when s3fs wrapped it in an OSError."""
+    """The HTTP status behind a botocore or gcsfs error, also when s3fs wrapped it in an OSError."""
     for candidate in (error, error.__cause__, error.__context__):
-        code = getattr(candidate, "code", None)  # gcsfs's HttpError
-        if isinstance(code, int) and 400 <= code < 600:
+        # gcsfs's HttpError carries the status in `code`; aiohttp's payload errors have a `code`
+        # too (400), for what is a connection cut mid-transfer, so only HttpError's counts.
+        code = getattr(candidate, "code", None)
+        if type(candidate).__name__ == "HttpError" and isinstance(code, int):
             return code
         response = getattr(candidate, "response", None)
         if isinstance(response, dict):
