@@ -509,7 +509,8 @@ DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
 def scale(work: Path, steps: int, rounds: int) -> dict:
     """Wall seconds of ingesting one `steps`-row D4RL file with 1 and with 2 workers: worker
     processes of the DirectRunner, and `dask worker` processes of a local Dask cluster (started
-    for each count, before the clock starts). Best of `rounds` for each."""
+    for each count, before the clock starts). Best of `rounds` for each; the configurations take
+    turns round by round."""
     # The driver's one-time costs (importing TensorFlow and TFDS for the segment's metadata, Beam,
     # h5py) are paid here, before any timing, or the first configuration timed would carry them.
     tiny = write_d4rl(work / "d4rl-scale-warmup.hdf5", D4RL_TINY, seed=4)
@@ -517,23 +518,24 @@ def scale(work: Path, steps: int, rounds: int) -> dict:
     path = write_d4rl(work / "d4rl-scale.hdf5", steps, seed=3)
     log(f"scale: wrote a {steps:,}-step D4RL file ({path.stat().st_size / 2**20:.0f} MiB)")
     load = [round(x, 2) for x in os.getloadavg()]
-    seconds: dict[str, float] = {}
-    for runner in ("direct", "dask"):
-        for workers in (1, 2):
-            runs = []
-            for i in range(rounds):
+    runs: dict[str, list[dict]] = {f"{runner}_{workers}": [] for runner in ("direct", "dask") for workers in (1, 2)}
+    for i in range(rounds):  # 1 and 2 workers take turns, so another user's burst hits one round, not one side
+        for runner in ("direct", "dask"):
+            for workers in (1, 2):
                 store = work / f"scale-{runner}-{workers}-{i}"
                 if runner == "direct":
-                    runs.append(timed(lambda: run_d4rl_ingest(path, store, workers)))
+                    run = timed(lambda: run_d4rl_ingest(path, store, workers))
                 else:
                     with local_dask_cluster(workers, work / f"dask-{workers}") as address:
                         args = [DASK_RUNNER, f"--dask_client_address={address}"]
-                        runs.append(timed(lambda: run_d4rl_ingest(path, store, beam_args=args)))
-                log(f"scale: {runner}, {workers} worker(s): {runs[-1]['seconds']:.1f} s "
+                        run = timed(lambda: run_d4rl_ingest(path, store, beam_args=args))
+                runs[f"{runner}_{workers}"].append(run)
+                log(f"scale round {i + 1}/{rounds}: {runner}, {workers} worker(s): {run['seconds']:.1f} s "
                     f"(load {os.getloadavg()[0]:.1f})")
-            seconds[f"{runner}_{workers}"] = best(runs)["seconds"]
+    seconds = {key: best(values)["seconds"] for key, values in runs.items()}
     path.unlink()
     result = {"steps": steps, "rounds": rounds, "load_avg_before": load,
+              "all_seconds": {key: [round(run["seconds"], 2) for run in values] for key, values in runs.items()},
               "load_avg_after": [round(x, 2) for x in os.getloadavg()],
               **{f"seconds_{key}": round(value, 2) for key, value in seconds.items()},
               "steps_per_s_direct_2_workers": round(steps / seconds["direct_2"]),
@@ -556,6 +558,7 @@ def parse_args() -> argparse.Namespace:
                              "h5py, its memory), scale (a large D4RL file on 1 and 2 workers, DirectRunner and Dask), "
                              "s3 (the npz ingest into a bucket on a local S3 server against a local store)")
     parser.add_argument("--scale-steps", type=int, help="rows of the scale part's D4RL file (default 10M; --quick 2M)")
+    parser.add_argument("--scale-rounds", type=int, help="rounds of the scale part, best kept (default 1)")
     parser.add_argument("--work", type=Path, help="working directory (default: a new temporary directory); the "
                                                   "scale part writes a ~1 GiB file and stores of a few GiB there")
     parser.add_argument("--child-memory", type=Path, help=argparse.SUPPRESS)
@@ -587,7 +590,8 @@ def main() -> None:
                 report["d4rl"] = d4rl_throughput(work, d4rl["steps"], d4rl["rounds"])
                 report["d4rl"]["memory"] = d4rl_memory(work, d4rl["memory"])
             if "scale" in parts:
-                report["scale"] = scale(work, args.scale_steps or sizes["scale"]["steps"], sizes["scale"]["rounds"])
+                report["scale"] = scale(work, args.scale_steps or sizes["scale"]["steps"],
+                                        args.scale_rounds or sizes["scale"]["rounds"])
             if "s3" in parts:
                 report["s3"] = s3_ingest(work, episodes, args.steps, sizes["rounds"])
     finally:

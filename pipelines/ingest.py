@@ -44,7 +44,7 @@ from rlstore.manifest import Manifest
 from rlstore.names import validate_name
 from rlstore.schema import Schema
 from rlstore.publishing import check_appendable, dataset_shard_format, publish_segment
-from rlstore.shard_formats import PARQUET, TFRECORD, check_format
+from rlstore.shard_formats import PARQUET, TFRECORD, check_format, frame_encoding
 from rlstore.shard_targets import BucketShardTarget, ShardTarget
 from rlstore.store import Store
 
@@ -181,7 +181,7 @@ def ingest(
     frame_stack = getattr(source_format, "frame_stack", None)
     shard_format = _shard_format(store, dataset, shard_format, framed=frame_stack is not None)
     if frame_stack is not None:
-        schema = schema.with_frames("observation", frame_stack, "bytes" if shard_format == PARQUET else "zlib")
+        schema = schema.with_frames("observation", frame_stack, frame_encoding(shard_format))
     image_encodings = dict(image_encodings or {})
     if image_encodings:
         schema = schema.with_image_encodings({field: ImageEncoding.parse(text) for field, text in image_encodings.items()})

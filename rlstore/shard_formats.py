@@ -45,6 +45,12 @@ def check_format(name: str) -> str:
     return name
 
 
+def frame_encoding(shard_format: str) -> str:
+    """The TFDS Tensor encoding of single frames in shards of `shard_format`: raw in parquet (the
+    zstd column compresses an episode's frames together), zlib per frame in TFRecord."""
+    return "bytes" if shard_format == PARQUET else "zlib"
+
+
 def segment_format(segment: Mapping[str, Any]) -> str:
     """The shard format a segment record declares (records without one are TFRecord)."""
     return segment.get("shard_format", TFRECORD)

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rlstore import publishing, tfrecord
+from rlstore.shard_formats import frame_encoding
 from rlstore.episode import Episode, make_episode
 from rlstore.schema import Schema
 from rlstore.store import Store
@@ -65,8 +66,7 @@ def publish_frames(store: Store, name: str, episodes: Sequence[Episode], stack: 
     """Publishes episodes of single frames as one new segment whose schema says readers stack
     `stack` of them (what ingest with `--frame-stack` stores): zlib frames in TFRecord shards,
     or raw frames in zstd parquet shards."""
-    encoding = "bytes" if shard_format == "parquet" else "zlib"
-    schema = Schema.derive(episodes[0]).with_frames("observation", stack, encoding)
+    schema = Schema.derive(episodes[0]).with_frames("observation", stack, frame_encoding(shard_format))
     publishing.check_appendable(store, name, schema)
     with store.staging(name) as staging:
         segment = publishing.SegmentBuilder(store, name, staging, schema, shard_format=shard_format)

@@ -154,6 +154,7 @@ def test_dqfd_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_
     assert validate(store, "atari_online") == []
     observation = store.manifest("atari_online").schema.steps["observation"]
     assert (observation.shape, observation.stack) == ((84, 84), 4)  # one frame per step, as dqn_replay stores them
+    assert {s["shard_format"] for s in store.manifest("atari_online").segments} == {"parquet"}  # and where
     stored = _stacks_by_episode(store, "atari_online")
     assert len(stored) == store.manifest("atari_online").num_episodes >= 3
     # The actor's environment, replayed with its seed and the stored actions, shows the same stacks.

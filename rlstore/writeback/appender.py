@@ -14,8 +14,9 @@ from typing import Any, Mapping
 
 from rlstore.encoding import encode_episodes
 from rlstore.manifest import Manifest
-from rlstore.publishing import SegmentBuilder, check_appendable
+from rlstore.publishing import SegmentBuilder, check_appendable, dataset_shard_format
 from rlstore.schema import Schema
+from rlstore.shard_formats import PARQUET, frame_encoding
 from rlstore.store import Store
 from rlstore.writeback.stream import EpisodeBatch
 
@@ -28,7 +29,8 @@ class EpisodeAppender:
     `lineage` goes into every version this appender publishes, plus `run_episodes`: the
     half-open range of the run's episode indices that version added. With `frame_stack` k > 1 the
     episodes' observations are single frames and the schema says readers stack k of them
-    (`rlstore.frames`), as a `dqn_replay` ingest's does.
+    (`rlstore.frames`), as a `dqn_replay` ingest's does, in the same shard format (parquet of
+    raw frames for a new dataset; an existing dataset's own otherwise).
     """
 
     def __init__(self, store: Store, dataset: str, lineage: Mapping[str, Any], commit_every: int,
@@ -40,6 +42,7 @@ class EpisodeAppender:
         self._frame_stack = frame_stack
         self._staging = store.staging(dataset)
         self._schema: Schema | None = None
+        self._shard_format: str | None = None  # None: the dataset's (tfrecord for a new one)
         self._segment: SegmentBuilder | None = None
         self.committed = 0
 
@@ -48,15 +51,18 @@ class EpisodeAppender:
         versions published on the way (one per `commit_every` episodes)."""
         if self._schema is None:
             self._schema = Schema.derive(batch.episode(0))
-            if self._frame_stack > 1:
-                self._schema = self._schema.with_frames("observation", self._frame_stack)
+            if self._frame_stack > 1:  # where a dqn_replay ingest puts frames: parquet, unless the dataset is TFRecord
+                self._shard_format = dataset_shard_format(self._store, self._dataset) or PARQUET
+                self._schema = self._schema.with_frames("observation", self._frame_stack,
+                                                        frame_encoding(self._shard_format))
             check_appendable(self._store, self._dataset, self._schema)  # refused before anything is written
         batch.check(self._schema)
         records = encode_episodes(self._schema, batch.steps, batch.starts, batch.lengths, {"episode_id": batch.ids})
         manifests = []
         for record, length, episode_return in zip(records, batch.lengths.tolist(), batch.returns().tolist()):
             if self._segment is None:
-                self._segment = SegmentBuilder(self._store, self._dataset, self._staging, self._schema)
+                self._segment = SegmentBuilder(self._store, self._dataset, self._staging, self._schema,
+                                               shard_format=self._shard_format)
             self._segment.write(record, length, episode_return)
             if self._segment.episodes >= self._commit_every:
                 manifests.append(self.commit())
