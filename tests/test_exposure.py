@@ -11,7 +11,7 @@ def _refused(capsys, argv, address):
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
-    for text in (f"refusing to start", address, "every network interface", "no authentication", "--expose",
+    for text in ("refusing to start", address, "every network interface", "no authentication", "--expose",
                  "README: Security"):
         assert text in lines[0], lines[0]
 

@@ -89,7 +89,7 @@ def test_the_resumed_run_plays_exactly_its_budget(killed_and_resumed):
     assert BUDGET <= env_steps < BUDGET + CATCH_STEPS
     assert summary["env_steps"] == env_steps and summary["final_evaluation"]["episodes"] == 5
     assert f"[learner] resumed from {out / 'checkpoints'}" in stderr
-    assert f"[replay] serving at port" in stderr and f"(restored from {out / 'replay'}" in stderr
+    assert "[replay] serving at port" in stderr and f"(restored from {out / 'replay'}" in stderr
 
 
 def test_no_committed_episode_is_lost_or_duplicated(killed_and_resumed):

@@ -331,9 +331,15 @@ def _final_evaluation(run: RunDirectory, context: RunContext, episodes: int) -> 
 
 
 def _sigterm_as_interrupt():
-    """Makes SIGTERM (a service manager's stop) stop the run like Ctrl-C; returns the old handler."""
+    """Makes SIGTERM (a service manager's stop) stop the run like Ctrl-C; returns the old handler.
+
+    Ctrl-C itself is made to interrupt too, whatever this process inherited: a parent that
+    ignored or blocked SIGINT when it started us (both survive exec, and Python then leaves
+    SIGINT ignored) would otherwise leave a supervisor that Ctrl-C cannot stop."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def interrupt(*_):
         raise KeyboardInterrupt

@@ -44,8 +44,8 @@ class R2D3Online:
         if not context.specs.action.discrete:
             raise AgentError(f"R2D3 needs discrete actions; {context.env!r} has continuous ones")
         if context.frame_stack > 1:
-            raise AgentError(f"R2D3 online on frame-stacked observations ({context.env!r}) is not supported yet: "
-                             "Reverb serves their transitions, not their sequences; use dqfd")
+            raise AgentError(f"R2D3 online on frame-stacked observations ({context.env!r}) is not supported yet "
+                             "(its actors do not write stacked sequences back); use dqfd")
         self._context = context
 
     def make_replay_tables(self) -> list:
@@ -150,5 +150,5 @@ class OnlineActor:
 
 def core_state_extras(state: Sequence[np.ndarray]) -> dict[str, Any]:
     """A batch-of-one LSTM state as the adder's extras: step metadata `core_state/<i>` per part,
-    which sequence items take as their `core_state` (rlstore.replay.loading.with_core_state)."""
+    which sequence items take as their `core_state` (rlstore.replay.tables.with_core_state)."""
     return {"core_state": {str(part): np.asarray(value)[0] for part, value in enumerate(state)}}

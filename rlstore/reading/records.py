@@ -53,4 +53,3 @@ def episode_records(
     else:
         records = names.flat_map(read) if read is not tf.data.TFRecordDataset else tf.data.TFRecordDataset(names)
     return records.repeat() if repeat else records
-

@@ -25,7 +25,7 @@ import tensorflow as tf
 from rlstore.frames import observation_stack
 from rlstore.names import DatasetRef
 from rlstore.replay.tables import (SEQUENCES, TRANSITIONS, Layout, ReplayError, over_budget, preload_bound,
-                                   signature, with_one_step)
+                                   signature, with_core_state, with_one_step)
 from rlstore.replay.stacked import load_stacked
 from rlstore.replay.writing import RowWriter
 from rlstore.store import Store
@@ -86,23 +86,6 @@ def _insert_budget(info: reverb.reverb_types.TableInfo) -> int:
     return math.floor((limiter.max_diff - error) / limiter.samples_per_insert)
 
 
-def with_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
-    """Sequence rows with the layout's `core_state` column: the recurrent state recorded with each
-    window's first step (step metadata `core_state/<i>`, which an actor's adder writes back), or
-    zeros for steps that carry none (logged data, demonstrations): such items start from the
-    zero state. Without `core_state_shapes` in the layout, recorded states are dropped."""
-    recorded = rows.pop("core_state", None)
-    if not layout.core_state_shapes:
-        return rows
-    size = len(rows["is_demo"])
-    if recorded is None:
-        rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
-    else:
-        rows["core_state"] = tuple(np.asarray(recorded[str(part)][:, 0], np.float32)
-                                   for part in range(len(layout.core_state_shapes)))
-    return rows
-
-
 def _insert(address: str, table: str, priority: float, batches: Iterable[dict[str, Any]], budget: int,
             streams: int, kind: str) -> int:
     """Inserts every row of `batches`, each batch split over `streams` writers. Each writer has
@@ -157,7 +140,8 @@ def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layo
         item_signature = signature(schema, layout, kind)  # refuses what cannot be served
         if frame_stack > 1:  # frames once, items referencing them (rlstore.replay.stacked)
             counts[table] = load_stacked(address, table, layout, frame_stack, layout.table_options(kind).initial_priority,
-                                         _numpy_episodes(store, ref), _insert_budget(client.server_info()[table]))
+                                         _numpy_episodes(store, ref), _insert_budget(client.server_info()[table]),
+                                         kind=kind)
             continue
         rows = _rows(store, ref, layout, kind)
         loaded = {key: value for key, value in item_signature.items() if key != "core_state"}  # added below

@@ -34,8 +34,10 @@ that appends a whole window as one cell (squeezed, as the bulk loader does) prod
 samples, so online and loaded items share one table.
 
 A version stored as single frames (`stack` k in its schema) serves `transitions` whose stacked
-fields are [k, *frame_shape] references to frames stored once (`rlstore.replay.stacked`); its
-`sequences` are not served yet.
+fields are [k, *frame_shape] references to frames stored once, and `sequences` whose
+observation is k x [span, *frame_shape] (slot j: the j-th frame of each step's stack),
+referencing the same frames (`rlstore.replay.stacked`; `rlstore.replay.sample_dataset` turns
+both into the readers' [..., *frame_shape, k] stacks).
 
 Signatures come from the version's schema (`store.manifest(ref).schema`), so a table rejects
 items of any other shape or dtype, and a learner can build its dataset from the table alone
@@ -54,6 +56,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import reverb
 import tensorflow as tf
 
@@ -67,6 +70,7 @@ TRANSITIONS = "transitions"
 SEQUENCES = "sequences"
 TABLE_NAMES = (TRANSITIONS, SEQUENCES)
 FRAMES_NAME = "stacked_frames"  # the signature name of a frame-stacked field: [k, *frame_shape]
+FRAME_WINDOWS_NAME = "stacked_frame_windows"  # ... of a sequence's: k of [span, *frame_shape], one per slot
 
 
 class ReplayError(RlstoreError, ValueError):
@@ -189,12 +193,36 @@ def with_one_step(rows: dict[str, Any], one_step_rows: dict[str, Any]) -> dict[s
             "one_step_next_observation": one_step_rows["next_observation"]}
 
 
+def with_core_state(rows: dict[str, Any], layout: Layout) -> dict[str, Any]:
+    """Sequence rows with the layout's `core_state` column: the recurrent state recorded with each
+    window's first step (step metadata `core_state/<i>`, which an actor's adder writes back), or
+    zeros for steps that carry none (logged data, demonstrations): such items start from the
+    zero state. Without `core_state_shapes` in the layout, recorded states are dropped."""
+    recorded = rows.pop("core_state", None)
+    if not layout.core_state_shapes:
+        return rows
+    size = len(rows["is_demo"])
+    if recorded is None:
+        rows["core_state"] = tuple(np.zeros((size, *shape), np.float32) for shape in layout.core_state_shapes)
+    else:
+        rows["core_state"] = tuple(np.asarray(recorded[str(part)][:, 0], np.float32)
+                                   for part in range(len(layout.core_state_shapes)))
+    return rows
+
+
+def frame_windows_spec(spec: FieldSpec, span: int) -> tuple[tf.TensorSpec, ...]:
+    """The item spec of a sequence's stacks of a frame-stacked field: for each of the k slots of a
+    stack, that slot's frame at each of the `span` steps, k x [span, *frame_shape] (see
+    `rlstore.replay.stacked`)."""
+    return tuple(tf.TensorSpec((span, *spec.shape), tf.as_dtype(spec.dtype), name=FRAME_WINDOWS_NAME)
+                 for _ in range(spec.stack))
+
+
 def sequence_signature(schema: Schema, layout: Layout) -> dict[str, Any]:
     """The item signature of the `sequences` table for a version with this schema."""
-    if observation_stack(schema) > 1:
-        raise ReplayError("this version stores frames once (frames stacked by "
-                          f"{observation_stack(schema)}); Reverb serves its transitions, not yet its sequences")
     signature = _steps(schema, (layout.span,))
+    if observation_stack(schema) > 1:
+        signature["observation"] = frame_windows_spec(schema.steps["observation"], layout.span)
     signature.pop("core_state", None)  # recorded states become the item's one `core_state`, below
     signature["mask"] = tf.TensorSpec((layout.span,), tf.float32)
     signature["is_demo"] = tf.TensorSpec((), tf.bool)

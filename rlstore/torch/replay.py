@@ -156,7 +156,7 @@ class ReplayLoader:
             # new workers start with this pass and get new slots; kept workers keep theirs
             self._blocks.slots = Slots(loader.num_workers, (loader.prefetch_factor or 2) + self.SPARE_SLOTS,
                                        self.replay.block_bytes(self.block))
-        slots = self._blocks.slots  # alive while this pass's blocks may still arrive
+        _slots = self._blocks.slots  # alive while this pass's blocks may still arrive
         for block in loader:
             yield from unblock(block, self.replay.batch_size)
 

@@ -14,7 +14,7 @@ table's rate limiter says the learner is behind, the insert waits and so does ac
 how the ratio of acting to learning is held), and the same column batch goes to the write-back
 worker, which builds the same episode and appends it to the store. Extras become step
 metadata in both: sequence items take the recurrent state of their first step
-(`rlstore.replay.loading.with_core_state`), and so do items refilled from the stored episodes.
+(`rlstore.replay.tables.with_core_state`), and so do items refilled from the stored episodes.
 """
 from __future__ import annotations
 

@@ -11,12 +11,12 @@ traced TF call per table and one flush, so per-episode overhead stays small.
 With `frame_stack` k > 1 (an `atari:` env's actors) the episodes' observations are single frames:
 each episode's frames are appended once and its transitions reference the k frames of each
 stack (`rlstore.replay.stacked.FrameSharingWriter`, which serves stored frame-stacked versions),
-so items written back equal items loaded from the write-back version. Sequences of stacked
-frames are not served yet.
+so items written back equal items loaded from the write-back version (transitions and
+sequences alike).
 
 Sequence items of a layout with `core_state_shapes` carry the recurrent state the actor recorded
 with each window's first step (its adder's extras), or zeros when the steps carry none, exactly
-as loaded items do (`rlstore.replay.loading.with_core_state`).
+as loaded items do (`rlstore.replay.tables.with_core_state`).
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ import tree
 import tensorflow as tf
 
 from rlstore.reading.transforms import episode_sequences, episode_transitions
-from rlstore.replay.loading import check_fits, with_core_state
+from rlstore.replay.loading import check_fits
 from rlstore.replay.stacked import STACKED_FIELDS, FrameSharingWriter, episode_rows, is_stacked
-from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError, with_one_step
+from rlstore.replay.tables import TRANSITIONS, Layout, ReplayError, with_core_state, with_one_step
 from rlstore.replay.writing import RowWriter
 
 _CONNECT_SECONDS = 30
@@ -84,8 +84,6 @@ class ReplayInserter:
 
     def _frame_sharing_writer(self, address: str, kind: str, frame_stack: int) -> FrameSharingWriter:
         name, table_signature = self._names[kind], self._signatures[kind]
-        if kind != TRANSITIONS:
-            raise ReplayError(f"table {name!r}: Reverb serves transitions of frame-stacked episodes, not yet sequences")
         if table_signature is not None and not is_stacked(table_signature):
             raise ReplayError(f"table {name!r} holds whole observations; these episodes' observations are "
                               f"stacks of {frame_stack} frames stored once (make it with a frame-stacked signature)")
@@ -119,15 +117,16 @@ class ReplayInserter:
             for start, end in zip(starts, starts[1:]):
                 episode = tree.map_structure(lambda column: column[start:end], dict(steps))
                 frames = np.asarray(episode["observation"])
-                rows = episode_rows(episode, self._layout)
+                rows = episode_rows(episode, self._layout, kind)
                 table_signature = self._signatures[kind]
                 if table_signature is not None:
                     check_fits({key: value for key, value in rows.items() if key not in STACKED_FIELDS},
                                {key: spec for key, spec in table_signature.items() if key not in STACKED_FIELDS},
                                f"the episodes' rows do not fit table {name!r}")
-                    check_fits({"frames": np.empty((0, self.frame_stack, *frames.shape[1:]), frames.dtype)},
-                               {"frames": table_signature["observation"]},
-                               f"the episodes' frames do not fit table {name!r}")
+                    held = tree.flatten(table_signature["observation"])[0]  # [k or span, *frame_shape]
+                    if (tf.as_dtype(frames.dtype), list(frames.shape[1:])) != (held.dtype, held.shape[1:].as_list()):
+                        raise ReplayError(f"the episodes' frames are {frames.dtype}{list(frames.shape[1:])}, table "
+                                          f"{name!r} holds {held.dtype.name}{held.shape[1:].as_list()} frames")
                 writer.add_episode(frames, rows)
                 self.inserted[name] += len(rows["action"])
             writer.flush()
