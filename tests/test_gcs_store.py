@@ -1,8 +1,9 @@
 """Stores in Google Cloud Storage (`gs://bucket/prefix`) through gcsfs, against a real GCS
-emulator on 127.0.0.1 (fake-gcs-server; see the `gcs_store` fixture), which honours the
-`ifGenerationMatch=0` precondition that claims a version. What the emulator cannot show:
-real GCS's credentials and TensorFlow's own gs:// file system (TF 2.15 has no emulator
-endpoint setting), so stock TFDS reading a version straight from gs:// is not tested here."""
+emulator on 127.0.0.1 (fake-gcs-server with its in-memory backend; tests/gcs_emulator.py),
+which checks the `ifGenerationMatch=0` precondition that claims a version atomically. What the
+emulator cannot show: real GCS's credentials and TensorFlow's own gs:// file system (TF 2.15
+has no emulator endpoint setting), so stock TFDS reading a version straight from gs:// is not
+tested here."""
 from __future__ import annotations
 
 import json
@@ -57,6 +58,7 @@ def _at_once(job, count: int) -> list[BaseException]:
 
 
 def test_concurrent_claims_and_writers_get_distinct_versions(gcs_store):
+    # Eight separate clients create one object at once: without the precondition all eight win.
     won = []
 
     def claim(index: int, barrier: threading.Barrier) -> None:
