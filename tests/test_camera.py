@@ -107,13 +107,14 @@ def test_cameras_language_and_embeddings_read_back(camera_source, camera_store):
                                           stock[episode_id]["steps"]["observation"][camera])
 
 
-def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_store):
-    """`sequences` gathers padded windows of decoded JPEGs: bit-for-bit the stock TFDS decode,
-    and all-zero images (with mask 0) where a window runs past its episode's end."""
-    from rlstore import reading
+WINDOWS = {"length": 3, "burn_in": 1, "period": 2}
 
-    length, burn_in, period = 3, 1, 2
-    span = length + burn_in
+
+@pytest.fixture(scope="module")
+def stock_windows(camera_store) -> dict[bytes, tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Every `WINDOWS` window of the stock TFDS decode, zero-padded past its episode's end, as
+    (mask, images per camera field), keyed by its first step's state (unique per step)."""
+    span, period = WINDOWS["length"] + WINDOWS["burn_in"], WINDOWS["period"]
     expected = {}
     for episode in _stock_episodes(camera_store, "cams").values():
         steps = episode["steps"]
@@ -126,17 +127,50 @@ def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_stor
             expected[steps["observation"]["state"][start].tobytes()] = (real.astype(np.float32), padded)
             if start + span >= size:
                 break
-    got = 0
-    for batch in reading.sequences(camera_store, "cams", length=length, period=period, burn_in=burn_in,
-                                   batch_size=3, shuffle=False, repeat=False).as_numpy_iterator():
-        for row in range(len(batch["mask"])):
-            mask, images = expected[batch["observation"]["state"][row, 0].tobytes()]
-            np.testing.assert_array_equal(batch["mask"][row], mask)
-            for field, camera in zip(FIELDS, cf.CAMERAS):
-                assert batch["observation"][camera].dtype == np.uint8
-                np.testing.assert_array_equal(batch["observation"][camera][row], images[field])
-            got += 1
-    assert got == len(expected) and any(mask.min() == 0 for mask, _ in expected.values())
+    assert any(mask.min() == 0 for mask, _ in expected.values())  # some windows are padded
+    return expected
+
+
+def _check_windows(batch: dict, expected: dict) -> list[bytes]:
+    """Asserts every window of `batch` equals its stock window bit for bit; returns their keys."""
+    keys = []
+    for row in range(len(batch["mask"])):
+        keys.append(batch["observation"]["state"][row, 0].tobytes())
+        mask, images = expected[keys[-1]]
+        np.testing.assert_array_equal(batch["mask"][row], mask)
+        for field, camera in zip(FIELDS, cf.CAMERAS):
+            assert batch["observation"][camera].dtype == np.uint8
+            np.testing.assert_array_equal(batch["observation"][camera][row], images[field])
+    return keys
+
+
+def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_store, stock_windows):
+    """`sequences` gathers padded windows of decoded JPEGs: bit-for-bit the stock TFDS decode,
+    and all-zero images (with mask 0) where a window runs past its episode's end."""
+    from rlstore import reading
+
+    expected = stock_windows
+    seen = [key for batch in reading.sequences(camera_store, "cams", **WINDOWS, batch_size=3, shuffle=False,
+                                               repeat=False).as_numpy_iterator()
+            for key in _check_windows(batch, expected)]
+    assert sorted(seen) == sorted(expected)
+
+
+@pytest.mark.parametrize("cache_bytes", [None, 0])
+def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store, stock_windows, cache_bytes):
+    """With `repeat`, a small JPEG version is decoded once and kept (default), or decoded every
+    epoch (`decoded_cache_bytes=0`): either way every window of every epoch equals the stock
+    decode, and later epochs come in a new order."""
+    from rlstore import reading
+
+    expected = stock_windows
+    budget = {} if cache_bytes is None else {"decoded_cache_bytes": cache_bytes}
+    if cache_bytes is None:
+        assert reading.readers._keeps_decoded(camera_store.manifest("cams"), reading.readers.DECODED_CACHE_BYTES)
+    batches = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=2, seed=3, **budget)
+    order = [tuple(_check_windows(batch, expected)) for batch in batches.take(4 * len(expected) // 2).as_numpy_iterator()]
+    assert len(set(order)) > len(expected) // 2  # not one epoch's batches replayed: rows were reshuffled
+    assert {key for keys in order for key in keys} == set(expected)
 
 
 def _raw_image_episodes(count: int = 3, length: int = 4) -> list[dict]:

@@ -23,6 +23,14 @@ partial batch is dropped (a different one each epoch, since chunks are reshuffle
 it, it is kept, so an epoch still yields every row once. Image fields (PNG/JPEG cameras) go the
 same way: each image is decoded once per chunk, and a batch of 8-step windows gathers only its
 own 8 x 32 images, where building every window of the chunk first copied each image 8 times.
+
+Decoding PNG/JPEG images is then most of the cost (~100 us per 128x128x3 JPEG), paid again every
+epoch. So a repeating reader over a version with such images that decodes to at most
+`decoded_cache_bytes` (default 512 MB) decodes it once: the first epoch's decoded chunks are
+kept (`Dataset.cache`) and every later epoch serves them in a new order with their rows
+reshuffled (each chunk keeps the episodes it drew in the first epoch). Larger versions, and
+frame stacks (raw frames, which inflate at a few us each), are decoded every epoch as above,
+so memory stays bounded as the data grows. `decoded_cache_bytes=0` turns this off.
 """
 from __future__ import annotations
 
@@ -31,8 +39,9 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from rlstore.chunks import chunk_episodes_for
+from rlstore.chunks import chunk_episodes_for, decoded_step_bytes
 from rlstore.frames import observation_stack
+from rlstore.images import IMAGE_FORMATS
 from rlstore.names import DatasetRef
 from rlstore.nest import flatten, unflatten
 from rlstore.reading.decoding import decode_episodes
@@ -42,6 +51,7 @@ from rlstore.reading.transforms import (episode_firsts, episode_sequences, episo
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
+DECODED_CACHE_BYTES = 512 << 20  # PNG/JPEG versions decoding to at most this are decoded once, then kept
 
 
 def _records(store: Store, ref: str | DatasetRef, shuffle: bool, seed: int, repeat: bool, shuffle_buffer: int):
@@ -88,18 +98,24 @@ def _rows(
     repeat: bool,
     shuffle_buffer: int,
     chunk_episodes: int | None,
+    decoded_cache_bytes: int,
 ) -> tf.data.Dataset:
     """Batches of the rows `to_rows` makes from chunks of whole episodes laid end to end.
 
     With `repeat`, batches all have exactly `batch_size` rows (a static batch dimension);
     without it, the last batch of the epoch holds what is left, so an epoch yields every row once.
     """
-    manifest, records = _records(store, ref, shuffle, seed, repeat, shuffle_buffer)
+    ref = store.resolve(ref)
+    manifest = store.manifest(ref)
     schema = manifest.schema
     frame_stack = observation_stack(schema)
     late = _late_fields(schema)
+    per_chunk = chunk_episodes or chunk_episodes_for(manifest)
+    cached = repeat and _keeps_decoded(manifest, decoded_cache_bytes)
+    records = episode_records(shard_files(store, ref), shuffle=shuffle, seed=seed, repeat=repeat and not cached,
+                              shuffle_buffer=shuffle_buffer)
 
-    def chunk(index: tf.Tensor, serialized: tf.Tensor) -> Any:
+    def decoded(serialized: tf.Tensor) -> Any:
         steps = decode_episodes(serialized, schema)[0]
         flat = flatten(steps)
         sources = {key: flat[key] for key in late}
@@ -107,7 +123,6 @@ def _rows(
             step_index = tf.range(tf.shape(flat["is_first"], out_type=tf.int64)[0])
             steps = unflatten({**flat, **dict.fromkeys(late, step_index)})
         rows = to_rows(steps)
-        rows = shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
         if not late:
             return rows
         for key in sources:
@@ -117,8 +132,18 @@ def _rows(
                 sources[key] = tf.concat([tf.zeros_like(sources[key][:1]), sources[key]], 0)
         return rows, sources, episode_firsts(steps)
 
-    chunks = records.batch(chunk_episodes or chunk_episodes_for(manifest)).enumerate()
-    chunks = chunks.map(chunk, num_parallel_calls=AUTOTUNE, deterministic=True)
+    def shuffled(index: tf.Tensor, chunk: Any) -> Any:
+        rows = chunk[0] if late else chunk
+        rows = shuffle_rows(rows, tf.stack([tf.constant(seed, tf.int64), index])) if shuffle else rows
+        return (rows, *chunk[1:]) if late else rows
+
+    chunks = records.batch(per_chunk).map(decoded, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cached:  # every later epoch reuses the first one's decoded chunks, in a new order, rows reshuffled
+        chunks = chunks.cache()
+        if shuffle:
+            chunks = chunks.shuffle(-(-manifest.num_episodes // per_chunk), seed=seed + 2, reshuffle_each_iteration=True)
+        chunks = chunks.repeat()
+    chunks = chunks.enumerate().map(shuffled, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not late:
         return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
 
@@ -146,6 +171,15 @@ def _rows(
 
     return chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
                              deterministic=True).prefetch(AUTOTUNE)
+
+
+def _keeps_decoded(manifest, budget: int) -> bool:
+    """Whether a repeating reader decodes the version once and keeps it: only when it has
+    PNG/JPEG images, whose decoding costs more than the rest of the reader (~100 us per
+    128x128x3 JPEG, ~2.4 of them per 8-step window of a 40-step episode, every epoch), and only
+    when all of it decoded fits `budget` bytes, so memory stays bounded however large the data."""
+    images = any(spec.encoding in IMAGE_FORMATS for spec in manifest.schema.steps.values())
+    return images and decoded_step_bytes(manifest) * manifest.num_steps <= budget
 
 
 def _late_fields(schema) -> list[str]:
@@ -188,11 +222,13 @@ def steps(
     repeat: bool = True,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
+    decoded_cache_bytes: int = DECODED_CACHE_BYTES,
 ) -> tf.data.Dataset:
     """Batches of single RLDS steps (every step, last steps included), e.g. for BC; stacked
     observations are rebuilt as in `transitions`."""
     return _rows(store, ref, lambda rows: rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
-                 shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
+                 shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
+                 decoded_cache_bytes=decoded_cache_bytes)
 
 
 def transitions(
@@ -207,6 +243,7 @@ def transitions(
     repeat: bool = True,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
+    decoded_cache_bytes: int = DECODED_CACHE_BYTES,
 ) -> tf.data.Dataset:
     """Batches of n-step transitions {observation, action, reward, discount, next_observation}.
 
@@ -217,7 +254,8 @@ def transitions(
     """
     to_rows = partial(episode_transitions, n_step=n_step, gamma=gamma)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
-                 shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
+                 shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
+                 decoded_cache_bytes=decoded_cache_bytes)
 
 
 def sequences(
@@ -234,9 +272,11 @@ def sequences(
     is_demo: bool = False,
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
+    decoded_cache_bytes: int = DECODED_CACHE_BYTES,
 ) -> tf.data.Dataset:
     """Batches of [batch, burn_in + length, ...] step sequences with `mask` and `is_demo`
     (layout and padding as in `transforms.episode_sequences`)."""
     to_rows = partial(episode_sequences, length=length, period=period, burn_in=burn_in, is_demo=is_demo)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
-                 shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes)
+                 shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
+                 decoded_cache_bytes=decoded_cache_bytes)
