@@ -56,7 +56,7 @@ def convert_shards(store: Store, name: str, to: str, progress: Callable[[int], N
                                 for i, record in enumerate(episodes)]
                 writer.copy(episodes, shard["num_steps"], EpisodeStats.empty())
             lineage = {"pipeline": PIPELINE_NAME, "converted_from": segment["id"]}
-            record = finish_segment(directory, name, schema, close_splits(writers), lineage)
+            record = finish_segment(directory, name, schema, close_splits(writers), lineage, staging.name_shard)
             records.append({**record, "stats": segment["stats"]})  # the same episodes: the same statistics
             if progress:
                 progress(1)
