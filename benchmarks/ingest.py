@@ -53,7 +53,14 @@ the worker that gets it (h5py slices), so workers share no single-process step b
 planning (a scan of the done flags) and publishing. The machine's 2 cores are shared: the load
 average before and after is in the JSON.
 
-`--only PART` (repeatable) runs a part alone: ratio, memory, d4rl, scale.
+S3 (under "s3"): the throughput part's npz logs ingested into a local store and into a store in
+a bucket (`s3://`, a moto S3 server started here on 127.0.0.1, reached through
+AWS_ENDPOINT_URL), both on the default runner, best of `rounds` turns each. The bucket side
+pays for what rlstore's object-store path costs (the workers' shard uploads, server-side copies,
+conditional creates, the lease), not a network, which a real bucket adds; moto is Python and
+shares the CPU. `s3_vs_local_ingest` is S3 steps/s over local steps/s (1.0 = no cost).
+
+`--only PART` (repeatable) runs a part alone: ratio, memory, d4rl, scale, s3.
 
 Prints one JSON line on stdout; progress goes to stderr.
 """
@@ -102,7 +109,7 @@ FULL = {"episodes": 1000, "rounds": 3, "memory": (1000, 4000),
 QUICK = {"episodes": 200, "rounds": 1, "memory": (250, 1000),
          "d4rl": {"steps": 200_000, "rounds": 1, "memory": (25_000, 50_000, 100_000)},
          "scale": {"steps": 2_000_000, "rounds": 1}}
-PARTS = ("ratio", "memory", "d4rl", "scale")
+PARTS = ("ratio", "memory", "d4rl", "scale", "s3")
 
 
 # ---- workload ----------------------------------------------------------------------------------
@@ -220,6 +227,60 @@ def throughput(work: Path, episodes: int, steps: int, rounds: int) -> dict:
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio >= TARGET_RATIO,
     }
+
+
+# ---- a store in a bucket ------------------------------------------------------------------------
+
+def start_s3():
+    """A moto S3 server on 127.0.0.1, with the process's AWS variables pointing at it."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench",
+                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+    return server
+
+
+def new_bucket() -> str:
+    """`s3://<a new bucket>/store` on the server `start_s3` started."""
+    import uuid
+
+    import boto3
+
+    name = f"bench-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return f"s3://{name}/store"
+
+
+def s3_vs_local_ingest(work: Path, logs: Path, rounds: int) -> tuple[dict, str]:
+    """Ingest steps/s into a local store and into a bucket (the moto server must be up), best of
+    `rounds` turns each; also the URL of the last bucket store written."""
+    run_ingest(logs, work / "s3-warmup")
+    local, remote = [], []
+    for i in range(rounds):
+        local.append(timed(lambda: run_ingest(logs, work / f"s3-local-{i}")))
+        os.environ["RLSTORE_CACHE"] = str(work / f"s3-cache-{i}")
+        url = new_bucket()
+        remote.append(timed(lambda: ingest(Store(url), "bench", [str(logs)], format="npz").num_steps))
+        log(f"s3 round {i + 1}/{rounds}: local {local[-1]['seconds']:.2f} s, s3 {remote[-1]['seconds']:.2f} s")
+    local_rate = max(run["steps"] / run["seconds"] for run in local)
+    remote_rate = max(run["steps"] / run["seconds"] for run in remote)
+    return {"rounds": rounds, "load_avg_1m": round(os.getloadavg()[0], 2), "local_steps_per_s": round(local_rate),
+            "s3_steps_per_s": round(remote_rate), "s3_vs_local_ingest": round(remote_rate / local_rate, 3)}, url
+
+
+def s3_ingest(work: Path, episodes: int, steps: int, rounds: int) -> dict:
+    logs = work / "logs"
+    if not logs.is_dir():  # the throughput part may have written them
+        logs = write_logs(logs, episodes, steps)
+    server = start_s3()
+    try:
+        return s3_vs_local_ingest(work, logs, rounds)[0]
+    finally:
+        server.stop()
 
 
 # ---- memory ------------------------------------------------------------------------------------
@@ -494,7 +555,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=200, help="steps per episode")
     parser.add_argument("--only", choices=PARTS, action="append",
                         help="run only this part (repeatable): ratio (npz vs TFDS), memory, d4rl (1M steps vs "
-                             "h5py, its memory), scale (a large D4RL file on 1 and 2 workers, DirectRunner and Dask)")
+                             "h5py, its memory), scale (a large D4RL file on 1 and 2 workers, DirectRunner and Dask), "
+                             "s3 (the npz ingest into a bucket on a local S3 server against a local store)")
     parser.add_argument("--scale-steps", type=int, help="rows of the scale part's D4RL file (default 10M; --quick 2M)")
     parser.add_argument("--scale-rounds", type=int, help="rounds of the scale part, best kept (default 1)")
     parser.add_argument("--work", type=Path, help="working directory (default: a new temporary directory); the "
@@ -530,6 +592,8 @@ def main() -> None:
             if "scale" in parts:
                 report["scale"] = scale(work, args.scale_steps or sizes["scale"]["steps"],
                                         args.scale_rounds or sizes["scale"]["rounds"])
+            if "s3" in parts:
+                report["s3"] = s3_ingest(work, episodes, args.steps, sizes["rounds"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(report))

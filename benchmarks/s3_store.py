@@ -5,59 +5,36 @@ The S3 side is a moto server (`moto[server]`) on 127.0.0.1 in this process, reac
 AWS_ENDPOINT_URL like any S3 endpoint: the figures are what rlstore's object-store path costs
 (uploads, conditional creates, listings, sha256-checked fetches into the read cache), not the
 network, which a real bucket adds. moto itself is Python and shares the CPU with the ingest.
-  * ingest: `ingest(Store(root), ...)` into a new dataset, default runner, best of `rounds`;
+  * ingest: `ingest(Store(root), ...)` into a new dataset, default runner, best of `rounds`
+    (`benchmarks/ingest.py --only s3` prints the same figure);
   * cold read: every episode of the version through `rlstore.numpy.episodes` (no TensorFlow),
     the S3 side from an empty read cache, so every shard is fetched.
-`ratio` is S3 over local (1.0 = no cost). Prints one JSON line on stdout; progress on stderr.
+`ingest.s3_vs_local_ingest` and `cold_read.ratio` are S3 over local (1.0 = no cost). Prints one JSON line on stdout; progress on stderr.
 """
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import shutil
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import choose_budget, log  # noqa: E402
-from benchmarks.ingest import timed, write_logs  # noqa: E402
+from benchmarks.ingest import s3_vs_local_ingest, start_s3, timed, write_logs  # noqa: E402
 
 from rlstore.quiet import silence  # noqa: E402
 
 silence()
 
 from rlstore.numpy import episodes  # noqa: E402
-from rlstore.pipelines.ingest import ingest  # noqa: E402
 from rlstore.store import Store  # noqa: E402
 
 QUICK = {"episodes": 200, "steps": 200, "rounds": 1}
 FULL = {"episodes": 1000, "steps": 200, "rounds": 2}
-
-
-def start_s3() -> object:
-    """A moto S3 server on 127.0.0.1, with the process's AWS variables pointing at it."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench",
-                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
-    return server
-
-
-def new_bucket() -> str:
-    import boto3
-
-    name = f"bench-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=name)
-    return f"s3://{name}/store"
 
 
 def read_all(root: str) -> dict:
@@ -74,28 +51,16 @@ def main() -> None:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             logs = write_logs(work / "logs", budget["episodes"], budget["steps"])
-            ingest(Store(work / "warmup"), "bench", [str(sorted(logs.iterdir())[0])], format="npz")
-            local, remote = [], []
-            for round_ in range(budget["rounds"]):
-                log(f"round {round_ + 1}: local ingest")
-                local.append(timed(lambda: ingest(Store(work / f"local{round_}"), "bench", [str(logs)],
-                                                  format="npz").num_steps))
-                log(f"round {round_ + 1}: s3 ingest")
-                os.environ["RLSTORE_CACHE"] = str(work / f"cache{round_}")
-                url = new_bucket()
-                remote.append(timed(lambda: ingest(Store(url), "bench", [str(logs)], format="npz").num_steps))
+            report["ingest"], url = s3_vs_local_ingest(work, logs, budget["rounds"])
             os.environ["RLSTORE_CACHE"] = str(work / "cold")
             log("cold reads")
-            read_local, read_remote = read_all(str(work / "local0")), read_all(url)
+            read_local, read_remote = read_all(str(work / "s3-local-0")), read_all(url)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     def rate(run: dict) -> float:
         return run["steps"] / run["seconds"]
-    local_rate, remote_rate = max(map(rate, local)), max(map(rate, remote))
-    report["ingest"] = {"local_steps_per_s": round(local_rate), "s3_steps_per_s": round(remote_rate),
-                        "ratio": round(remote_rate / local_rate, 3)}
     report["cold_read"] = {"local_steps_per_s": round(rate(read_local)), "s3_steps_per_s": round(rate(read_remote)),
                            "ratio": round(rate(read_remote) / rate(read_local), 3)}
     report["load_after"] = os.getloadavg()

@@ -45,6 +45,7 @@ from rlstore.names import validate_name
 from rlstore.schema import Schema
 from rlstore.publishing import check_appendable, dataset_shard_format, publish_segment
 from rlstore.shard_formats import PARQUET, TFRECORD, check_format, frame_encoding
+from rlstore.shard_targets import BucketShardTarget, ShardTarget
 from rlstore.store import Store
 
 PIPELINE_NAME = "rlstore.ingest"
@@ -192,11 +193,12 @@ def ingest(
         if progress:  # workers mark finished items here; without a bar nobody counts them
             progress_dir = staging.path / "progress"
             progress_dir.mkdir()
-        result_path = staging.path / "result.json"
-        fn = IngestBatch(source_format.name, format_options, schema.to_json(), str(segment_dir), max_shard_bytes,
+        target = staging.shard_target(segment_dir)  # in a bucket, workers upload their shards there
+        fn = IngestBatch(source_format.name, format_options, schema.to_json(), target, max_shard_bytes,
                          on_error, str(progress_dir) if progress_dir else None, shard_format)
-        _run(_build(fn, schema, batches(items, max_batches(args)), result_path, args), len(items), progress_dir)
-        result = json.loads(result_path.read_text()) if result_path.exists() else {"shards": [], "rejects": []}
+        _run(_build(fn, schema, batches(items, max_batches(args)), target, args), len(items), progress_dir)
+        raw = target.result()
+        result = json.loads(raw) if raw is not None else {"shards": [], "rejects": []}
         rejects = sorted(plan_rejects + result["rejects"], key=reject_order)
         if not result["shards"]:
             raise BadInputError(f"every episode was rejected; the first: {rejects[0]['error']}" if rejects
@@ -251,7 +253,8 @@ def _write_rejects(segment_dir: Path, rejects: Sequence[Mapping[str, Any]]) -> d
             "bytes": len(data), "count": len(rejects)}
 
 
-def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], result_path: Path, args: Sequence[str]):
+def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], target: ShardTarget | BucketShardTarget,
+           args: Sequence[str]):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -264,7 +267,7 @@ def _build(fn: IngestBatch, schema: Schema, work: list[list[WorkItem]], result_p
         | "Batches" >> beam.Create([json.dumps(batch) for batch in work])
         | "Ingest" >> beam.ParDo(fn)
         | "Result" >> beam.CombineGlobally(ResultFn(schema.to_json())).without_defaults()
-        | "WriteResult" >> beam.Map(write_result, path=str(result_path))
+        | "WriteResult" >> beam.Map(write_result, target=target)
     )
     return pipeline
 
@@ -277,8 +280,9 @@ def _run(pipeline, total: int, progress_dir: Path | None) -> None:
     system's temporary directory, never in the store: on a full store disk, workers and the
     runner blocked writing their log and the pipeline hung forever. It is deleted unless the
     pipeline fails for a reason that is neither bad input nor storage, and then named in the
-    error. Progress counts marker files that workers touch in the staging area, so it works on
-    any runner whose workers see the store's file system.
+    error. Progress counts marker files that workers touch in the driver's staging directory, so
+    it advances with workers that see the driver's file system (the DirectRunner, a local Dask
+    cluster); workers on other hosts skip the markers and the bar jumps to the end when done.
     """
     failure: list[BaseException] = []
 

@@ -33,6 +33,7 @@ from rlstore.errors import BadInputError, Location, StorageError
 from rlstore.nest import flatten
 from rlstore.schema import Schema
 from rlstore.segment import SPLIT, ShardWriter, close_splits
+from rlstore.shard_targets import BucketShardTarget, ShardTarget
 
 ON_ERROR = ("fail", "skip")
 
@@ -73,13 +74,13 @@ class IngestBatch(beam.DoFn):
     """Reads a batch of work items, checks and encodes each episode into the batch's own shards."""
 
     def __init__(self, format_name: str, format_options: Mapping[str, Any], schema: Mapping[str, Any],
-                 segment_dir: str, max_shard_bytes: int, on_error: str, progress_dir: str | None,
-                 shard_format: str = "tfrecord"):
+                 target: ShardTarget | BucketShardTarget, max_shard_bytes: int, on_error: str,
+                 progress_dir: str | None, shard_format: str = "tfrecord"):
         self._shard_format = shard_format
         self._format_name = format_name
         self._format_options = dict(format_options)
         self._schema_json = dict(schema)
-        self._segment_dir = segment_dir
+        self._target = target
         self._max_shard_bytes = max_shard_bytes
         self._skip = on_error == "skip"
         self._progress_dir = progress_dir
@@ -100,16 +101,16 @@ class IngestBatch(beam.DoFn):
         for item in batch:
             split = item.get("split", SPLIT)  # a source's splits (RLDS train/val) stay apart
             if split not in writers:
-                writers[split] = ShardWriter(self._segment_dir, self._max_shard_bytes, self._shard_format)
+                writers[split] = self._target.writer(self._max_shard_bytes, self._shard_format)
             self._ingest(item, writers[split], part)
             try:
                 part.sources.extend(source.to_json() for source in self._format.source_files(item))
             except OSError as error:
                 raise unreadable(error, item) from None
-            if self._progress_dir:
+            if self._progress_dir and os.path.isdir(self._progress_dir):  # not on a worker on another host
                 with storing(self._progress_dir):
                     Path(self._progress_dir, f"{os.getpid()}-{id(item)}-{hash(json.dumps(item, sort_keys=True))}").touch()
-        with storing(self._segment_dir):
+        with storing(self._target.location):
             part.shards = close_splits(writers)
         part.quality = self._quality.compact(part.quality)
         yield part
@@ -138,7 +139,7 @@ class IngestBatch(beam.DoFn):
                 part.rejects.append(reject_line(error, episode))
                 continue
             episode_return = float(np.asarray(episode["steps"]["reward"], np.float64).reshape(length, -1).sum())
-            with storing(self._segment_dir):
+            with storing(self._target.location):
                 writer.write(self._schema.encode(episode), length, episode_return)
             self._quality.add_input(part.quality, (where, episode, notes, length, episode_return))
 
@@ -166,13 +167,9 @@ class ResultFn(beam.CombineFn):
                 "rejects": sorted(acc.rejects, key=reject_order), "report": self._quality.extract_output(acc.quality)}
 
 
-def write_result(result: Mapping[str, Any], path: str) -> None:
+def write_result(result: Mapping[str, Any], target: ShardTarget | BucketShardTarget) -> None:
     """Writes the pipeline's outcome for the driver, which publishes once the pipeline is done."""
-    temporary = f"{path}.tmp"
-    with storing(temporary):
-        with open(temporary, "w") as stream:
-            json.dump(result, stream)
-        os.replace(temporary, path)
+    target.put_result(json.dumps(result).encode())
 
 
 def unreadable(error: OSError, item: Mapping[str, Any]) -> BadInputError:

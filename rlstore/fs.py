@@ -1,22 +1,26 @@
 """Where a store's bytes live: a local directory, or a bucket prefix in an object store.
 
-The store needs few things of its storage: read, write, list and delete objects, and one
+The store needs few things of its storage: read, write, list, copy and delete objects, and one
 create-exclusive step, the claim of `versions/<N>.json` that makes publishing atomic and gives
 concurrent writers distinct versions. `LocalFileSystem` does that claim with a hard link of a
 fully written file; `ObjectStore` does it with the object store's own conditional create:
 
-- S3: `PutObject` with `If-None-Match: *`, answered `412 Precondition Failed` when the key
-  exists (what this module uses, through fsspec/s3fs and botocore);
-- GCS: an upload with `ifGenerationMatch=0` (generation 0 means "no live object"), answered
-  `412` likewise. Not wired up here: gcsfs is not installed and nothing can test it.
+- S3 (`s3://`, through fsspec/s3fs and botocore): `PutObject` with `If-None-Match: *`,
+  answered `412 Precondition Failed` when the key exists;
+- GCS (`gs://`, through fsspec/gcsfs): an upload with `ifGenerationMatch=0` (generation 0 means
+  "no live object"), answered `412` likewise.
 
 Object stores have no rename, no hard links and no `flock`, so a remote store stages work on the
-writer's own disk and uploads it (`rlstore.remote_store`). Every read is retried with
-exponential backoff; what still fails is one `RemoteError` naming the object's URL.
+writer's own disk or in its staging area of the bucket, and holds a lease
+(`rlstore.remote_store`). Every read is retried with exponential backoff; what still fails is
+one `RemoteError` naming the object's URL.
 
-The endpoint, region and credentials come from botocore's usual sources: `AWS_ENDPOINT_URL`
-(an S3-compatible server such as MinIO, or moto in the tests), `AWS_ACCESS_KEY_ID` /
-`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, instance roles.
+Endpoints and credentials come from each client's usual sources. S3: `AWS_ENDPOINT_URL` (an
+S3-compatible server such as MinIO, or moto in the tests), `AWS_ACCESS_KEY_ID` /
+`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, instance roles. GCS: Google's application default
+credentials (`GOOGLE_APPLICATION_CREDENTIALS`, `gcloud auth application-default login`, the
+metadata server); `STORAGE_EMULATOR_HOST` names a GCS emulator (fake-gcs-server in the tests),
+which is then spoken to without credentials.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ from typing import Callable, TypeVar
 
 from rlstore.errors import StoreError
 
-SCHEMES = ("s3",)
+SCHEMES = ("s3", "gs")
+GCS_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 READ_ATTEMPTS_ENV = "RLSTORE_READ_ATTEMPTS"
 _DEFAULT_READ_ATTEMPTS = 5
 _FIRST_BACKOFF_SECONDS = 0.1
@@ -53,7 +58,7 @@ def split_url(url: str) -> tuple[str, str, str]:
     scheme, _, rest = str(url).partition("://")
     bucket, _, prefix = rest.partition("/")
     if scheme not in SCHEMES:
-        hint = " (gs:// stores need gcsfs, which rlstore does not support yet)" if scheme in ("gs", "gcs") else ""
+        hint = " (Google Cloud Storage is gs://)" if scheme == "gcs" else ""
         raise StoreError(f"{url}: unsupported store scheme {scheme + '://'!r}; supported: "
                          f"{', '.join(s + '://' for s in SCHEMES)} or a local directory{hint}")
     if not bucket:
@@ -84,7 +89,7 @@ class LocalFileSystem:
 
 
 class ObjectStore:
-    """One bucket prefix of an S3-compatible object store; keys are relative to the prefix."""
+    """One bucket prefix of S3 (or an S3-compatible store) or GCS; keys are relative to the prefix."""
 
     def __init__(self, url: str):
         self.scheme, self.bucket, self.prefix = split_url(url)
@@ -106,18 +111,16 @@ class ObjectStore:
 
     @property
     def fs(self):
-        """The s3fs file system, made on first use after checking that the bucket answers, so
-        a wrong endpoint, missing credentials or a missing bucket is one clear error."""
+        """The fsspec file system (s3fs or gcsfs), made on first use after checking that the
+        bucket answers, so a wrong endpoint, missing credentials or a missing bucket is one
+        clear error."""
         if self._fs is None:
-            import s3fs
-
-            # No listing cache: other writers change the bucket; a stale listing would hide versions.
-            fs = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True,
-                                   config_kwargs={"retries": {"max_attempts": 2, "mode": "standard"},
-                                                  "connect_timeout": 5, "read_timeout": 30})
-            fs.retries = 2  # s3fs's own retries kept few: `_retried` is the read retry with backoff that counts
+            fs = _connect_s3() if self.scheme == "s3" else _connect_gcs()
             try:
-                fs.call_s3("head_bucket", Bucket=self.bucket)
+                if self.scheme == "s3":
+                    fs.call_s3("head_bucket", Bucket=self.bucket)
+                else:
+                    fs.call("GET", "b/{}", self.bucket, json_out=True)
             except Exception as error:  # noqa: BLE001 - every failure becomes one line naming the bucket
                 raise RemoteError(f"{self.scheme}://{self.bucket}", _explain(error, bucket=True)) from None
             self._fs = fs
@@ -164,7 +167,7 @@ class ObjectStore:
             info = self._call(key, lambda: self.fs.info(self._path(key), refresh=True))
         except FileNotFoundError:
             return None
-        stamp = info.get("LastModified")
+        stamp = info.get("LastModified") or info.get("mtime")  # s3fs, gcsfs
         return stamp.timestamp() if stamp is not None else None
 
     # ---- writing ------------------------------------------------------------------------------
@@ -176,12 +179,21 @@ class ObjectStore:
     def upload(self, local: Path, key: str) -> None:
         self._call(key, lambda: self.fs.put_file(str(local), self._path(key)))
 
+    def copy(self, source: str, target: str) -> None:
+        """Copies an object inside the bucket, server-side: its bytes do not pass through here."""
+        self._call(target, lambda: self.fs.cp_file(self._path(source), self._path(target)))
+
     def create(self, key: str, data: bytes) -> bool:
-        """Creates the object unless it exists (`If-None-Match: *`); False if another writer
-        created it first. The one create-exclusive step of a remote store."""
+        """Creates the object unless it exists (S3 `If-None-Match: *`, GCS `ifGenerationMatch=0`);
+        False if another writer created it first. The one create-exclusive step of a remote store."""
         def put() -> bool:
             try:
-                self.fs.call_s3("put_object", Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+                if self.scheme == "s3":
+                    self.fs.call_s3("put_object", Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+                else:
+                    self.fs.pipe_file(self._path(key), data, mode="create")  # gcsfs: ifGenerationMatch=0
+            except FileExistsError:  # gcsfs's 412
+                return False
             except Exception as error:  # noqa: BLE001 - s3fs wraps the 412 in an OSError
                 if _status(error) in (409, 412):  # 409: a concurrent conditional PUT is in flight
                     return False
@@ -225,9 +237,34 @@ class ObjectStore:
         raise AssertionError("unreachable")
 
 
+def _connect_s3():
+    import s3fs
+
+    # No listing cache: other writers change the bucket; a stale listing would hide versions.
+    fs = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True,
+                           config_kwargs={"retries": {"max_attempts": 2, "mode": "standard"},
+                                          "connect_timeout": 5, "read_timeout": 30})
+    fs.retries = 2  # s3fs's own retries kept few: `_retried` is the read retry with backoff that counts
+    return fs
+
+
+def _connect_gcs():
+    # gcsfs's core class: `gcsfs.GCSFileSystem` is, by default, an experimental subclass that
+    # first asks over gRPC whether a bucket is zonal, which an emulator never answers (60 s each).
+    from gcsfs.core import GCSFileSystem
+
+    token = "anon" if os.environ.get(GCS_EMULATOR_ENV) else None  # emulators take no credentials
+    return GCSFileSystem(token=token, use_listings_cache=False, skip_instance_cache=True, requests_timeout=30)
+
+
 def _status(error: BaseException) -> int | None:
-    """The HTTP status behind a botocore error, also when s3fs wrapped it in an OSError."""
+    """The HTTP status behind a botocore or gcsfs error, also when s3fs wrapped it in an OSError."""
     for candidate in (error, error.__cause__, error.__context__):
+        # gcsfs's HttpError carries the status in `code`; aiohttp's payload errors have a `code`
+        # too (400), for what is a connection cut mid-transfer, so only HttpError's counts.
+        code = getattr(candidate, "code", None)
+        if type(candidate).__name__ == "HttpError" and isinstance(code, int):
+            return code
         response = getattr(candidate, "response", None)
         if isinstance(response, dict):
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -263,14 +300,19 @@ def _explain(error: BaseException, bucket: bool = False) -> str:
     if names & {"NoCredentialsError", "PartialCredentialsError"}:
         return ("no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                 "or AWS_PROFILE)")
+    if names & {"DefaultCredentialsError", "RefreshError"}:
+        return ("no Google credentials found (set GOOGLE_APPLICATION_CREDENTIALS, or run "
+                "`gcloud auth application-default login`)")
     if names & {"EndpointConnectionError", "ConnectionRefusedError", "ClientConnectorError",
-                "ConnectTimeoutError", "ConnectTimeoutError"}:
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or "the default AWS endpoint"
-        return f"cannot connect to {endpoint} (is the endpoint right and the server up? AWS_ENDPOINT_URL sets it)"
+                "ConnectTimeoutError", "ClientConnectionError", "ServerDisconnectedError"}:
+        variable = "AWS_ENDPOINT_URL" if "EndpointConnectionError" in names or not os.environ.get(GCS_EMULATOR_ENV) \
+            else GCS_EMULATOR_ENV
+        endpoint = os.environ.get(variable) or "the default endpoint"
+        return f"cannot connect to {endpoint} (is the endpoint right and the server up? {variable} sets it)"
     status = _status(error)
     if bucket and (status == 404 or isinstance(error, FileNotFoundError)):
         return "the bucket does not exist"
-    if status == 403 or isinstance(error, PermissionError):
+    if status in (401, 403) or isinstance(error, PermissionError) or str(error).startswith("Forbidden"):
         return "access denied (check the credentials and the bucket's policy)"
     message = str(error).strip().splitlines()
     return f"{type(error).__name__}: {message[0] if message else ''}".rstrip(": ")

@@ -48,7 +48,7 @@ def publish_segment(store: Store, dataset: str, staging: Staging, directory: str
                     report: Mapping[str, Any] | None = None) -> Manifest:
     """Finishes the segment built in `directory` (inside `staging`) from its closed `shards` and
     publishes it as the next version of `dataset`; `lineage` is the segment's and the version's."""
-    record = finish_segment(directory, dataset, schema, shards, lineage)
+    record = finish_segment(directory, dataset, schema, shards, lineage, staging.name_shard)
     return store.publish(dataset, staging, [record], schema, lineage, report=report)
 
 
@@ -76,7 +76,8 @@ class SegmentBuilder:
     def finish(self, lineage: Mapping[str, Any]) -> dict[str, Any]:
         """Closes the shards and finishes the segment; returns its record, for a `Store.publish`
         of several segments at once."""
-        return finish_segment(self.directory, self._dataset, self._schema, self._writer.close(), lineage)
+        return finish_segment(self.directory, self._dataset, self._schema, self._writer.close(), lineage,
+                              self._staging.name_shard)
 
     def publish(self, lineage: Mapping[str, Any], report: Mapping[str, Any] | None = None) -> Manifest:
         """Closes the shards and publishes the segment as the next version of the dataset."""

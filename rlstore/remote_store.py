@@ -5,6 +5,7 @@
     s3://bucket/prefix/<dataset>/segments/<id>/<file>         uploaded before the claim
     s3://bucket/prefix/<dataset>/staging/<token>.lease        a live writer's lease, renewed
     s3://bucket/prefix/<dataset>/staging/<token>/pending.json what that writer has uploaded
+    s3://bucket/prefix/<dataset>/staging/<token>/<segment>/*  shards its Beam workers uploaded
 
 `RemoteStore` is a `Store` whose storage steps go to the bucket; publishing keeps its order
 (segments and lists in place, named in `pending.json`, then the version claimed by one
@@ -13,8 +14,11 @@ versions and lose nothing.
 
 Local disk still does two jobs, under one directory per store (`$RLSTORE_CACHE`, default
 `~/.cache/rlstore`, then `stores/s3/<bucket>/<prefix>`):
-- staging: segments are built on the writer's disk (by the Beam workers of a DirectRunner, or
-  an actor's write-back worker) and uploaded by the process that publishes;
+- staging: a segment's metadata (and the shards of writers without workers: an actor's
+  write-back, compaction) is built on the writer's disk and uploaded by the process that
+  publishes. An ingest's Beam workers upload their shards themselves into the writer's
+  staging area in the bucket (`rlstore.shard_targets`), and publishing copies them to
+  `segments/` inside the bucket, so no shard passes through the driver;
 - reading: TensorFlow 2.15 cannot open `s3://` without tensorflow-io, so readers get local
   segment directories whose files are hard links into a content-addressed cache
   (`objects/<sha256>`), each file fetched once, checked against the manifest's sha256.
@@ -43,6 +47,7 @@ from rlstore.confinement import UnsafePathError, confine_child
 from rlstore.errors import StoreError
 from rlstore.fs import ObjectStore, RemoteError
 from rlstore.manifest import writer_identity
+from rlstore.shard_targets import RESULT_FILE, BucketShardTarget
 from rlstore.store import GarbageReport, Staging, Store, parse_pending, sha256_file, shard_path
 
 CACHE_ENV = "RLSTORE_CACHE"
@@ -101,10 +106,18 @@ class RemoteStore(Store):
     def _open_staging(self, name: str) -> "RemoteStaging":
         return RemoteStaging(self, name)
 
-    def _place_segment(self, source: Path, target: Path) -> None:
-        """Uploads the segment's files, then keeps the local copy as this host's cached view."""
+    def _place_segment(self, source: Path, target: Path, staging: Staging) -> None:
+        """Uploads the segment's local files and copies, inside the bucket, the shards that
+        workers uploaded into the staging area to their final names; then keeps the local
+        directory as this host's cached view (without the workers' shards, fetched on a read)."""
+        assert isinstance(staging, RemoteStaging)
+        uploaded = staging.uploaded_shards(source.name)
+        for final in uploaded:
+            (source / final).unlink()  # the stand-in `name_shard` left for TFDS
         for file in sorted(source.iterdir()):
             self.objects.upload(file, f"{self._key(target)}/{file.name}")
+        for final, file in sorted(uploaded.items()):
+            self.objects.copy(f"{staging.key}/{source.name}/{file}", f"{self._key(target)}/{final}")
         os.rename(source, target)
 
     def _return_segment(self, target: Path, source: Path) -> None:
@@ -266,6 +279,7 @@ class RemoteStaging(Staging):
         self._lease_key = f"{self.key}{_LEASE_SUFFIX}"
         self._seconds = lease_seconds()
         self._renewed = 0.0
+        self._uploaded: dict[str, dict[str, str]] = {}
         self._stop = threading.Event()
         try:
             self._renew()
@@ -274,6 +288,26 @@ class RemoteStaging(Staging):
             raise
         self._thread = threading.Thread(target=self._keep_alive, name="rlstore-lease", daemon=True)
         self._thread.start()
+
+    def shard_target(self, segment_dir: Path) -> BucketShardTarget:
+        """Workers upload the shards of `segment_dir` into this staging area of the bucket, and
+        the pipeline's result next to them (`rlstore.shard_targets`)."""
+        self._uploaded[segment_dir.name] = {}
+        return BucketShardTarget(self._store.objects.url, f"{self.key}/{segment_dir.name}", f"{self.key}/{RESULT_FILE}")
+
+    def name_shard(self, segment_dir: Path, file: str, final: str) -> None:
+        """Shards workers uploaded get their final names when the segment is placed. An empty
+        file of the final name stands in for each until then: TFDS's `write_metadata` lists the
+        directory for the shard names (`_place_segment` deletes these stand-ins)."""
+        if segment_dir.name in self._uploaded:
+            self._uploaded[segment_dir.name][final] = file
+            (segment_dir / final).touch()
+        else:
+            super().name_shard(segment_dir, file, final)
+
+    def uploaded_shards(self, segment_id: str) -> dict[str, str]:
+        """Final name -> name in the staging area of the segment's shards that workers uploaded."""
+        return self._uploaded.get(segment_id, {})
 
     def _renew(self) -> None:
         now = time.time()

@@ -21,7 +21,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from rlstore.schema import Schema
 from rlstore.shard_formats import PARQUET, TFRECORD, ParquetRecordWriter, check_format
@@ -37,14 +37,18 @@ class ShardWriter:
     """Writes encoded episodes into shard files inside a segment directory being built.
 
     A new shard starts when the current one passes `max_shard_bytes`; every closed shard is
-    described by a record with its sha256, counts and episode statistics.
+    described by a record with its sha256, counts and episode statistics. A closed shard stays
+    in `segment_dir`, fsynced, unless a `sink` takes it away: then `segment_dir` is only scratch
+    space and `sink(path)` moves the file where it belongs (a bucket's staging area, see
+    `rlstore.shard_targets`).
     """
 
     def __init__(self, segment_dir: str | os.PathLike, max_shard_bytes: int = 256 << 20,
-                 shard_format: str = TFRECORD):
+                 shard_format: str = TFRECORD, sink: Callable[[Path], None] | None = None):
         self.segment_dir = Path(segment_dir)
         self.max_shard_bytes = max_shard_bytes
         self.shard_format = check_format(shard_format)
+        self._sink = sink
         self._stream = None
         self._writer: RecordWriter | ParquetRecordWriter | None = None
         self._stats = EpisodeStats.empty()
@@ -81,8 +85,11 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.finish()
             self._stream.flush()
-            os.fsync(self._stream.fileno())
+            if self._sink is None:
+                os.fsync(self._stream.fileno())
             self._stream.close()
+            if self._sink is not None:
+                self._sink(Path(self._stream.name))
             self.closed.append({
                 "file": Path(self._stream.name).name,
                 "sha256": self._writer.sha256.hexdigest(),
@@ -117,15 +124,25 @@ def check_split_name(name: str) -> str:
     return name
 
 
+def rename_shard(segment_dir: Path, file: str, final: str) -> None:
+    """Renames a closed shard in the segment directory it was written in."""
+    os.rename(segment_dir / file, segment_dir / final)
+
+
 def finish_segment(
     segment_dir: str | os.PathLike,
     dataset: str,
     schema: Schema,
     shards: Iterable[Mapping[str, Any]],
     lineage: Mapping[str, Any],
+    name_shard: Callable[[Path, str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Names the shards as TFDS expects, writes TFDS metadata, returns the segment record.
-    The shards' format is the one their writers recorded (all shards of a segment share it)."""
+    The shards' format is the one their writers recorded (all shards of a segment share it).
+
+    `name_shard(segment_dir, file, final)` gives a shard its final name; by default it is renamed
+    in `segment_dir`. A staging area whose workers put the shards in a bucket passes its own
+    (`Staging.name_shard`): there the shards get their names when the segment is placed."""
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import naming
 
@@ -142,7 +159,7 @@ def finish_segment(
         members = sorted((s for s in shards if s.get("split", SPLIT) == split), key=lambda s: s["file"])
         for index, shard in enumerate(members):
             final = f"{dataset}-{split}.{shard_format}-{index:05d}-of-{len(members):05d}"
-            os.rename(segment_dir / shard["file"], segment_dir / final)
+            (name_shard or rename_shard)(segment_dir, shard["file"], final)
             named.append({**shard, "file": final})
         split_infos.append(tfds.core.SplitInfo(
             name=split, shard_lengths=[s["num_episodes"] for s in members], num_bytes=sum(s["bytes"] for s in members),

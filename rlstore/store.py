@@ -21,7 +21,7 @@ dies with the process, even under `kill -9`, which is how the next writer (or `g
 abandoned staging from work in progress. What a writer has put in place but not yet published
 (segments, segment lists) is named in its staging `pending.json` first, so `gc` never takes it
 for an orphan. Locks and hard links need a local or POSIX file system. A root such as
-`s3://bucket/prefix` makes a `rlstore.remote_store.RemoteStore` instead (`Store(root)` picks the
+`s3://bucket/prefix` or `gs://bucket/prefix` makes a `rlstore.remote_store.RemoteStore` instead (`Store(root)` picks the
 class): the same layout in a bucket, with the storage steps (`_list_names`, `read_file`,
 `_place_segment`, `_write_once`, `_claim`, the staging lease) done by the object store.
 """
@@ -49,7 +49,9 @@ from rlstore.manifest import (FORMAT_1, MANIFEST_FORMAT, DamagedManifestError, M
                               utc_now, writer_identity)
 from rlstore.names import DatasetRef, parse_ref, validate_name
 from rlstore.schema import Schema
+from rlstore.segment import rename_shard
 from rlstore.shard_formats import segment_format
+from rlstore.shard_targets import RESULT_FILE, ShardTarget
 from rlstore.stats import EpisodeStats
 
 DEFAULT_ROOT = "~/.rlstore"
@@ -109,6 +111,15 @@ class Staging:
         segment.mkdir()
         return segment
 
+    def shard_target(self, segment_dir: Path) -> ShardTarget:
+        """Where Beam workers put the shards of `segment_dir` and the pipeline's result: here,
+        in place (a store in a bucket has its workers upload them, `RemoteStaging`)."""
+        return ShardTarget(segment_dir, self.path / RESULT_FILE)
+
+    def name_shard(self, segment_dir: Path, file: str, final: str) -> None:
+        """Gives a closed shard its final TFDS name (`finish_segment`)."""
+        rename_shard(segment_dir, file, final)
+
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         self._lock_path.unlink(missing_ok=True)
@@ -165,7 +176,7 @@ class Store:
     def _open_staging(self, name: str) -> "Staging":
         return Staging(self.dataset_dir(name))
 
-    def _place_segment(self, source: Path, target: Path) -> None:
+    def _place_segment(self, source: Path, target: Path, staging: "Staging") -> None:
         """Moves a finished segment from staging to `segments/`."""
         os.rename(source, target)
 
@@ -336,7 +347,7 @@ class Store:
             for record in segments:
                 source = Path(record["path"])
                 target = dataset_dir / "segments" / source.name
-                self._place_segment(source, target)
+                self._place_segment(source, target, staging)
                 returned.append(source.name)
                 moved.append({**record, "path": f"segments/{source.name}"})
             while True:

@@ -86,3 +86,31 @@ def s3_store(s3_server, monkeypatch, tmp_path):
     bucket = f"rlstore-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     return f"s3://{bucket}/store"
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """A GCS emulator on 127.0.0.1 (fake-gcs-server, in-memory backend; see tests/gcs_emulator.py)
+    that honours `ifGenerationMatch` on the multipart uploads gcsfs makes for small objects."""
+    from tests.gcs_emulator import GcsEmulator
+
+    emulator = GcsEmulator(tmp_path_factory.mktemp("gcs_emulator"))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def gcs_store(gcs_server, monkeypatch, tmp_path):
+    """`gs://<a new bucket>/store` on the emulator, reached through the standard
+    STORAGE_EMULATOR_HOST variable, with this test's own local cache. A test using it fails with
+    the emulator's state, rather than hanging, if it runs past 240 s."""
+    import uuid
+
+    from tests.gcs_emulator import deadline
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("RLSTORE_CACHE", str(tmp_path / "cache"))
+    bucket = f"rlstore-{uuid.uuid4().hex[:12]}"
+    gcs_server.create_bucket(bucket)
+    with deadline(gcs_server, 240):
+        yield f"gs://{bucket}/store"

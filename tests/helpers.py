@@ -148,3 +148,15 @@ def reference_encode(schema: Schema, episode: Episode) -> bytes:
     features.update({key: encode_feature(spec, np.asarray(metadata[key]), per_step=False)
                      for key, spec in schema.episode.items()})
     return reference_example(features)
+
+
+def bucket_keys(url: str, under: str = "") -> list[str]:
+    """Keys of the objects under `under` of an `s3://bucket/prefix` store, relative to the prefix
+    (read with boto3, not through the store)."""
+    import boto3
+
+    from rlstore.fs import split_url
+
+    _, bucket, prefix = split_url(url)
+    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{under}")
+    return sorted(item["Key"][len(prefix) + 1:] for item in listing.get("Contents", []))

@@ -168,3 +168,47 @@ def test_dqfd_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_
             timestep = env.step(episode["action"][t])
         assert bool(episode["is_terminal"][-1]) == (timestep.discount == 0.0)
     env.close()
+
+
+def test_record_on_atari_stores_each_frame_once_and_reads_back_what_the_env_gave(tmp_path, capsys):
+    """`rlstore record --env atari:...` writes what the online actors write: one frame per step,
+    the stack size in the schema, parquet shards; the readers rebuild the env's stacks, and stock
+    TFDS reads the single frames."""
+    import tensorflow_datasets as tfds
+
+    from rlstore.cli import main
+    from rlstore.store import Store
+    from rlstore.validation import validate
+
+    game = "atari:Pong?max_steps=100"
+    code = main(["--store", str(tmp_path), "record", "--env", game, "--policy", "random", "--episodes", "3",
+                 "--dataset", "pong", "--seed", "3", "--commit-every", "2"])
+    assert code == 0, capsys.readouterr().err
+    assert "recorded 3 episodes (303 steps) into pong: versions 1..2" in capsys.readouterr().out
+    store = Store(tmp_path)
+    manifest = store.manifest("pong")
+    observation = manifest.schema.steps["observation"]
+    assert (observation.shape, observation.stack) == ((84, 84), 4)
+    assert {s["shard_format"] for s in manifest.segments} == {"parquet"}
+    assert validate(store, "pong") == []
+
+    stored = _stacks_by_episode(store, "pong")
+    assert [len(episode["action"]) for episode in stored] == [101] * 3
+    env = make_environment(game, seed=3)
+    for episode in stored:
+        timestep = env.reset()
+        for t, action in enumerate(episode["action"]):
+            assert np.array_equal(episode["observation"][t], timestep.observation), t
+            if timestep.last():
+                break
+            timestep = env.step(action)
+        assert timestep.last() and not episode["is_terminal"][-1]  # cut by max_steps: a truncation
+    env.close()
+
+    builder = tfds.builder_from_directories(store.segment_dirs("pong"))
+    single = [episode["steps"].batch(1000).get_single_element()["observation"].numpy()
+              for episode in builder.as_dataset(split="train")]
+    assert sorted(s.shape for s in single) == [(101, 84, 84)] * 3
+    rebuilt = [frames.stack(s, np.zeros(len(s), np.int64), np.arange(len(s)), 4) for s in single]
+    expected = sorted(e["observation"].tobytes() for e in stored)
+    assert sorted(r.tobytes() for r in rebuilt) == expected

@@ -107,6 +107,38 @@ def test_cameras_language_and_embeddings_read_back(camera_source, camera_store):
                                           stock[episode_id]["steps"]["observation"][camera])
 
 
+def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_store):
+    """`sequences` gathers padded windows of decoded JPEGs: bit-for-bit the stock TFDS decode,
+    and all-zero images (with mask 0) where a window runs past its episode's end."""
+    from rlstore import reading
+
+    length, burn_in, period = 3, 1, 2
+    span = length + burn_in
+    expected = {}
+    for episode in _stock_episodes(camera_store, "cams").values():
+        steps = episode["steps"]
+        size = len(steps["is_first"])
+        for start in range(0, size, period):
+            real = np.arange(start, start + span) < size
+            window = np.minimum(np.arange(start, start + span), size - 1)
+            padded = {field: steps["observation"][camera][window] * real[:, None, None, None]
+                      for field, camera in zip(FIELDS, cf.CAMERAS)}
+            expected[steps["observation"]["state"][start].tobytes()] = (real.astype(np.float32), padded)
+            if start + span >= size:
+                break
+    got = 0
+    for batch in reading.sequences(camera_store, "cams", length=length, period=period, burn_in=burn_in,
+                                   batch_size=3, shuffle=False, repeat=False).as_numpy_iterator():
+        for row in range(len(batch["mask"])):
+            mask, images = expected[batch["observation"]["state"][row, 0].tobytes()]
+            np.testing.assert_array_equal(batch["mask"][row], mask)
+            for field, camera in zip(FIELDS, cf.CAMERAS):
+                assert batch["observation"][camera].dtype == np.uint8
+                np.testing.assert_array_equal(batch["observation"][camera][row], images[field])
+            got += 1
+    assert got == len(expected) and any(mask.min() == 0 for mask, _ in expected.values())
+
+
 def _raw_image_episodes(count: int = 3, length: int = 4) -> list[dict]:
     from rlstore.episode import make_episode
 

@@ -20,7 +20,7 @@ from rlstore.numpy import episodes as numpy_episodes
 from rlstore.remote_store import RemoteStore
 from rlstore.store import Store
 from rlstore.validation import validate
-from tests.helpers import publish_episodes, vector_episode
+from tests.helpers import bucket_keys, publish_episodes, vector_episode
 
 _IN_PROCESS_BEAM = ["--", "--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
@@ -31,18 +31,12 @@ def _run(capsys, *argv):
     return code, out.out, out.err
 
 
-def _keys(url: str, under: str = "") -> list[str]:
-    _, bucket, prefix = split_url(url)
-    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{under}")
-    return sorted(item["Key"][len(prefix) + 1:] for item in listing.get("Contents", []))
-
-
 def test_cli_ingest_list_info_validate_gc_and_readers(capsys, s3_store, vector_logs, tmp_path, monkeypatch):
     logs, _, originals = vector_logs
     code, out, err = _run(capsys, "--store", s3_store, "ingest", "--dataset", "logs", "--format", "npz",
                           f"{logs}/*.npz", *_IN_PROCESS_BEAM)
     assert code == 0, err
-    assert "versions/1.json" in " ".join(_keys(s3_store, "logs/versions/"))
+    assert "versions/1.json" in " ".join(bucket_keys(s3_store, "logs/versions/"))
     publish_episodes(Store(s3_store), "logs", [vector_episode(6, 100)])  # an append: version 2
 
     code, out, _ = _run(capsys, "--store", s3_store, "list")
@@ -95,44 +89,44 @@ def test_four_concurrent_writers_get_distinct_versions_and_lose_nothing(s3_store
     assert sorted(int(e["episode_id"]) for e in store.load("shared")) == list(range(writers))
     assert {store.manifest(f"shared@{v}").lineage["pipeline"] for v in range(1, writers + 1)} == {
         f"writer-{i}" for i in range(writers)}
-    assert _keys(s3_store, "shared/staging/") == []
+    assert bucket_keys(s3_store, "shared/staging/") == []
 
 
-def _killed_while_uploading(url: str) -> None:
+def _killed_while_placing_the_workers_shards(url: str, logs: str) -> None:
     from rlstore.fs import ObjectStore
+    from rlstore.pipelines.ingest import ingest
 
-    upload = ObjectStore.upload
+    def copy_then_die(self, source, target):
+        os.kill(os.getpid(), signal.SIGKILL)  # shards in the staging area, metadata in segments/
 
-    def upload_then_die(self, local, key):
-        upload(self, local, key)
-        os.kill(os.getpid(), signal.SIGKILL)  # one file of the segment is in the bucket
-
-    ObjectStore.upload = upload_then_die
-    publish_episodes(Store(url), "ds", [vector_episode(5, 99)])
+    ObjectStore.copy = copy_then_die
+    ingest(Store(url), "ds", [logs], beam_args=["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
 
 
-def test_kill_9_mid_upload_publishes_nothing_and_gc_clears_it_after_the_lease(s3_store, monkeypatch):
+def test_kill_9_mid_upload_publishes_nothing_and_gc_clears_it_after_the_lease(s3_store, vector_logs, monkeypatch):
     monkeypatch.setenv("RLSTORE_LEASE_SECONDS", "3")  # short, but renewable on a loaded machine
     store = Store(s3_store)
     publish_episodes(store, "ds", [vector_episode(5, 0)])
-    process = multiprocessing.get_context("spawn").Process(target=_killed_while_uploading, args=(s3_store,))
+    process = multiprocessing.get_context("spawn").Process(target=_killed_while_placing_the_workers_shards,
+                                                           args=(s3_store, str(vector_logs[0])))
     process.start()
     process.join(180)
     assert process.exitcode == -signal.SIGKILL
     assert store.versions("ds") == [1]
     assert sum(1 for _ in store.load("ds")) == 1
     referenced = {s["id"] for s in store.manifest("ds").segments}
-    uploaded = {key.split("/")[2] for key in _keys(s3_store, "ds/segments/")}
+    uploaded = {key.split("/")[2] for key in bucket_keys(s3_store, "ds/segments/")}
     assert len(uploaded - referenced) == 1  # the dead writer's partial segment
-    assert any(key.endswith(".lease") for key in _keys(s3_store, "ds/staging/"))
+    staged = bucket_keys(s3_store, "ds/staging/")  # the lease, and the shards the pipeline's workers uploaded
+    assert any(key.endswith(".lease") for key in staged) and sum(key.endswith(".pending-shard") for key in staged) >= 2
 
     # A live writer's staging survives gc however long it lives: its lease is renewed.
     with store.staging("ds") as live:  # opening staging collects too, once the dead lease is old enough
         time.sleep(7)  # the dead writer's lease has expired, plus a whole term
         store.collect_garbage("ds")
-        assert _keys(s3_store, "ds/staging/") == [f"ds/staging/{live.path.name}.lease"]
+        assert bucket_keys(s3_store, "ds/staging/") == [f"ds/staging/{live.path.name}.lease"]
         assert store.has_live_writer("ds")
-    assert {key.split("/")[2] for key in _keys(s3_store, "ds/segments/")} == referenced  # partial segment gone
+    assert {key.split("/")[2] for key in bucket_keys(s3_store, "ds/segments/")} == referenced  # partial segment gone
     publish_episodes(store, "ds", [vector_episode(5, 1)])
     assert store.versions("ds") == [1, 2] and validate(store, "ds") == []
 
@@ -159,12 +153,12 @@ def test_faults_are_one_line_exit_1_and_publish_nothing(capsys, s3_store, vector
         for argv in (["ingest", "--dataset", "ds", f"{logs}/*.npz", *_IN_PROCESS_BEAM], ["list"]):
             code, out, err = _run(capsys, "--store", url, *argv)
             assert code == 1 and out == "" and err.count("\n") == 1 and expected in err, err
-    assert _keys(s3_store) == []
+    assert bucket_keys(s3_store) == []
 
 
 def test_unsupported_schemes_and_remote_only_limits_are_one_line(s3_store):
-    with pytest.raises(StoreError, match="gs:// stores need gcsfs"):
-        Store("gs://bucket/store").versions("ds")
+    with pytest.raises(StoreError, match="unsupported store scheme 'gcs://'.*Google Cloud Storage is gs://"):
+        Store("gcs://bucket/store").versions("ds")
     with pytest.raises(StoreError, match="no bucket named"):
         Store("s3:///store").versions("ds")
     with pytest.raises(StoreError, match="prune is not supported on object-store roots"):

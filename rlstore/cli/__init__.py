@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--store", default=None,
-                        help=f"store root directory (default: ${ROOT_ENV} if set, else {DEFAULT_ROOT})")
+                        help=f"store root: a directory, or a bucket prefix s3://BUCKET/PREFIX or gs://BUCKET/PREFIX "
+                             f"(default: ${ROOT_ENV} if set, else {DEFAULT_ROOT})")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

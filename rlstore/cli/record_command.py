@@ -19,8 +19,10 @@ def register(commands) -> None:
                     "--replay, their rows also go into that Reverb server's tables, made exactly as "
                     "`rlstore serve` makes them from the store (same flags). Ctrl-C or SIGTERM stops it after "
                     "the current episode and commits every finished one; killed (kill -9) at any moment, it "
-                    "loses at most the episodes since its last commit.")
-    record.add_argument("--env", required=True, help="environment spec, e.g. catch or gym:CartPole-v1")
+                    "loses at most the episodes since its last commit. Frame-stacked observations (an atari: env's "
+                    "84x84xK stacks) are stored one frame per step, with K in the schema, in parquet shards "
+                    "(a TFRecord dataset's own format when appending to one); readers rebuild the stacks.")
+    record.add_argument("--env", required=True, help="environment spec, e.g. catch, gym:CartPole-v1 or atari:Pong")
     record.add_argument("--policy", required=True, choices=("random", "expert"))
     record.add_argument("--episodes", required=True, type=int, help="episodes to play")
     record.add_argument("--dataset", required=True, help="dataset to append to (created if missing)")
@@ -45,7 +47,7 @@ def register(commands) -> None:
 
 
 def _record(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
-    from rlstore.envs import balance_cues, make_environment, make_policy
+    from rlstore.envs import balance_cues, make_environment, make_policy, parse_spec
     from rlstore.writeback import Commit, WriteBack, drive
 
     environment = make_environment(args.env, seed=args.seed)
@@ -62,7 +64,8 @@ def _record(store: Store, args: argparse.Namespace, _: Sequence[str]) -> int:
     try:
         with WriteBack(store, args.dataset, environment=args.env, policy=args.policy, run_id=args.run_id,
                        commit_every=args.commit_every, replay=args.replay, compact_every=args.compact_every,
-                       layout=_layout(args) if args.replay else None, on_commit=report) as writer:
+                       layout=_layout(args) if args.replay else None, on_commit=report,
+                       frame_stack=parse_spec(args.env).frame_stack) as writer:
             print(f"recording run {writer.run_id}", flush=True)
             drive(environment, policy, writer, args.episodes, stop)
             if stop.is_set():
