@@ -71,6 +71,7 @@ def main() -> None:
             spec = TASKS[task]
             env_steps = QUICK["env_steps"] if args.quick else args.env_steps or spec["env_steps"]
             demo_episodes = QUICK["demos"] if args.quick else spec["demos"]
+            final_episodes = QUICK["final_episodes"] if args.quick else EVAL_EPISODES
             demos, demo_return = record_demos(store, root, spec["env"], demo_episodes)
             runs: dict[str, list[dict]] = {}
             for seed in args.seeds:
@@ -84,7 +85,7 @@ def main() -> None:
                                         root / f"{task}-{variant}-{seed}", env_steps, seed, config,
                                         eval_points=1 if args.quick else 5,
                                         eval_episodes=QUICK["eval_episodes"] if args.quick else 20,
-                                        final_episodes=QUICK["final_episodes"] if args.quick else EVAL_EPISODES)
+                                        final_episodes=final_episodes)
                     log(f"{task}, seed {seed}: {variant} success {result['final_success_rate']:.2f} "
                         f"({result['learner_steps']} updates, {result['seconds']:.0f} s, preset {result['preset']})")
                     runs.setdefault(variant, []).append(result)
@@ -94,8 +95,8 @@ def main() -> None:
                 "env": spec["env"], "demos": demos, "demo_episodes": demo_episodes, "demo_env_seeds":
                 f"0..{demo_episodes - 1} (and resets that balance the cues)", "demo_return_mean": demo_return,
                 "env_steps_per_run": env_steps, "seeds": args.seeds,
-                "eval": f"final checkpoint, {QUICK['final_episodes'] if args.quick else EVAL_EPISODES} episodes from env seed "
-                        "10,000 + seed", "dqfd_config": spec.get("dqfd", {}),
+                "eval": f"final checkpoint, {final_episodes} episodes from env seed 10,000 + seed",
+                "dqfd_config": spec.get("dqfd", {}),
                 "curve_png": plot_task(task, spec["env"], runs, args.png_dir, {"expert": demo_return}),
                 "runs": without_rows(runs), "mean_success": means,
                 "targets": {v: f"{op} {bound}" for v, (op, bound) in targets.items()},
