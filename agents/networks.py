@@ -127,18 +127,29 @@ class QHead(snt.Module):
     """Q-values [B, num_actions] from features: a linear layer, or the dueling head
     V(s) + A(s,a) − mean_a A(s,a) (Wang et al. 2016) that DQfD and R2D2 use. Dueling learns
     the state's value from every action's update, which matters when demonstrations show
-    only one action per state."""
+    only one action per state. With `hidden_sizes` each stream is an MLP (R2D2's head has a
+    512-unit layer per stream): a recurrent network's Q-values can then depend on what it
+    remembers and what it sees together (MiniGrid memory: the cue seen long ago AND which end
+    holds its twin), which a linear read-out of the LSTM's output can only do through its gates."""
 
-    def __init__(self, num_actions: int, dueling: bool = True, name: str = "q_head"):
+    def __init__(self, num_actions: int, dueling: bool = True, name: str = "q_head",
+                 hidden_sizes: Sequence[int] = ()):
         super().__init__(name=name)
-        self._advantage = snt.Linear(num_actions, name="advantage" if dueling else "q_values")
-        self._value = snt.Linear(1, name="value") if dueling else None
+        self._advantage = _stream(hidden_sizes, num_actions, "advantage" if dueling else "q_values")
+        self._value = _stream(hidden_sizes, 1, "value") if dueling else None
 
     def __call__(self, features: tf.Tensor) -> tf.Tensor:
         advantage = self._advantage(features)
         if self._value is None:
             return advantage
         return self._value(features) + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+
+
+def _stream(hidden_sizes: Sequence[int], outputs: int, name: str) -> snt.Module:
+    """A linear layer (named as before hidden layers existed, so older checkpoints restore), or an MLP."""
+    if not hidden_sizes:
+        return snt.Linear(outputs, name=name)
+    return snt.nets.MLP([*hidden_sizes, outputs], name=name)
 
 
 class OnlineAndTarget(snt.Module):

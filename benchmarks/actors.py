@@ -1,7 +1,7 @@
 """Actors that cut wall-clock time: DQfD online to a return threshold with 1 and with 4 actor processes.
 
-Workload: `rlstore run dqfd` on Catch with a simulator's step cost (`catch:step_ms=40`: every
-env step takes 40 ms, as a physics simulator or a robot would; rlstore.envs.step_cost), 2
+Workload: `rlstore run dqfd` on Catch with a simulator's step cost (`catch:step_ms=30`: every
+env step takes 30 ms, as a physics simulator or a robot would; rlstore.envs.step_cost), 2
 expert demonstration episodes (demo ratio 0.25, no pre-training, so the agent must learn
 online), the same config and the same samples-per-insert ratio (16) in both arms, 3 seeds per
 arm (run seed = env seed; the arms alternate seed by seed). Every actor explores with the same
@@ -25,13 +25,18 @@ Figures: `wall_time_ratio_1_vs_4_actors` (1 actor's median seconds / 4 actors'; 
 and `env_steps_ratio_4_vs_1` (4 actors' median env steps / 1 actor's; target <= 1.3), also per
 seed. Every run's learning curve goes into one PNG, against env steps and against seconds.
 
-Why 40 ms: a sleeping step leaves the CPU free, so 4 actors overlap even on 2 cores, but each
+Why 30 ms: a sleeping step leaves the CPU free, so 4 actors overlap even on 2 cores, but each
 step still costs an actor a few ms of CPU (policy, adder), and the learner must keep up with 4x
 the inserts at the same ratio (16 samples per insert over 48 agent rows a batch: one update per
 3 env steps). At 10 ms on a loaded 2-core machine the 4 actors and the learner were CPU-bound
 (138 env steps/s, not 4 x 68): when the learner falls behind, actors play up to
-`min_replay_size` transitions ahead of it with an older policy, which costs env steps. At 40 ms
-4 actors need ~30 updates/s, a fraction of what the learner manages there (~160/s).
+`min_replay_size` transitions ahead of it with an older policy, which costs env steps. At 30 ms
+4 actors need at most ~45 updates/s, a fraction of what the learner manages there (~160/s).
+
+`--quick` (under a minute on an idle machine) runs the same code with one seed, a 10 ms step and
+a threshold of 0.0 (half the balls caught, against -0.8 untrained): ~1,000 env steps per arm.
+Start-up of the runs' processes weighs more there, and a 10 ms step leaves the 4 actors and the
+learner closer to CPU-bound, so its ratio is a smoke figure, not the target's measurement.
 Prints one JSON line on stdout; progress goes to stderr.
 """
 from __future__ import annotations
@@ -56,25 +61,30 @@ silence()  # before TensorFlow
 
 TASK = "catch"
 DEMO_EPISODES = 2
-THRESHOLD = 0.8  # mean return over the evaluation episodes (Catch: +1 caught, -1 missed): 9 of 10 caught
 CONFIG = {"demo_ratio": 0.25, "pretrain_steps": 0, "batch_size": 64, "hidden_sizes": (64, 64),
           "learning_rate": 1e-3, "samples_per_insert": 16.0, "min_replay_size": 200, "target_update_period": 100,
           "n_step": 3, "epsilon": 0.1, "variable_update_period": 10}
+# threshold: the mean return over the evaluation episodes to reach (Catch: +1 caught, -1 missed; the
+# untrained policy scores -0.8 here): 0.8 is 9 of 10 caught, 0.0 half of them.
 # env_steps is a cap: a run stops at its first evaluation that reaches the threshold.
-FULL = {"step_ms": 30, "seeds": (0, 1, 2), "env_steps": 4000, "eval_every": 150, "eval_episodes": 10}
-QUICK = {"step_ms": 20, "seeds": (0,), "env_steps": 1500, "eval_every": 150, "eval_episodes": 10}
+FULL = {"step_ms": 30, "threshold": 0.8, "seeds": (0, 1, 2), "env_steps": 4000, "eval_every": 150,
+        "eval_episodes": 10}
+# --quick must finish within a minute, most of which goes to starting, stopping and evaluating the
+# 3 + 6 processes of its two runs, so it plays ~1,000 env steps per arm at a 10 ms step (seed 0
+# reached 0.0 after ~1,050 env steps with 1 actor, ~900 with 4).
+QUICK = {"step_ms": 10, "threshold": 0.0, "seeds": (0,), "env_steps": 2000, "eval_every": 150, "eval_episodes": 10}
 ARMS = (1, 4)
 TARGETS = {"wall_time_ratio_1_vs_4_actors": 2.0, "env_steps_ratio_4_vs_1": 1.3}
 
 
-def one_run(store, demos: str, out: Path, env: str, actors: int, seed: int, budget: dict, threshold: float) -> dict:
+def one_run(store, demos: str, out: Path, env: str, actors: int, seed: int, budget: dict) -> dict:
     from rlstore.agents.logging import read_csv
     from rlstore.agents.online.run import OnlineOptions, run
 
     options = OnlineOptions(env=env, env_steps=budget["env_steps"], out=out, demos=demos, actors=actors, seed=seed,
                             env_seed=seed, eval_every_env_steps=budget["eval_every"],
                             eval_episodes=budget["eval_episodes"], final_eval_episodes=budget["eval_episodes"],
-                            stop_at_return=threshold)
+                            stop_at_return=budget["threshold"])
     started = time.perf_counter()
     summary = run("dqfd", store, options, CONFIG)
     wall = time.perf_counter() - started
@@ -154,11 +164,13 @@ def main() -> None:
                                                     f"--quick {QUICK['step_ms']})")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"run seeds per arm (default: {list(FULL['seeds'])}; "
                                                              f"--quick {list(QUICK['seeds'])})")
-    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="return to reach (default: %(default)s)")
+    parser.add_argument("--threshold", type=float, help=f"return to reach (default: {FULL['threshold']}; "
+                                                         f"--quick {QUICK['threshold']})")
     parser.add_argument("--work", type=Path, help="keep the runs here instead of a temporary directory")
     args = parser.parse_args()
     budget = dict(QUICK if args.quick else FULL)
-    budget.update({key: value for key, value in (("step_ms", args.step_ms), ("seeds", args.seeds)) if value})
+    budget.update({key: value for key, value in (("step_ms", args.step_ms), ("seeds", args.seeds),
+                                                 ("threshold", args.threshold)) if value is not None})
     budget["seeds"] = tuple(budget["seeds"])
     env = f"{TASK}:step_ms={budget['step_ms']}"
 
@@ -176,13 +188,12 @@ def main() -> None:
         for seed in budget["seeds"]:  # the arms alternate, so a change in the machine's load hits both
             for actors in ARMS:
                 log(f"seed {seed}: run dqfd --env {env} --actors {actors}, up to {budget['env_steps']} env steps "
-                    f"or a return of {args.threshold} (load {os.getloadavg()[0]:.1f})")
-                result = one_run(store, demos, root / f"actors-{actors}-seed-{seed}", env, actors, seed, budget,
-                                 args.threshold)
+                    f"or a return of {budget['threshold']} (load {os.getloadavg()[0]:.1f})")
+                result = one_run(store, demos, root / f"actors-{actors}-seed-{seed}", env, actors, seed, budget)
                 runs.append(result)
                 log(f"  threshold: {result['threshold']}; {result['env_steps_per_s']} env steps/s, "
                     f"{result['learner_updates_per_s']} updates/s, samples per insert {result['samples_per_insert']}")
-        plot(runs, env, args.threshold, args.plot)
+        plot(runs, env, budget["threshold"], args.plot)
     finally:
         if args.work is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -197,7 +208,7 @@ def main() -> None:
         "env_steps_ratio_4_vs_1": ratio(*[(r["threshold"] or {}).get("env_steps") for r in reversed(pair)])}
         for seed in budget["seeds"] for pair in [[r for r in runs if r["seed"] == seed]]}
     print(json.dumps({
-        "benchmark": "actors", "quick": args.quick, "env": env, "threshold": args.threshold, "budget": budget,
+        "benchmark": "actors", "quick": args.quick, "env": env, "threshold": budget["threshold"], "budget": budget,
         "config": CONFIG, "demo_episodes": DEMO_EPISODES, "baseline": "actors_1", **arms, **figures,
         "per_seed_ratios": per_seed, "runs": runs, "targets": TARGETS,
         "meets_targets": all(figures[k] is not None and (figures[k] >= v if k.startswith("wall") else figures[k] <= v)

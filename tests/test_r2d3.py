@@ -120,10 +120,14 @@ def test_the_learner_fits_the_sequences_values_on_a_tiny_budget(store):
     assert after < 0.3 * before, (before, after)
 
 
-def test_the_margin_loss_makes_the_demonstrated_actions_greedy_on_a_tiny_budget(store):
-    """DQfD's J_E on demonstration steps: the TD loss alone leaves the untaken action's value where
-    it starts, the margin pushes it below the demonstrated one at every step of both episodes."""
-    config = dataclasses.replace(TINY, learning_rate=3e-3, supervised_weight=1.0)
+@pytest.mark.parametrize("supervised_loss, head_sizes", [("margin", ()), ("cross_entropy", (8,))])
+def test_the_supervised_loss_makes_the_demonstrated_actions_greedy_on_a_tiny_budget(store, supervised_loss,
+                                                                                    head_sizes):
+    """DQfD's J_E (or cross-entropy) on demonstration steps: the TD loss alone leaves the untaken
+    action's value where it starts, the supervised term pushes it below the demonstrated one at
+    every step of both episodes, with a linear head and with R2D2's MLP streams alike."""
+    config = dataclasses.replace(TINY, learning_rate=3e-3, supervised_weight=1.0, supervised_loss=supervised_loss,
+                                 head_sizes=head_sizes)
     tf.random.set_seed(0)
     builder = R2D3Builder()
     networks = builder.make_networks(SPECS, config)
@@ -132,8 +136,28 @@ def test_the_margin_loss_makes_the_demonstrated_actions_greedy_on_a_tiny_budget(
     learner.run(300)
     after = learner.run(20)
     assert after["demo_accuracy"] == 1.0 and after["margin_loss"] < 0.2 * before["margin_loss"], (before, after)
-    unweighted = r2d3_loss(networks, next(iter(builder.make_dataset(store, "pair", SPECS, TINY, seed=0))), TINY)
+    unweighted_config = dataclasses.replace(config, supervised_weight=0.0)
+    unweighted = r2d3_loss(networks, next(iter(builder.make_dataset(store, "pair", SPECS, TINY, seed=0))),
+                           unweighted_config)
     assert unweighted.metrics["margin_loss"] > 0  # measured, but in the loss only with a weight
+
+
+def test_the_dueling_streams_are_linear_by_default_and_mlps_with_head_sizes():
+    """Linear streams keep the variable names checkpoints of earlier runs hold; `head_sizes` gives
+    each stream hidden layers (R2D2's head), so Q can combine what is remembered with what is seen."""
+    def head_variables(config: R2D3Config) -> list[str]:
+        network = R2D3Builder().make_networks(SPECS, config).online
+        return sorted(v.name for v in network.trainable_variables if "q_head" in v.name)
+
+    assert head_variables(TINY) == ["online/q_head/advantage/b:0", "online/q_head/advantage/w:0",
+                                    "online/q_head/value/b:0", "online/q_head/value/w:0"]
+    widths = {v.name: v.shape.as_list() for v in R2D3Builder().make_networks(
+        SPECS, dataclasses.replace(TINY, head_sizes=(8,))).online.trainable_variables if "q_head" in v.name}
+    assert widths["online/q_head/advantage/linear_0/w:0"] == [6, 8]
+    assert widths["online/q_head/advantage/linear_1/w:0"] == [8, 2]
+    assert widths["online/q_head/value/linear_1/w:0"] == [8, 1]
+    with pytest.raises(ValueError, match="supervised_loss"):
+        dataclasses.replace(TINY, supervised_loss="hinge")
 
 
 def test_symbolic_images_are_one_hot_encoded_per_channel():

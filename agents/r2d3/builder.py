@@ -28,7 +28,8 @@ class R2D3Builder:
             raise AgentError("R2D3 needs discrete actions; this dataset's actions are continuous (try bc)")
         online, target = (RecurrentQNetwork(specs.observation, specs.action.num_values, config.hidden_sizes,
                                             config.lstm_size, config.dueling, config.normalize_observations,
-                                            config.prev_action_reward, config.image_codes, name=name)
+                                            config.prev_action_reward, config.image_codes, config.head_sizes,
+                                            name=name)
                           for name in ("online", "target"))
         networks = R2D3Networks(online, target)
         for network in (online, target):

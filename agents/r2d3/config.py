@@ -34,6 +34,8 @@ class R2D3Config:
         default=0, metadata={"help": "leading steps per sequence that only refresh the recurrent state (no loss)"})
     hidden_sizes: tuple[int, ...] = dataclasses.field(default=(64,), metadata={"help": "MLP torso widths"})
     lstm_size: int = dataclasses.field(default=64, metadata={"help": "LSTM units"})
+    head_sizes: tuple[int, ...] = dataclasses.field(
+        default=(), metadata={"help": "hidden widths of each dueling stream after the LSTM (R2D2: 512; none: linear)"})
     prev_action_reward: bool = dataclasses.field(
         default=True, metadata={"help": "the LSTM also reads the previous action (one-hot) and reward (R2D2)"})
     dueling: bool = dataclasses.field(default=True, metadata={"help": "dueling head: V(s) + A(s,a) - mean_a A(s,a)"})
@@ -60,6 +62,10 @@ class R2D3Config:
         default=0.0, metadata={"help": "weight of DQfD's large-margin loss on demonstration steps (0: R2D3's "
                                        "TD loss alone)"})
     margin: float = dataclasses.field(default=0.8, metadata={"help": "large-margin l(a_E, a) for a != a_E"})
+    supervised_loss: str = dataclasses.field(
+        default="margin", metadata={"help": "the supervised term on demonstration steps: DQfD's large margin, or "
+                                            "cross-entropy of softmax(Q) against the demonstrated action",
+                                    "choices": ("margin", "cross_entropy")})
     pretrain_steps: int = dataclasses.field(
         default=0, metadata={"help": "online: updates on demonstration sequences alone before the actors start"})
     prefetch: int = dataclasses.field(default=4, metadata={"help": "batches the input pipeline keeps ready"})
@@ -87,6 +93,8 @@ class R2D3Config:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if min(self.image_codes, self.supervised_weight, self.margin, self.pretrain_steps) < 0:
             raise ValueError("image_codes, supervised_weight, margin and pretrain_steps must be >= 0")
+        if self.supervised_loss not in ("margin", "cross_entropy"):
+            raise ValueError(f"supervised_loss must be margin or cross_entropy, got {self.supervised_loss!r}")
         if self.rescaling_epsilon <= 0 or self.priority_exponent < 0 or self.epsilon_alpha < 0:
             raise ValueError("rescaling_epsilon must be > 0, priority_exponent and epsilon_alpha >= 0")
         if min(self.variable_update_period, self.replay_size, self.min_replay_size) < 1 or self.samples_per_insert <= 0:

@@ -88,6 +88,15 @@ def sequence_priorities(td_abs: tf.Tensor, valid: tf.Tensor, eta: float) -> tf.T
     return eta * tf.reduce_max(masked, axis=1) + (1.0 - eta) * tf.reduce_sum(masked, axis=1) / tf.maximum(count, 1.0)
 
 
+def supervised_loss(q_values: tf.Tensor, demo_action: tf.Tensor, config: R2D3Config) -> tf.Tensor:
+    """Per step: DQfD's large margin (zero once the demonstrated action leads by `margin`), or
+    cross-entropy of softmax(Q) against it, which never stops pulling the demonstrated action
+    up until the others are far behind."""
+    if config.supervised_loss == "margin":
+        return margin_loss(q_values, demo_action, config.margin)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(demo_action, tf.int32), q_values)
+
+
 def burn_in(networks: R2D3Networks, observation: Any, prev_action: tf.Tensor, prev_reward: tf.Tensor, state: State,
             steps: int) -> tuple[State, State]:
     """The online and target networks' states after `steps` steps from `state`, cut from the gradient."""
@@ -131,7 +140,7 @@ def r2d3_loss(networks: R2D3Networks, batch: Mapping[str, Any], config: R2D3Conf
     count = tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
     is_demo = tf.cast(batch["is_demo"], tf.float32) if "is_demo" in batch else tf.zeros_like(count)
     demo_steps = valid * is_demo[:, None]
-    margin = tf.reduce_sum(margin_loss(q_online, learned(batch["action"]), config.margin) * demo_steps, axis=1) / count
+    margin = tf.reduce_sum(supervised_loss(q_online, learned(batch["action"]), config) * demo_steps, axis=1) / count
     per_sequence = 0.5 * tf.reduce_sum(tf.square(td), axis=1) / count + config.supervised_weight * margin
     weight = tf.cast(batch["weight"], tf.float32) if "weight" in batch else tf.ones_like(per_sequence)
     loss = tf.reduce_mean(weight * per_sequence)

@@ -28,14 +28,14 @@ class RecurrentQNetwork(snt.Module):
 
     def __init__(self, observation_specs: Mapping[str, ArraySpec], num_actions: int, hidden_sizes: Sequence[int],
                  lstm_size: int, dueling: bool = True, normalize: bool = False, prev_action_reward: bool = True,
-                 image_codes: int = 0, name: str = "recurrent_q_network"):
+                 image_codes: int = 0, head_sizes: Sequence[int] = (), name: str = "recurrent_q_network"):
         super().__init__(name=name)
         self.encoder = ObservationEncoder(observation_specs, normalize, image_codes)
         self._num_actions = num_actions
         self.prev_action_reward = prev_action_reward
         self._torso = snt.nets.MLP(list(hidden_sizes), activate_final=True, name="torso")
         self._core = snt.LSTM(lstm_size, name="lstm")
-        self._head = QHead(num_actions, dueling)
+        self._head = QHead(num_actions, dueling, hidden_sizes=head_sizes)
 
     def initial_state(self, batch_size: int | tf.Tensor) -> State:
         """The zero state every episode starts from."""
