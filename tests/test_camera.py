@@ -165,9 +165,10 @@ def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store
 
     expected = stock_windows
     budget = {} if cache_bytes is None else {"decoded_cache_bytes": cache_bytes}
-    if cache_bytes is None:
-        assert reading.readers._keeps_decoded(camera_store.manifest("cams"), reading.readers.DECODED_CACHE_BYTES)
-    batches = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=2, seed=3, **budget)
+    manifest = camera_store.manifest("cams")
+    assert reading.readers._keeps_decoded(manifest, reading.readers.DECODED_CACHE_BYTES, 2)
+    assert not reading.readers._keeps_decoded(manifest, reading.readers.DECODED_CACHE_BYTES, 6)  # < 1 chunk
+    batches = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=2, seed=3, chunk_episodes=2, **budget)
     order = [tuple(_check_windows(batch, expected)) for batch in batches.take(4 * len(expected) // 2).as_numpy_iterator()]
     assert len(set(order)) > len(expected) // 2  # not one epoch's batches replayed: rows were reshuffled
     assert {key for keys in order for key in keys} == set(expected)

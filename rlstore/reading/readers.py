@@ -111,7 +111,7 @@ def _rows(
     frame_stack = observation_stack(schema)
     late = _late_fields(schema)
     per_chunk = chunk_episodes or chunk_episodes_for(manifest)
-    cached = repeat and _keeps_decoded(manifest, decoded_cache_bytes)
+    cached = repeat and _keeps_decoded(manifest, decoded_cache_bytes, per_chunk)
     records = episode_records(shard_files(store, ref), shuffle=shuffle, seed=seed, repeat=repeat and not cached,
                               shuffle_buffer=shuffle_buffer)
 
@@ -173,13 +173,18 @@ def _rows(
                              deterministic=True).prefetch(AUTOTUNE)
 
 
-def _keeps_decoded(manifest, budget: int) -> bool:
+def _keeps_decoded(manifest, budget: int, per_chunk: int) -> bool:
     """Whether a repeating reader decodes the version once and keeps it: only when it has
     PNG/JPEG images, whose decoding costs more than the rest of the reader (~100 us per
-    128x128x3 JPEG, ~2.4 of them per 8-step window of a 40-step episode, every epoch), and only
-    when all of it decoded fits `budget` bytes, so memory stays bounded however large the data."""
+    128x128x3 JPEG, ~2.4 of them per 8-step window of a 40-step episode, every epoch), only
+    when all of it decoded fits `budget` bytes, so memory stays bounded however large the data,
+    and only when it fills at least one chunk of `per_chunk` episodes: kept chunks hold one
+    epoch's episodes, while a repeating reader's chunks otherwise run across epochs, and a
+    chunk with fewer rows than a batch yields no batch (a version smaller than one batch would
+    then repeat forever yielding nothing)."""
     images = any(spec.encoding in IMAGE_FORMATS for spec in manifest.schema.steps.values())
-    return images and decoded_step_bytes(manifest) * manifest.num_steps <= budget
+    fits = decoded_step_bytes(manifest) * manifest.num_steps <= budget
+    return images and fits and manifest.num_episodes >= per_chunk
 
 
 def _late_fields(schema) -> list[str]:
