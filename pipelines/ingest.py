@@ -37,6 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from rlstore.pipelines.notes import pop_notes
 from rlstore.pipelines.quality import add_rejects
 from rlstore.pipelines.sources import WorkItem, detect_format, expand_paths, get_format, input_bytes
+from rlstore.pipelines.sources.stacked import FrameStacked, detected_stack, stack_metadata
 from rlstore.pipelines.transforms import ON_ERROR, IngestBatch, ResultFn, reject_line, reject_order, write_result
 from rlstore.errors import BadInputError, LocatedError, PipelineError
 from rlstore.images import ImageEncoding
@@ -169,14 +170,21 @@ def ingest(
     `shard_format` ("tfrecord" or "parquet", `rlstore.shard_formats`) is the container of the
     new segment's shards. By default: the dataset's own when appending; for a new dataset,
     parquet when observations are frame stacks stored as single frames (dqn_replay,
-    `frame_stack`), whose frames are then stored raw and compressed an episode at a time, and
-    tfrecord otherwise.
+    `frame_stack`, or stacks detected in the first episode: `rlstore.pipelines.sources.stacked`),
+    whose frames are then stored raw and compressed an episode at a time, and tfrecord otherwise.
+    `format_options={"frame_stack": 1}` stores observations whole without looking for stacks.
     """
     validate_name(dataset)
     if on_error not in ON_ERROR:
         raise BadInputError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     format_options = dict(format_options or {})
     source_format, items, run_metadata, plan_rejects = plan(paths, format, format_options, on_error)
+    if getattr(source_format, "frame_stack", None) is None and "frame_stack" not in format_options:
+        detected = detected_stack(source_format, items)
+        if detected is not None:  # the workers rebuild the format from these options
+            format_options.update(frame_stack=detected, frame_stack_detected=True)
+            source_format = FrameStacked(source_format, detected, detected=True)
+            run_metadata = {**run_metadata, **stack_metadata(detected, detected=True)}
     schema = derive_schema(source_format, items, on_error)
     frame_stack = getattr(source_format, "frame_stack", None)
     shard_format = _shard_format(store, dataset, shard_format, framed=frame_stack is not None)

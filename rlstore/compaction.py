@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
@@ -98,23 +98,27 @@ def compact(
 
 
 def _copy_segment(store: Store, name: str, segment: Segment, writer: SegmentBuilder) -> None:
+    episodes = [record for _, records in segment_records(store, name, segment) for record in records]
+    writer.copy(episodes, segment["num_steps"], EpisodeStats.from_json(segment["stats"]))
+
+
+def segment_records(store: Store, name: str, segment: Segment) -> Iterator[tuple[Mapping[str, Any], list[bytes]]]:
+    """Each shard record of a stored segment with its encoded episodes, in order, after checking
+    the shard's sha256 and episode count against the manifest (damaged data is never copied)."""
     directory = store.segment_dir(name, segment)
-    episodes: list[bytes] = []
     for shard in segment["shards"]:
         path = shard_path(directory, shard)
         try:
             raw = path.read_bytes()
         except OSError as error:
-            raise StoreError(f"{path}: cannot read shard to compact: {error.strerror}") from None
+            raise StoreError(f"{path}: cannot read shard: {error.strerror}") from None
         if hashlib.sha256(raw).hexdigest() != shard["sha256"]:
             raise StoreError(f"{path}: sha256 differs from the manifest; run 'rlstore validate {name}' "
-                             "(compaction never copies damaged data)")
+                             "(damaged data is never copied)")
         try:
             records = read_bytes_records(raw, str(path))
         except ValueError as error:
             raise StoreError(str(error)) from None
         if len(records) != shard["num_episodes"]:
             raise StoreError(f"{path}: holds {len(records)} episodes, the manifest says {shard['num_episodes']}")
-        episodes += records
-    writer.copy(episodes, segment["num_steps"], EpisodeStats.from_json(segment["stats"]))
-
+        yield shard, records

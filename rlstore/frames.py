@@ -11,6 +11,7 @@ all-zero frames, so o_0 = (0, .., 0, f_0). Stacks never reach into the previous 
     frames = unstack(stacks)                                # ingest: [T, *S, k] -> [T, *S]
     states = stack(frames, episode_first, indices, k)       # readers: -> [N, *S, k]
     state = push(previous_state, frame, k)                  # envs, one step at a time
+    k = detect_stack(observations)                          # ingest without --frame-stack: k or None
 
 `episode_first[i]` is the index of the first step of step i's episode in `frames` (frames may
 hold several whole episodes laid end to end). The tf.data readers implement the same gather in
@@ -103,3 +104,29 @@ def unstack(stacks: np.ndarray, k: int) -> np.ndarray:
             step = int(np.flatnonzero(~shifted)[0]) + 1
             raise FrameStackError("this stack is not the previous step's stack shifted by one frame", step=step)
     return np.ascontiguousarray(stacks[..., -1])
+
+
+MAX_DETECTED_STACK = 16  # a wider last axis is an image's width, not a stack
+
+
+def detect_stack(observations: np.ndarray) -> int | None:
+    """k when one episode's observations [T, *S, k] are Dopamine-style stacks of k >= 2 frames,
+    else None (they are stored whole).
+
+    The test is `unstack`'s own check, so what is detected is exactly what unstacking then stores
+    and `stack` rebuilds: detection can make a dataset hold its frames once, never change a value.
+    It asks for evidence a camera image does not give by chance: uint8 frames of at least one
+    axis, 2 <= k <= MAX_DETECTED_STACK, at least two steps, not all zero, the first step's older
+    k-1 slots all zero and every later step the previous one shifted by one frame (an RGB image's
+    R and G would have to be black at step 0 and each step's R and G the previous step's G and B).
+    """
+    if not isinstance(observations, np.ndarray) or observations.dtype != np.uint8 or observations.ndim < 3:
+        return None
+    k = observations.shape[-1]
+    if not 2 <= k <= MAX_DETECTED_STACK or len(observations) < 2 or not observations.any():
+        return None
+    try:
+        unstack(observations, k)
+    except FrameStackError:
+        return None
+    return k

@@ -83,18 +83,40 @@ def check_headers(column: EncodedImages, encoding: str, shape: Sequence[int], wh
 def undecodable(column: Sequence[bytes], shape: Sequence[int]) -> tuple[int, str] | None:
     """(step, reason) of the first image that TensorFlow's decoder (the one TFDS and rlstore's
     readers use) cannot decode to `shape`, or None."""
+    for step, data in enumerate(column):
+        try:
+            _decoded(data, shape)
+        except ValueError as error:
+            return step, str(error)
+    return None
+
+
+def decode_png(column: EncodedImages, where: Location) -> np.ndarray:
+    """A column of PNG images decoded to one uint8 array [T, *image_shape], as stock TFDS decodes
+    them (PNG is lossless: nothing is lost). Raises BadInputError naming the step of an image
+    that does not decode to the column's shape."""
+    pixels = np.empty((len(column), *column.image_shape), np.uint8)
+    for step, data in enumerate(column):
+        try:
+            pixels[step] = _decoded(data, column.image_shape).numpy()
+        except ValueError as error:
+            raise BadInputError(str(error), where.at(step=step)) from None
+    return pixels
+
+
+def _decoded(data: bytes, shape: Sequence[int]):
+    """One image decoded by TensorFlow's decoder, as a tensor of `shape`; ValueError saying why not."""
     import tensorflow as tf
 
     from rlstore.tfds_episodes import tf_error_reason
 
-    for step, data in enumerate(column):
-        try:
-            pixels = tf.io.decode_image(data, channels=int(shape[-1]), expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-            return step, f"image does not decode: {tf_error_reason(error)}"
-        if tuple(pixels.shape) != tuple(shape):
-            return step, f"image decodes to {list(pixels.shape)}, the field's shape is {list(shape)}"
-    return None
+    try:
+        pixels = tf.io.decode_image(data, channels=int(shape[-1]), expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        raise ValueError(f"image does not decode: {tf_error_reason(error)}") from None
+    if tuple(pixels.shape) != tuple(shape):
+        raise ValueError(f"image decodes to {list(pixels.shape)}, the field's shape is {list(shape)}")
+    return pixels
 
 
 @dataclass(frozen=True)

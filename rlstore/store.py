@@ -332,8 +332,9 @@ class Store:
         `segments` are records built by the segment writer, whose `path` is still inside
         `staging`. Appending never copies existing data: the new version lists the parent's
         segments plus these, minus the ids in `removed` (compaction replaces segments by
-        others holding the same episodes). `report` (the ingest's quality report of these
-        segments) is kept in the manifest as is.
+        others holding the same episodes). The schema and shard format must be the parent's,
+        unless every parent segment is removed (a shard-format conversion). `report` (the
+        ingest's quality report of these segments) is kept in the manifest as is.
         """
         if not segments:
             raise StoreError("nothing to publish: no segments were written")
@@ -353,9 +354,10 @@ class Store:
             while True:
                 versions = self.versions(name)
                 parent = self.read_version(name, versions[-1]) if versions else None
-                if parent is not None and (problem := parent.schema.difference(schema)):
+                kept = parent if parent is not None and not _replaces_every_segment(parent, removed) else None
+                if kept is not None and (problem := kept.schema.difference(schema)):
                     raise StoreError(f"cannot append to {name}: {problem}")
-                _check_one_shard_format(name, parent, moved)
+                _check_one_shard_format(name, kept, moved)
                 number = (parent.version if parent else 0) + 1
                 added = [{**segment, "added_in": number} for segment in moved]
                 plan = self._plan_lists(name, parent, added, removed)
@@ -622,6 +624,12 @@ class GarbageReport:
 
     removed: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+
+def _replaces_every_segment(parent: Manifest, removed: Sequence[str]) -> bool:
+    """A version that removes every segment of its parent keeps nothing of it, so it may store
+    its episodes in another shard format and schema encoding (`rlstore.shard_conversion`)."""
+    return bool(removed) and {segment["id"] for segment in parent.segments} <= set(removed)
 
 
 def _check_one_shard_format(name: str, parent: Manifest | None, added: Sequence[Mapping[str, Any]]) -> None:

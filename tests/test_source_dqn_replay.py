@@ -228,7 +228,7 @@ def test_observations_that_are_not_stacks_are_refused(capsys, tmp_path, dopamine
     assert "not the previous step's stack shifted by one frame" in err
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("k", [2, 3, 4, 8])  # 2, 4, 8: packed into words; 3: transposed
 def test_tf_stacks_equal_the_numpy_definition(k):
     from rlstore.reading.transforms import stacked_gather
 

@@ -26,17 +26,22 @@ def get_format(name: str, options: Mapping[str, Any] | None = None) -> SourceFor
 
     `frame_stack` is taken by every format: dqn_replay's frames are single already (it names
     Dopamine's stack size); any other format's observations are read as stacks of that many
-    frames and stored once (`FrameStacked`).
+    frames and stored once (`FrameStacked`), or, with 1, stored whole (ingest then does not
+    look for stacks). `frame_stack_detected` says the stack size came from the first episode.
     """
     if name not in FORMATS:
         raise BadInputError(f"unknown format {name!r} (known: auto, {', '.join(FORMATS)})")
     options = dict(options or {})
-    frame_stack = None if FORMATS[name] is DqnReplayFormat else options.pop("frame_stack", None)
+    frame_stack, detected = None, False
+    if FORMATS[name] is not DqnReplayFormat:
+        frame_stack, detected = options.pop("frame_stack", None), bool(options.pop("frame_stack_detected", False))
     try:
         source_format = FORMATS[name](**options)
     except TypeError:
         raise BadInputError(f"format {name!r} does not take options {sorted(options)}") from None
-    return FrameStacked(source_format, int(frame_stack)) if frame_stack is not None else source_format
+    if frame_stack is None or int(frame_stack) == 1:  # FrameStacked refuses 0 and below
+        return source_format
+    return FrameStacked(source_format, int(frame_stack), detected)
 
 
 def detect_format(paths: Sequence[Path], options: Mapping[str, Any] | None = None) -> SourceFormat:

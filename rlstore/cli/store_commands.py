@@ -25,7 +25,10 @@ def register(commands) -> None:
                              "at most N steps; imitation episodes of exactly N actions are time-limit cuts, not terminations")
     ingest.add_argument("--frame-stack", type=int, metavar="K",
                         help="observations are stacks of the last K frames (last axis): store each frame once and "
-                             "let readers rebuild the stacks; for dqn_replay, Dopamine's stack size (default 4)")
+                             "let readers rebuild the stacks; for dqn_replay, Dopamine's stack size (default 4). "
+                             "Without it, stacks are detected in the first episode (uint8 [..., K], K of 2 to 16, "
+                             "zero-padded at the start, each step the previous shifted by one frame); "
+                             "--frame-stack 1 stores observations whole")
     ingest.add_argument("--strict", action="store_true",
                         help="rlds: refuse episodes with no step marked is_last instead of repairing them "
                              "(by default the last step becomes is_last, a truncation, counted in the report)")
