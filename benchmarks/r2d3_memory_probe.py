@@ -44,17 +44,20 @@ EVAL_SEED = 5_000
 LEFT, RIGHT = 0, 1
 
 
-def record(episodes: int) -> list[dict]:
-    """Expert episodes as RLDS step dicts (SAR alignment), cues balanced, env seeds from 0."""
+def record(episodes: int, one_order: bool = False) -> list[dict]:
+    """Expert episodes as RLDS step dicts (SAR alignment), cues balanced, env seeds from 0; with
+    `one_order` only those whose upper end holds the key (the cue alone then decides the turn)."""
     from rlstore.envs import make_environment
-    from rlstore.envs.cues import BalancedCues
+    from rlstore.envs.cues import BalancedCues, hidden_cue
     from rlstore.envs.minigrid_experts import MemoryExpert
 
     env = BalancedCues(make_environment(ENV, seed=0))
     expert = MemoryExpert(env)
     recorded = []
-    for _ in range(episodes):
+    while len(recorded) < episodes:
         timestep, steps = env.reset(), []
+        if one_order and hidden_cue(env.environment) not in (("key", "up"), ("ball", "down")):
+            continue
         while not timestep.last():
             action = expert(timestep)
             following = env.step(action)
@@ -102,6 +105,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0, help="weights and batch order")
+    parser.add_argument("--one-order", action="store_true",
+                        help="a control: train only on episodes whose upper end holds the key, so the cue alone "
+                             "decides the turn (memory without the XOR of cue and order)")
     from rlstore.agents.config_args import add_config_arguments, given_overrides
     from rlstore.agents.r2d3.config import R2D3Config
 
@@ -125,8 +131,9 @@ def main() -> None:
                       ActionSpec((), "int64", 7))
 
     log(f"recording {args.demos} expert episodes of {ENV}")
+    episodes = record(args.demos, args.one_order)
     windows = [episode_sequences(tf.nest.map_structure(tf.constant, episode), config.sequence_length,
-                                 config.period, config.burn_in, is_demo=True) for episode in record(args.demos)]
+                                 config.period, config.burn_in, is_demo=True) for episode in episodes]
     data = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *windows)
     end = data["mask"].sum(axis=1).astype(int) - 1  # the final observation's index in each window
     junction = np.arange(data["mask"].shape[1])[None, :] == (end - 2)[:, None]
@@ -176,7 +183,8 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "r2d3_memory_probe", "quick": args.quick, "env": ENV, "demos": args.demos,
         "demo_env_seeds": f"0.. (balanced cues), {len(end)} windows", "eval_env_seed": EVAL_SEED,
-        "eval_episodes": args.eval_episodes, "loss": args.loss, "config": dataclasses.asdict(config),
+        "eval_episodes": args.eval_episodes, "one_order": args.one_order, "loss": args.loss,
+        "config": dataclasses.asdict(config),
         "points": points, "load_average": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1)}))
 
 
