@@ -51,7 +51,8 @@ written into the working directory (`--work DIR`), ingested with 1 and with 2 wo
 (target 1.6x). The file is cut into work items of ~100k steps of whole episodes, each read by
 the worker that gets it (h5py slices), so workers share no single-process step but the driver's
 planning (a scan of the done flags) and publishing. The machine's 2 cores are shared: the load
-average before and after is in the JSON.
+average before and after is in the JSON, and for every run `others_cores`, the cores that other
+processes kept busy meanwhile (a figure is this benchmark's only while that stays near 0).
 
 S3 (under "s3"): the throughput part's npz logs ingested into a local store and into a store in
 a bucket (`s3://`, a moto S3 server started here on 127.0.0.1, reached through
@@ -506,6 +507,37 @@ def d4rl_memory(work: Path, sizes: tuple[int, ...]) -> dict:
 # ---- scale: a large D4RL file on 1 and 2 workers, DirectRunner and Dask ------------------------
 
 DASK_RUNNER = "--runner=apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has spent since boot, over all cores (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields)
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of all its descendants, live (the Dask cluster, a Beam worker
+    under its `sh -c`, with what they reaped) or reaped by it."""
+    total = cpu_seconds()
+    for pid in descendants(os.getpid()):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            utime, stime, cutime, cstime = map(int, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:15])
+            total += (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def with_others_cores(run: Callable[[], dict]) -> dict:
+    """`run()`'s result plus `others_cores`: the cores other processes kept busy meanwhile (the
+    machine's busy CPU seconds minus ours, over the wall time). On a shared machine a figure is
+    only this benchmark's while that stays near 0: with the kernel's autogroup scheduling a busy
+    session elsewhere leaves this one about a core, whether it runs 1 worker or 2."""
+    wall, machine, own = time.perf_counter(), machine_busy_seconds(), own_cpu_seconds()
+    result = run()
+    wall, machine, own = time.perf_counter() - wall, machine_busy_seconds() - machine, own_cpu_seconds() - own
+    return {**result, "others_cores": round(max(machine - own, 0.0) / wall, 2)}
+
+
 def scale(work: Path, steps: int, rounds: int) -> dict:
     """Wall seconds of ingesting one `steps`-row D4RL file with 1 and with 2 workers: worker
     processes of the DirectRunner, and `dask worker` processes of a local Dask cluster (started
@@ -524,18 +556,19 @@ def scale(work: Path, steps: int, rounds: int) -> dict:
             for workers in (1, 2):
                 store = work / f"scale-{runner}-{workers}-{i}"
                 if runner == "direct":
-                    run = timed(lambda: run_d4rl_ingest(path, store, workers))
+                    run = with_others_cores(lambda: timed(lambda: run_d4rl_ingest(path, store, workers)))
                 else:
                     with local_dask_cluster(workers, work / f"dask-{workers}") as address:
                         args = [DASK_RUNNER, f"--dask_client_address={address}"]
-                        run = timed(lambda: run_d4rl_ingest(path, store, beam_args=args))
+                        run = with_others_cores(lambda: timed(lambda: run_d4rl_ingest(path, store, beam_args=args)))
                 runs[f"{runner}_{workers}"].append(run)
                 log(f"scale round {i + 1}/{rounds}: {runner}, {workers} worker(s): {run['seconds']:.1f} s "
-                    f"(load {os.getloadavg()[0]:.1f})")
+                    f"(load {os.getloadavg()[0]:.1f}; other processes kept {run['others_cores']:.2f} cores busy)")
     seconds = {key: best(values)["seconds"] for key, values in runs.items()}
     path.unlink()
     result = {"steps": steps, "rounds": rounds, "load_avg_before": load,
               "all_seconds": {key: [round(run["seconds"], 2) for run in values] for key, values in runs.items()},
+              "others_cores": {key: [run["others_cores"] for run in values] for key, values in runs.items()},
               "load_avg_after": [round(x, 2) for x in os.getloadavg()],
               **{f"seconds_{key}": round(value, 2) for key, value in seconds.items()},
               "steps_per_s_direct_2_workers": round(steps / seconds["direct_2"]),

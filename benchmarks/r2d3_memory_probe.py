@@ -1,0 +1,192 @@
+"""R2D3 memory probe: does the recurrent Q-network learn to carry MiniGrid-Memory's cue to the junction?
+
+An offline diagnostic for issue 13, much cheaper than an online run (no Reverb, no processes):
+it records expert episodes in-process (the scripted expert, cues balanced, env seeds from 0),
+cuts them into the sequences the replay tables hold (`episode_sequences`), trains the R2D3
+networks on them with the R2D3 loss (`--loss r2d3`: TD + the configured supervised term on
+every step, all demonstrations) or plain cross-entropy on the demonstrated actions
+(`--loss bc`), and reports at every evaluation point:
+  junction_accuracy  the greedy action's agreement with the demonstrated turn at the junction
+                     (the step two before the end: left up, right down) on the training episodes;
+                     without memory it cannot beat 0.5
+  other_accuracy     the same on every other step
+  success            greedy success on `--eval-episodes` fresh episodes from env seed 5,000
+                     (the tuning seeds, never the benchmark's evaluation seeds)
+
+    python benchmarks/r2d3_memory_probe.py --demos 200 --loss bc --updates 4000 --head-sizes 64
+    python benchmarks/r2d3_memory_probe.py --quick    # 20 demos, 200 updates: a smoke run
+
+The config is the `memory` preset's, then every R2D3Config flag given (`--lstm-size 128`, as
+`rlstore run r2d3` takes them). Prints one JSON line on stdout; progress goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import log  # noqa: E402
+
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow
+
+ENV = "gym:MiniGrid-MemoryS9-v0"
+EVAL_SEED = 5_000
+LEFT, RIGHT = 0, 1
+
+
+def record(episodes: int, one_order: bool = False) -> list[dict]:
+    """Expert episodes as RLDS step dicts (SAR alignment), cues balanced, env seeds from 0; with
+    `one_order` only those whose upper end holds the key (the cue alone then decides the turn)."""
+    from rlstore.envs import make_environment
+    from rlstore.envs.cues import BalancedCues, hidden_cue
+    from rlstore.envs.minigrid_experts import MemoryExpert
+
+    env = BalancedCues(make_environment(ENV, seed=0))
+    expert = MemoryExpert(env)
+    recorded = []
+    while len(recorded) < episodes:
+        timestep, steps = env.reset(), []
+        if one_order and hidden_cue(env.environment) not in (("key", "up"), ("ball", "down")):
+            continue
+        while not timestep.last():
+            action = expert(timestep)
+            following = env.step(action)
+            steps.append((timestep.observation, action, following.reward, following.discount))
+            timestep = following
+        steps.append((timestep.observation, np.int64(0), 0.0, 0.0))
+        count = len(steps)
+        recorded.append({"observation": {"image": np.stack([s[0]["image"] for s in steps]),
+                                         "direction": np.array([s[0]["direction"] for s in steps], np.int64)},
+                         "action": np.array([s[1] for s in steps], np.int64),
+                         "reward": np.array([s[2] for s in steps], np.float32),
+                         "discount": np.array([s[3] for s in steps], np.float32),
+                         "is_first": np.arange(count) == 0, "is_last": np.arange(count) == count - 1})
+    return recorded
+
+
+def evaluate(network, episodes: int) -> float:
+    """Greedy success rate on fresh episodes from the tuning seeds."""
+    import tensorflow as tf
+
+    from rlstore.envs import make_environment
+
+    env = make_environment(ENV, seed=EVAL_SEED)
+    step = tf.function(network.__call__)
+    successes = 0
+    for _ in range(episodes):
+        timestep, state, action, reward = env.reset(), network.initial_state(1), 0, 0.0
+        while not timestep.last():
+            observation = {"image": timestep.observation["image"][None],
+                           "direction": np.asarray([timestep.observation["direction"]], np.int64)}
+            q_values, state = step(observation, tf.constant([action], tf.int32), tf.constant([reward]), state)
+            action = int(tf.argmax(q_values[0]))
+            timestep = env.step(np.int64(action))
+            reward = float(timestep.reward)
+        successes += timestep.reward > 0
+    return successes / episodes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 demos, 200 updates, 10 evaluation episodes")
+    parser.add_argument("--demos", type=int, default=20, help="expert episodes to train on (default: 20)")
+    parser.add_argument("--loss", choices=("r2d3", "bc"), default="r2d3")
+    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--eval-episodes", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0, help="weights and batch order")
+    parser.add_argument("--one-order", action="store_true",
+                        help="a control: train only on episodes whose upper end holds the key, so the cue alone "
+                             "decides the turn (memory without the XOR of cue and order)")
+    from rlstore.agents.config_args import add_config_arguments, given_overrides
+    from rlstore.agents.r2d3.config import R2D3Config
+
+    add_config_arguments(parser, R2D3Config)
+    args = parser.parse_args()
+    if args.quick:
+        args.demos, args.updates, args.eval_every, args.eval_episodes = 20, 200, 200, 10
+    started = time.perf_counter()
+
+    import sonnet as snt
+    import tensorflow as tf
+
+    from rlstore.agents.presets import overrides_of
+    from rlstore.agents.r2d3.builder import R2D3Builder
+    from rlstore.agents.r2d3.losses import r2d3_loss
+    from rlstore.agents.r2d3.networks import previous_actions_and_rewards
+    from rlstore.agents.specs import ActionSpec, ArraySpec, DataSpecs
+    from rlstore.reading.transforms import episode_sequences
+    config = R2D3Config(**{**overrides_of("memory"), **given_overrides(args, R2D3Config)})
+    specs = DataSpecs({"image": ArraySpec((7, 7, 3), "uint8", True), "direction": ArraySpec((), "int64")},
+                      ActionSpec((), "int64", 7))
+
+    log(f"recording {args.demos} expert episodes of {ENV}")
+    episodes = record(args.demos, args.one_order)
+    windows = [episode_sequences(tf.nest.map_structure(tf.constant, episode), config.sequence_length,
+                                 config.period, config.burn_in, is_demo=True) for episode in episodes]
+    data = tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *windows)
+    end = data["mask"].sum(axis=1).astype(int) - 1  # the final observation's index in each window
+    junction = np.arange(data["mask"].shape[1])[None, :] == (end - 2)[:, None]
+    acting = np.arange(data["mask"].shape[1])[None, :] < end[:, None]
+    junction &= (data["discount"][np.arange(len(end)), end - 1] == 0)[:, None]  # windows holding an episode's end
+
+    tf.random.set_seed(args.seed)
+    networks = R2D3Builder().make_networks(specs, config)
+    optimizer = snt.optimizers.Adam(config.learning_rate, epsilon=config.adam_epsilon)
+
+    def greedy(batch):
+        inputs = previous_actions_and_rewards(batch["action"], batch["reward"], batch["is_first"])
+        state = networks.online.initial_state(tf.shape(batch["mask"])[0])
+        return networks.online.unroll(batch["observation"], *inputs, state)[0]
+
+    @tf.function
+    def update(batch):
+        with tf.GradientTape() as tape:
+            if args.loss == "r2d3":
+                loss = r2d3_loss(networks, batch, config).loss
+            else:
+                valid = tf.cast(acting_of(batch), tf.float32)
+                cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    tf.cast(batch["action"], tf.int32), greedy(batch))
+                loss = tf.reduce_sum(cross_entropy * valid) / tf.reduce_sum(valid)
+        variables = networks.online.trainable_variables
+        optimizer.apply(tape.gradient(loss, variables), variables)
+
+    def acting_of(batch):
+        positions = tf.range(tf.shape(batch["mask"])[1])[None, :]
+        return positions < tf.cast(tf.reduce_sum(batch["mask"], axis=1), tf.int32)[:, None] - 1
+
+    rng = np.random.default_rng(args.seed)
+    points = []
+    for step in range(1, args.updates + 1):
+        rows = rng.integers(len(end), size=config.batch_size)
+        update(tf.nest.map_structure(lambda x: x[rows], data))
+        if step % config.target_update_period == 0:
+            networks.update_target()
+        if step % args.eval_every == 0 or step == args.updates:
+            correct = tf.argmax(greedy(data), axis=-1).numpy() == data["action"]
+            point = {"updates": step, "junction_accuracy": round(float(correct[junction].mean()), 3),
+                     "other_accuracy": round(float(correct[acting & ~junction].mean()), 3),
+                     "success": evaluate(networks.online, args.eval_episodes)}
+            log(json.dumps(point))
+            points.append(point)
+    print(json.dumps({
+        "benchmark": "r2d3_memory_probe", "quick": args.quick, "env": ENV, "demos": args.demos,
+        "demo_env_seeds": f"0.. (balanced cues), {len(end)} windows", "eval_env_seed": EVAL_SEED,
+        "eval_episodes": args.eval_episodes, "one_order": args.one_order, "loss": args.loss,
+        "config": dataclasses.asdict(config),
+        "points": points, "load_average": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main()
