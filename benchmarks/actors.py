@@ -33,9 +33,9 @@ the inserts at the same ratio (16 samples per insert over 48 agent rows a batch:
 `min_replay_size` transitions ahead of it with an older policy, which costs env steps. At 30 ms
 4 actors need at most ~45 updates/s, a fraction of what the learner manages there (~160/s).
 
-`--quick` (under a minute on an idle machine) runs the same code with one seed, a 10 ms step and
+`--quick` (under a minute on an idle machine) runs the same code with one seed, a 5 ms step and
 a threshold of 0.0 (half the balls caught, against -0.8 untrained): ~1,000 env steps per arm.
-Start-up of the runs' processes weighs more there, and a 10 ms step leaves the 4 actors and the
+Start-up of the runs' processes weighs more there, and a 5 ms step leaves the 4 actors and the
 learner closer to CPU-bound, so its ratio is a smoke figure, not the target's measurement.
 Prints one JSON line on stdout; progress goes to stderr.
 """
@@ -70,9 +70,10 @@ CONFIG = {"demo_ratio": 0.25, "pretrain_steps": 0, "batch_size": 64, "hidden_siz
 FULL = {"step_ms": 30, "threshold": 0.8, "seeds": (0, 1, 2), "env_steps": 4000, "eval_every": 150,
         "eval_episodes": 10}
 # --quick must finish within a minute, most of which goes to starting, stopping and evaluating the
-# 3 + 6 processes of its two runs, so it plays ~1,000 env steps per arm at a 10 ms step (seed 0
-# reached 0.0 after ~1,050 env steps with 1 actor, ~900 with 4).
-QUICK = {"step_ms": 10, "threshold": 0.0, "seeds": (0,), "env_steps": 2000, "eval_every": 150, "eval_episodes": 10}
+# 3 + 6 processes of its two runs, so it plays ~1,000 env steps per arm at a 5 ms step (seed 0
+# reached 0.0 after ~1,200 env steps with 1 actor, ~800 with 4; at 10 ms the whole run took 64 s
+# on an idle machine).
+QUICK = {"step_ms": 5, "threshold": 0.0, "seeds": (0,), "env_steps": 2000, "eval_every": 150, "eval_episodes": 10}
 ARMS = (1, 4)
 TARGETS = {"wall_time_ratio_1_vs_4_actors": 2.0, "env_steps_ratio_4_vs_1": 1.3}
 
