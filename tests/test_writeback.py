@@ -408,7 +408,6 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
         while len(store.versions("ds")) < target and process.poll() is None:
             time.sleep(0.005)
         if target > before:  # this writer has opened its staging, cleaning up after the earlier ones
-            assert bool(left_behind) == (round_ > 0)
             assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
         time.sleep(rng.uniform(0, 0.05))  # ... then anywhere: playing, encoding, publishing
         if round_ == 1:
@@ -426,6 +425,9 @@ def test_kill_9_at_random_moments_never_damages_a_version(tmp_path):
         stdout=subprocess.PIPE, stderr=open(tmp_path / "term.err", "w"), text=True)
     first = process.stdout.readline()  # its worker is ready: staging was cleaned
     assert first.startswith("recording run term"), first or (tmp_path / "term.err").read_text()
+    # A recorder killed alone (rounds 0 and 2) may leave its staging or not: its worker's lifeline thread
+    # exits at once, unless the main thread reads the closed pipe first and removes the staging itself.
+    # Round 1 kills both at once, after a commit, so its staging is always left behind.
     assert left_behind  # the killed writers left staging areas behind, and this writer removed them all
     assert not left_behind & {p.name for p in (tmp_path / "ds" / "staging").iterdir()}
     time.sleep(rng.uniform(0.1, 0.3))
