@@ -29,7 +29,6 @@ from rlstore.stats import EpisodeStats
 from rlstore.store import Store
 
 PIPELINE_NAME = "rlstore.convert_shards"
-MAX_SHARD_BYTES = 256 << 20  # ingest's and write-back's
 
 
 def convert_shards(store: Store, name: str, to: str, progress: Callable[[int], None] | None = None) -> Manifest:
@@ -50,7 +49,7 @@ def convert_shards(store: Store, name: str, to: str, progress: Callable[[int], N
             writers: dict[str, ShardWriter] = {}
             for shard, episodes in segment_records(store, name, segment):
                 split = shard.get("split", SPLIT)
-                writer = writers.setdefault(split, ShardWriter(directory, MAX_SHARD_BYTES, to))
+                writer = writers.setdefault(split, ShardWriter(directory, shard_format=to))
                 if schema != source.schema:
                     episodes = [_recoded(record, source.schema, schema, store.segment_dir(name, segment), i)
                                 for i, record in enumerate(episodes)]
