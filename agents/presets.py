@@ -50,7 +50,7 @@ def _minatar(spec: EnvSpec) -> bool:
 PRESETS: tuple[Preset, ...] = (
     Preset("memory", "r2d3", _memory_task,
            {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 64.0, "target_update_period": 100,
-            "supervised_weight": 1.0, "pretrain_steps": 1500, "image_codes": 11, "lstm_size": 256}),
+            "supervised_weight": 1.0, "pretrain_steps": 1500, "image_codes": 11}),
     Preset("minatar", "dqfd", _minatar, {"hidden_sizes": (128,), "batch_size": 64, "target_update_period": 500}),
 )
 NAMES = ("auto", "none")  # what `rlstore run --preset` accepts

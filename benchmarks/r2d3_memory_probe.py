@@ -49,27 +49,35 @@ silence()  # before TensorFlow
 
 ENV = "gym:MiniGrid-MemoryS9-v0"
 EVAL_SEED = 5_000
+CHANCE_SEED = 1_000  # env seeds of the `--chance` episodes
 LEFT, RIGHT = 0, 1
 KEY = 5  # MiniGrid's object code of a key
 RIDGE = 1e-2  # the cue read-out's regularisation
 
 
-def record(episodes: int, one_order: bool = False) -> list[dict]:
-    """Expert episodes as RLDS step dicts (SAR alignment), cues balanced, env seeds from 0; with
-    `one_order` only those whose upper end holds the key (the cue alone then decides the turn)."""
+def record(episodes: int, one_order: bool = False, seed: int = 0, random_end: bool = False) -> list[dict]:
+    """Expert episodes as RLDS step dicts (SAR alignment), cues balanced, env seeds from `seed`; with
+    `one_order` only those whose upper end holds the key (the cue alone then decides the turn);
+    with `random_end` the expert looks at the cue, then walks to either end with even odds (what
+    an agent that has learned the route but not the memory does: rewarded and unrewarded turns)."""
     from rlstore.envs import make_environment
     from rlstore.envs.cues import BalancedCues, hidden_cue
     from rlstore.envs.minigrid_experts import MemoryExpert
 
-    env = BalancedCues(make_environment(ENV, seed=0))
-    expert = MemoryExpert(env)
+    env = BalancedCues(make_environment(ENV, seed=seed))
+    expert, game, coin = MemoryExpert(env), env.gym_env.unwrapped, np.random.default_rng(seed)
     recorded = []
     while len(recorded) < episodes:
         timestep, steps = env.reset(), []
         if one_order and hidden_cue(env.environment) not in (("key", "up"), ("ball", "down")):
             continue
+        wrong = random_end and coin.random() < 0.5
         while not timestep.last():
+            if wrong:  # the expert heads for what it believes is the matching end
+                game.success_pos, game.failure_pos = game.failure_pos, game.success_pos
             action = expert(timestep)
+            if wrong:
+                game.success_pos, game.failure_pos = game.failure_pos, game.success_pos
             following = env.step(action)
             steps.append((timestep.observation, action, following.reward, following.discount))
             timestep = following
@@ -155,6 +163,11 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=0,
                         help="further expert episodes to score the junction turn and the cue read-out on, never "
                              "trained on (default: 0)")
+    parser.add_argument("--chance", type=int, default=0,
+                        help="with --loss r2d3: also this many episodes in which the expert looks at the cue and "
+                             "then picks an end at random (env seeds from 1,000; not demonstrations: TD only), "
+                             "mixed in at the config's demo ratio after its pre-training updates, as an online "
+                             "run's own episodes are (default: 0)")
     parser.add_argument("--seed", type=int, default=0, help="weights and batch order")
     parser.add_argument("--one-order", action="store_true",
                         help="a control: train only on episodes whose upper end holds the key, so the cue alone "
@@ -164,6 +177,8 @@ def main() -> None:
 
     add_config_arguments(parser, R2D3Config)
     args = parser.parse_args()
+    if args.chance and args.loss != "r2d3":
+        parser.error("--chance needs --loss r2d3 (its episodes carry rewards, not demonstrations)")
     if args.quick:
         args.demos, args.updates, args.eval_every, args.eval_episodes, args.held_out = 20, 200, 200, 10, 20
     started = time.perf_counter()
@@ -184,13 +199,15 @@ def main() -> None:
     log(f"recording {args.demos} + {args.held_out} held-out expert episodes of {ENV}")
     episodes = record(args.demos + args.held_out, args.one_order)
 
-    def sequences(chosen: list[dict]) -> dict[str, np.ndarray]:
+    def sequences(chosen: list[dict], is_demo: bool = True) -> dict[str, np.ndarray]:
         windows = [episode_sequences(tf.nest.map_structure(tf.constant, episode), config.sequence_length,
-                                     config.period, config.burn_in, is_demo=True) for episode in chosen]
+                                     config.period, config.burn_in, is_demo=is_demo) for episode in chosen]
         return tf.nest.map_structure(lambda *parts: tf.concat(parts, 0).numpy(), *windows)
 
     data, held = sequences(episodes[:args.demos]), sequences(episodes[args.demos:]) if args.held_out else None
     end, junction, acting = positions(data)
+    chance = sequences(record(args.chance, seed=CHANCE_SEED, random_end=True), is_demo=False) if args.chance else None
+    demo_rows = round(config.demo_ratio * config.batch_size)
 
     tf.random.set_seed(args.seed)
     networks = R2D3Builder().make_networks(specs, config)
@@ -221,8 +238,13 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     points = []
     for step in range(1, args.updates + 1):
-        rows = rng.integers(len(end), size=config.batch_size)
-        update(tf.nest.map_structure(lambda x: x[rows], data))
+        if chance is None or step <= config.pretrain_steps:
+            rows = rng.integers(len(end), size=config.batch_size)
+            update(tf.nest.map_structure(lambda x: x[rows], data))
+        else:
+            demo, other = rng.integers(len(end), size=demo_rows), rng.integers(len(chance["mask"]),
+                                                                                size=config.batch_size - demo_rows)
+            update(tf.nest.map_structure(lambda x, y: np.concatenate([x[demo], y[other]]), data, chance))
         if step % config.target_update_period == 0:
             networks.update_target()
         if step % args.eval_every == 0 or step == args.updates:
@@ -241,6 +263,7 @@ def main() -> None:
         "benchmark": "r2d3_memory_probe", "quick": args.quick, "env": ENV, "demos": args.demos,
         "demo_env_seeds": f"0.. (balanced cues), {len(end)} windows", "eval_env_seed": EVAL_SEED,
         "held_out": args.held_out, "eval_episodes": args.eval_episodes, "one_order": args.one_order, "loss": args.loss,
+        "chance": args.chance, "chance_env_seed": CHANCE_SEED if args.chance else None,
         "config": dataclasses.asdict(config),
         "points": points, "load_average": os.getloadavg(), "seconds": round(time.perf_counter() - started, 1)}))
 
