@@ -158,7 +158,7 @@ def reader_memory(root: Path, scratch: Path, ram_bytes: int = RAM_BYTES) -> dict
                              "--camera-ram-bytes", str(ram_bytes)], check=True, capture_output=True, text=True,
                             env=env).stdout
     figures = json.loads(output.strip().splitlines()[-1])
-    return {**figures, "disk_cache_removed": not any(scratch.iterdir())}
+    return {**figures, "disk_cache_removed": not any(scratch.glob("rlstore-decoded-*"))}
 
 
 def camera_peak_rss(root: str, ram_bytes: int) -> None:
@@ -169,7 +169,7 @@ def camera_peak_rss(root: str, ram_bytes: int) -> None:
     reader = sequences(store, "cameras", length=WINDOW, period=1, batch_size=BATCH, decoded_cache_bytes=ram_bytes)
     for _ in zip(range(3 * windows // BATCH), reader):
         pass
-    disk = sum(path.stat().st_size for path in Path(tempfile.gettempdir()).rglob("*") if path.is_file())
+    disk = sum(path.stat().st_size for path in Path(tempfile.gettempdir()).glob("rlstore-decoded-*/*"))
     print(json.dumps({"peak_rss_mib": round(peak_rss_mib()), "disk_cache_bytes": disk,
                       "placement": placement(manifest, chunk_episodes_for(manifest), ram_bytes, DISK_BYTES)}))
 
