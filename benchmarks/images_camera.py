@@ -15,8 +15,8 @@ Then, on the version's files:
   * baseline, same run, same files: the stock TFDS path, `builder_from_directories(segments)
     .as_dataset` + `rlds.transformations.batch(size=8, shift=1)` per episode + `.batch(32)`.
 `ratio_vs_stock` is the reader's windows/s over the baseline's (target: >= 5). `cpu_us_per_window`
-is each contender's process CPU time over the windows it made in one more window of `seconds`
-(steadier than wall time on a loaded machine). Reader memory (the issue's "peak memory stays
+is each contender's least process CPU time per window in those timed windows (`timed_rates`;
+steadier than wall time on a loaded machine). Reader memory (the issue's "peak memory stays
 bounded as the dataset grows"): the peak RSS of a fresh process reading 3 epochs with the
 defaults from a version of a quarter of the episodes and from the whole version, and from the
 whole version with the RAM budget raised to hold it all (what spilling saves), with the bytes
@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.common import log, peak_rss_mib
-from benchmarks.serve import PULL, best_rates, graph_pull
+from benchmarks.serve import graph_pull, timed_rates
 from rlstore.chunks import chunk_episodes_for
 from rlstore.reading import sequences
 from rlstore.reading.decoded_cache import DISK_BYTES, RAM_BYTES, decoded_bytes, placement
@@ -136,18 +136,6 @@ def stock_windows(store: Store, ref: str) -> tf.data.Dataset:
     return windows.repeat().batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def cpu_us_per_window(pulls: dict[str, Callable], seconds: float) -> dict[str, float]:
-    """Process CPU time (all threads) per window of each warmed-up pull over `seconds`."""
-    figures = {}
-    for name, pull in pulls.items():
-        calls, wall, cpu = 0, time.perf_counter(), time.process_time()
-        while time.perf_counter() - wall < seconds:
-            pull()
-            calls += 1
-        figures[name] = round((time.process_time() - cpu) / (calls * PULL * BATCH) * 1e6, 1)
-    return figures
-
-
 def reader_memory(root: Path, scratch: Path, ram_bytes: int = RAM_BYTES) -> dict:
     """Peak RSS (MiB) of a fresh process reading 3 epochs of windows from the store at `root`,
     the bytes of its temp-file cache (under a TMPDIR of its own) and whether that was gone
@@ -200,10 +188,11 @@ def measure_camera(episodes: int, seconds: float, rounds: int,
                      stock=graph_pull(stock_windows(store, "cameras")))
         with hold():
             load = [round(x, 2) for x in os.getloadavg()]
-            rates = best_rates({name: (pull, BATCH) for name, pull in pulls.items()}, seconds, rounds)
-            cpu = cpu_us_per_window(pulls, seconds)
+            timed = timed_rates({name: (pull, BATCH) for name, pull in pulls.items()}, seconds, rounds)
             load += [round(x, 2) for x in os.getloadavg()]
         del pulls
+        rates = {name: rate for name, (rate, _) in timed.items()}
+        cpu = {name: round(us, 1) for name, (_, us) in timed.items()}
         log(f"windows/s: {', '.join(f'{name} {rate:,.0f}' for name, rate in rates.items())}; "
             f"CPU us/window: {cpu}")
         log("reader memory: a quarter of the episodes, all of them, all of them kept in RAM")
@@ -230,7 +219,7 @@ def measure_camera(episodes: int, seconds: float, rounds: int,
                                  "ratio_vs_stock": round(rates["every_epoch"] / rates["stock"], 2)},
         "stock_windows_per_s": round(rates["stock"]),
         "ratio_vs_stock": round(rates["reader"] / rates["stock"], 2),
-        "cpu_us_per_window": cpu,
+        "cpu_us_per_window": cpu, "cpu_ratio_vs_stock": round(cpu["stock"] / cpu["reader"], 2),
         "reader_memory": {**memory, "growth": round(memory["full"]["peak_rss_mib"] / memory["quarter"]["peak_rss_mib"], 2)},
         "load_average_timed": {"before": load[:3], "after": load[3:]},
         "targets": TARGETS,
