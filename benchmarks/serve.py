@@ -30,6 +30,7 @@ import contextlib
 import importlib
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -116,25 +117,41 @@ def graph_pull(dataset: tf.data.Dataset) -> Callable[[], tf.Tensor]:
 
 def best_rates(contenders: dict[str, tuple[tf.data.Dataset | Callable, int]], seconds: float,
                rounds: int) -> dict[str, float]:
-    """Best rows/s of each contender over `rounds` windows of `seconds`.
+    """Best rows/s of each contender over `rounds` windows of `seconds` (see `timed_rates`)."""
+    return {name: rate for name, (rate, _) in timed_rates(contenders, seconds, rounds).items()}
+
+
+def timed_rates(contenders: dict[str, tuple[tf.data.Dataset | Callable, int]], seconds: float,
+                rounds: int) -> dict[str, tuple[float, float]]:
+    """(best rows/s, least CPU microseconds per row) of each contender over `rounds` windows of
+    `seconds`.
 
     A contender is (dataset or pull function, rows per batch); a dataset is pulled with
     `python_pull`. The windows take turns (one per contender per round), so a burst of load
-    from the other users of this machine hits every contender alike.
+    from the other users of this machine hits every contender alike. The CPU figure is this
+    process's user + system time (every tf.data thread included) per row: on a shared machine
+    it moves far less with the load than the rate does, so it says what a change saved.
     """
     pulls = {name: (python_pull(source) if isinstance(source, tf.data.Dataset) else source, rows)
              for name, (source, rows) in contenders.items()}
     for pull, _ in pulls.values():
         pull(), pull()  # warm-up: traces, fills buffers
-    best = dict.fromkeys(pulls, 0.0)
+    best = dict.fromkeys(pulls, (0.0, float("inf")))
     for _ in range(rounds):
         for name, (pull, rows) in pulls.items():
-            calls, start = 0, time.perf_counter()
+            calls, start, cpu = 0, time.perf_counter(), process_cpu_seconds()
             while (elapsed := time.perf_counter() - start) < seconds:
                 pull()
                 calls += 1
-            best[name] = max(best[name], calls * PULL * rows / elapsed)
+            rate, cpu_per_row = calls * PULL * rows / elapsed, (process_cpu_seconds() - cpu) / (calls * PULL * rows)
+            best[name] = (max(best[name][0], rate), min(best[name][1], 1e6 * cpu_per_row))
     return best
+
+
+def process_cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far, all its threads."""
+    times = os.times()
+    return times.user + times.system
 
 
 def stock_rlds(store: Store, ref: str) -> tf.data.Dataset:

@@ -19,11 +19,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.publishing import SegmentBuilder
+from rlstore.segment import SHARD_BYTES
 from rlstore.stats import EpisodeStats
 from rlstore.shard_formats import read_bytes_records, segment_format
 from rlstore.store import Store, shard_path
 
-DEFAULT_TARGET_BYTES = 256 << 20
+DEFAULT_TARGET_BYTES = SHARD_BYTES
 PIPELINE_NAME = "rlstore.compact"
 
 Segment = Mapping[str, Any]

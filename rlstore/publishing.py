@@ -19,7 +19,7 @@ from rlstore.episode import Episode
 from rlstore.errors import StoreError
 from rlstore.manifest import Manifest
 from rlstore.schema import Schema
-from rlstore.segment import ShardWriter, finish_segment
+from rlstore.segment import SHARD_BYTES, ShardWriter, finish_segment
 from rlstore.shard_formats import TFRECORD, segment_format
 from rlstore.stats import EpisodeStats
 from rlstore.store import Staging, Store
@@ -56,7 +56,7 @@ class SegmentBuilder:
     """Encoded episodes into one new segment of `dataset` in `staging`, published by `publish`.
     Its shards take `shard_format`, by default the dataset's own (tfrecord for a new dataset)."""
 
-    def __init__(self, store: Store, dataset: str, staging: Staging, schema: Schema, max_shard_bytes: int = 256 << 20,
+    def __init__(self, store: Store, dataset: str, staging: Staging, schema: Schema, max_shard_bytes: int = SHARD_BYTES,
                  shard_format: str | None = None):
         self._store, self._dataset, self._staging, self._schema = store, dataset, staging, schema
         self.directory: Path = staging.new_segment_dir()
@@ -86,7 +86,7 @@ class SegmentBuilder:
 
 
 def publish_episodes(store: Store, dataset: str, episodes: Sequence[Episode], lineage: Mapping[str, Any],
-                     max_shard_bytes: int = 256 << 20) -> Manifest:
+                     max_shard_bytes: int = SHARD_BYTES) -> Manifest:
     """Checks, encodes and publishes in-memory episodes as one new segment and version of `dataset`
     (its schema derived from the first episode; appending needs the dataset's schema)."""
     schema = Schema.derive(episodes[0])

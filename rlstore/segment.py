@@ -31,6 +31,7 @@ from rlstore.tfrecord import RecordWriter
 SPLIT = "train"
 FILENAME_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"
 _PENDING_SUFFIX = ".pending-shard"
+SHARD_BYTES = 256 << 20  # a shard closes past this size: few files per version, each still quick to copy or re-read
 
 
 class ShardWriter:
@@ -43,7 +44,7 @@ class ShardWriter:
     `rlstore.shard_targets`).
     """
 
-    def __init__(self, segment_dir: str | os.PathLike, max_shard_bytes: int = 256 << 20,
+    def __init__(self, segment_dir: str | os.PathLike, max_shard_bytes: int = SHARD_BYTES,
                  shard_format: str = TFRECORD, sink: Callable[[Path], None] | None = None):
         self.segment_dir = Path(segment_dir)
         self.max_shard_bytes = max_shard_bytes
