@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -25,3 +26,10 @@ def choose_budget(doc: str, quick: dict[str, Any], full: dict[str, Any]) -> tupl
     """(whether --quick was given, the budget it selects) from the command line."""
     args = quick_parser(doc, f"smaller budget: {quick}").parse_args()
     return args.quick, quick if args.quick else full
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM). Not `getrusage`'s ru_maxrss: Linux carries that across
+    exec, so a child started by a large benchmark process would report the parent's size."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024

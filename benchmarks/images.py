@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import log, quick_parser  # noqa: E402
+from benchmarks.common import log, peak_rss_mib, quick_parser  # noqa: E402
 from benchmarks import images_camera  # noqa: E402
 from benchmarks.serve import graph_pull, process_cpu_seconds, timed_rates  # noqa: E402
 
@@ -165,13 +165,6 @@ def numpy_ceiling(frames: np.ndarray, numbers: np.ndarray, seconds: float, round
         best = max(best, count / (time.perf_counter() - start))
         least_cpu = min(least_cpu, 1e6 * (process_cpu_seconds() - cpu) / count)
     return best, least_cpu
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM). Not `getrusage`'s ru_maxrss: Linux carries that across
-    exec, so a child started by a large benchmark process would report the parent's size."""
-    status = Path("/proc/self/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 
 def quarter_version(root: Path, source: Store) -> Store:
@@ -304,9 +297,13 @@ def main() -> None:
                         help="run one part: atari (Pong frames, stacked transitions) or camera (two JPEG cameras, "
                              "8-step windows; see benchmarks/images_camera.py)")
     parser.add_argument("--read-peak-rss", metavar="STORE", help=argparse.SUPPRESS)
+    parser.add_argument("--camera-peak-rss", metavar="STORE", help=argparse.SUPPRESS)
+    parser.add_argument("--camera-ram-bytes", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read_peak_rss:
         return _read_peak_rss(args.read_peak_rss)
+    if args.camera_peak_rss:
+        return images_camera.camera_peak_rss(args.camera_peak_rss, args.camera_ram_bytes)
     budget = {**(QUICK if args.quick else FULL), **({"frames": args.frames} if args.frames else {})}
     report = {"benchmark": "images", "quick": args.quick, "n_step": N_STEP, "batch_size": BATCH, "stack": STACK}
     with contextlib.redirect_stdout(sys.stderr):  # TFDS and friends print progress to stdout

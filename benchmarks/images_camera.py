@@ -6,36 +6,47 @@ continuous action and a language instruction per step, written by TFDS's own wri
 Then, on the version's files:
   * reader: `rlstore.reading.sequences(length=8, period=1, batch_size=32)`: every 8-step window,
     each JPEG decoded once per chunk of episodes (not once per window it appears in), chunks
-    decoded in parallel by tf.data, pulled inside a `tf.function`. With its defaults: a version
-    that decodes to at most `DECODED_CACHE_BYTES` (512 MB; the `--quick` 24 episodes decode to
-    94 MB, the full 200 to 786 MB) is decoded in the first epoch only and kept
-    (`kept_decoded` says whether it was). The same reader with `decoded_cache_bytes=0`, decoding
-    every epoch, is timed too (`decoding_every_epoch`);
+    decoded in parallel by tf.data, pulled inside a `tf.function`. With its defaults the first
+    epoch's decoded chunks are kept for later epochs (`rlstore.reading.decoded_cache`): in RAM
+    when the version decodes to at most 512 MB (the `--quick` 24 episodes: 94 MB), else in a
+    temp file (the full 200 episodes: 787 MB), `placement` says which. The `--quick` run also
+    times the temp-file case on its version (`spilled`, `decoded_cache_bytes=0`), and every run
+    the reader decoding every epoch (`decoding_every_epoch`, both budgets 0);
   * baseline, same run, same files: the stock TFDS path, `builder_from_directories(segments)
     .as_dataset` + `rlds.transformations.batch(size=8, shift=1)` per episode + `.batch(32)`.
-`ratio_vs_stock` is the reader's windows/s over the baseline's (target: >= 5). Also reported:
-the source's and the store's bytes per step (equal up to framing: the bytes are kept) and
-ingest steps/s.
+`ratio_vs_stock` is the reader's windows/s over the baseline's (target: >= 5). `cpu_us_per_window`
+is each contender's least process CPU time per window in those timed windows (`timed_rates`;
+steadier than wall time on a loaded machine). Reader memory (the issue's "peak memory stays
+bounded as the dataset grows"): the peak RSS of a fresh process reading 3 epochs with the
+defaults from a version of a quarter of the episodes and from the whole version, and from the
+whole version with the RAM budget raised to hold it all (what spilling saves), with the bytes
+of its temp-file cache and whether that was removed when the process ended. Also reported: the
+source's and the store's bytes per step (equal up to framing: the bytes are kept) and ingest
+steps/s.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from functools import partial
 from typing import Callable, ContextManager
 
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.common import log
-from benchmarks.serve import best_rates, graph_pull
-from rlstore.chunks import decoded_step_bytes
+from benchmarks.common import log, peak_rss_mib
+from benchmarks.serve import graph_pull, timed_rates
+from rlstore.chunks import chunk_episodes_for
 from rlstore.reading import sequences
-from rlstore.reading.readers import DECODED_CACHE_BYTES
+from rlstore.reading.decoded_cache import DISK_BYTES, RAM_BYTES, decoded_bytes, placement
 from rlstore.store import Store
 
 SIZE = 128
@@ -125,6 +136,32 @@ def stock_windows(store: Store, ref: str) -> tf.data.Dataset:
     return windows.repeat().batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+def reader_memory(root: Path, scratch: Path, ram_bytes: int = RAM_BYTES) -> dict:
+    """Peak RSS (MiB) of a fresh process reading 3 epochs of windows from the store at `root`,
+    the bytes of its temp-file cache (under a TMPDIR of its own) and whether that was gone
+    once the process ended."""
+    scratch.mkdir(parents=True)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    output = subprocess.run([sys.executable, str(Path(__file__).with_name("images.py")), "--camera-peak-rss", str(root),
+                             "--camera-ram-bytes", str(ram_bytes)], check=True, capture_output=True, text=True,
+                            env=env).stdout
+    figures = json.loads(output.strip().splitlines()[-1])
+    return {**figures, "disk_cache_removed": not any(scratch.glob("rlstore-decoded-*"))}
+
+
+def camera_peak_rss(root: str, ram_bytes: int) -> None:
+    """The child of `reader_memory`: reads 3 epochs, prints its figures as one JSON line."""
+    store = Store(root)
+    manifest = store.manifest("cameras")
+    windows = manifest.num_episodes * (EPISODE_STEPS - WINDOW + 1)
+    reader = sequences(store, "cameras", length=WINDOW, period=1, batch_size=BATCH, decoded_cache_bytes=ram_bytes)
+    for _ in zip(range(3 * windows // BATCH), reader):
+        pass
+    disk = sum(path.stat().st_size for path in Path(tempfile.gettempdir()).glob("rlstore-decoded-*/*"))
+    print(json.dumps({"peak_rss_mib": round(peak_rss_mib()), "disk_cache_bytes": disk,
+                      "placement": placement(manifest, chunk_episodes_for(manifest), ram_bytes, DISK_BYTES)}))
+
+
 def measure_camera(episodes: int, seconds: float, rounds: int,
                    hold: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
     """The camera figures; `hold()` is entered around the timed reads only (e.g. a flock)."""
@@ -141,31 +178,49 @@ def measure_camera(episodes: int, seconds: float, rounds: int,
         manifest = ingest(store, "cameras", [str(source)])
         ingest_seconds = time.perf_counter() - start
         stored_bytes = sum(s["bytes"] for segment in manifest.segments for s in segment["shards"])
-        log(f"timing reader and stock TFDS windows: {rounds} turns of {seconds} s windows")
-        reader = sequences(store, "cameras", length=WINDOW, period=1, batch_size=BATCH)
-        every_epoch = sequences(store, "cameras", length=WINDOW, period=1, batch_size=BATCH, decoded_cache_bytes=0)
+        kept = placement(manifest, chunk_episodes_for(manifest), RAM_BYTES, DISK_BYTES)
+        log(f"timing reader (decoded version kept: {kept}) and stock TFDS windows: {rounds} turns of {seconds} s")
+        windows = partial(sequences, store, "cameras", length=WINDOW, period=1, batch_size=BATCH)
+        pulls = {"reader": graph_pull(windows())}
+        if kept == "memory":  # the full run's reader spills; time that case on this version too
+            pulls["spilled"] = graph_pull(windows(decoded_cache_bytes=0))
+        pulls.update(every_epoch=graph_pull(windows(decoded_cache_bytes=0, decoded_disk_bytes=0)),
+                     stock=graph_pull(stock_windows(store, "cameras")))
         with hold():
             load = [round(x, 2) for x in os.getloadavg()]
-            rates = best_rates({"reader": (graph_pull(reader), BATCH), "every_epoch": (graph_pull(every_epoch), BATCH),
-                                "stock": (graph_pull(stock_windows(store, "cameras")), BATCH)}, seconds, rounds)
+            timed = timed_rates({name: (pull, BATCH) for name, pull in pulls.items()}, seconds, rounds)
             load += [round(x, 2) for x in os.getloadavg()]
-        log(f"reader {rates['reader']:,.0f} windows/s (decoding every epoch {rates['every_epoch']:,.0f}), "
-            f"stock {rates['stock']:,.0f} windows/s")
+        del pulls
+        rates = {name: rate for name, (rate, _) in timed.items()}
+        cpu = {name: round(us, 1) for name, (_, us) in timed.items()}
+        log(f"windows/s: {', '.join(f'{name} {rate:,.0f}' for name, rate in rates.items())}; "
+            f"CPU us/window: {cpu}")
+        log("reader memory: a quarter of the episodes, all of them, all of them kept in RAM")
+        quarter = Store(work / "quarter_store")
+        ingest(quarter, "cameras", [str(write_source(work / "quarter_source", max(1, episodes // 4)))])
+        memory = {"quarter": reader_memory(quarter.root, work / "tmp_quarter"),
+                  "full": reader_memory(store.root, work / "tmp_full"),
+                  "full_in_ram": reader_memory(store.root, work / "tmp_in_ram", ram_bytes=DISK_BYTES)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    size = decoded_bytes(manifest)
     return {
         "episodes": manifest.num_episodes, "steps": manifest.num_steps, "cameras": len(CAMERAS),
         "image_size": [SIZE, SIZE, 3], "window": WINDOW,
         "source_bytes_per_step": round(source_bytes / manifest.num_steps),
         "stored_bytes_per_step": round(stored_bytes / manifest.num_steps),
         "ingest_steps_per_s": round(manifest.num_steps / ingest_seconds),
-        "decoded_bytes": decoded_step_bytes(manifest) * manifest.num_steps,
-        "kept_decoded": decoded_step_bytes(manifest) * manifest.num_steps <= DECODED_CACHE_BYTES,
+        "decoded_bytes": size, "ram_budget_bytes": RAM_BYTES, "disk_budget_bytes": DISK_BYTES,
+        "placement": kept, "spilled_share": 1.0 if kept == "disk" else 0.0,
         "reader_windows_per_s": round(rates["reader"]),
+        **({"spilled": {"reader_windows_per_s": round(rates["spilled"]),
+                        "ratio_vs_stock": round(rates["spilled"] / rates["stock"], 2)}} if "spilled" in rates else {}),
         "decoding_every_epoch": {"reader_windows_per_s": round(rates["every_epoch"]),
                                  "ratio_vs_stock": round(rates["every_epoch"] / rates["stock"], 2)},
         "stock_windows_per_s": round(rates["stock"]),
         "ratio_vs_stock": round(rates["reader"] / rates["stock"], 2),
+        "cpu_us_per_window": cpu, "cpu_ratio_vs_stock": round(cpu["stock"] / cpu["reader"], 2),
+        "reader_memory": {**memory, "growth": round(memory["full"]["peak_rss_mib"] / memory["quarter"]["peak_rss_mib"], 2)},
         "load_average_timed": {"before": load[:3], "after": load[3:]},
         "targets": TARGETS,
     }

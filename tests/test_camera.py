@@ -156,22 +156,42 @@ def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_stor
     assert sorted(seen) == sorted(expected)
 
 
-@pytest.mark.parametrize("cache_bytes", [None, 0])
-def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store, stock_windows, cache_bytes):
-    """With `repeat`, a small JPEG version is decoded once and kept (default), or decoded every
-    epoch (`decoded_cache_bytes=0`): either way every window of every epoch equals the stock
-    decode, and later epochs come in a new order."""
-    from rlstore import reading
+@pytest.mark.parametrize("kept", ["memory", "disk", None])
+def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store, stock_windows, kept, tmp_path,
+                                                                    monkeypatch):
+    """With `repeat`, a JPEG version is decoded once and kept in RAM (default, small version), or
+    spilled to a temp file (`decoded_cache_bytes=0`), or decoded every epoch (both budgets 0):
+    every window of every epoch equals the stock decode either way, later epochs come in a new
+    order, and the spilled files live in a temp dir of their own that goes with the reader."""
+    import gc
+    import tempfile
 
+    from rlstore import reading
+    from rlstore.reading import decoded_cache
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     expected = stock_windows
-    budget = {} if cache_bytes is None else {"decoded_cache_bytes": cache_bytes}
+    budgets = {"memory": {}, "disk": {"decoded_cache_bytes": 0},
+               None: {"decoded_cache_bytes": 0, "decoded_disk_bytes": 0}}[kept]
     manifest = camera_store.manifest("cams")
-    assert reading.readers._keeps_decoded(manifest, reading.readers.DECODED_CACHE_BYTES, 2)
-    assert not reading.readers._keeps_decoded(manifest, reading.readers.DECODED_CACHE_BYTES, 6)  # < 1 chunk
-    batches = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=2, seed=3, chunk_episodes=2, **budget)
-    order = [tuple(_check_windows(batch, expected)) for batch in batches.take(4 * len(expected) // 2).as_numpy_iterator()]
+    ram, disk = decoded_cache.RAM_BYTES, decoded_cache.DISK_BYTES
+    assert decoded_cache.placement(manifest, 2, budgets.get("decoded_cache_bytes", ram),
+                                   budgets.get("decoded_disk_bytes", disk)) == kept
+    assert decoded_cache.placement(manifest, 6, ram, disk) is None  # < 1 chunk
+    batches = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=2, seed=3, chunk_episodes=2, **budgets)
+    epochs = batches.take(4 * len(expected) // 2)
+    order = [tuple(_check_windows(batch, expected)) for batch in epochs.as_numpy_iterator()]
     assert len(set(order)) > len(expected) // 2  # not one epoch's batches replayed: rows were reshuffled
     assert {key for keys in order for key in keys} == set(expected)
+    spilled = list(tmp_path.glob("rlstore-decoded-*"))
+    assert len(spilled) == (kept == "disk")
+    if kept == "disk":  # 5 episodes in chunks of 2: 3 chunk files, which a second iteration reads from its start
+        assert len(list(spilled[0].glob("chunk-*.index"))) == 3
+        again = [tuple(_check_windows(batch, expected)) for batch in epochs.as_numpy_iterator()]
+        assert {key for keys in again for key in keys} == set(expected)
+    del batches, epochs
+    gc.collect()
+    assert not list(tmp_path.glob("rlstore-decoded-*"))
 
 
 def _raw_image_episodes(count: int = 3, length: int = 4) -> list[dict]:

@@ -25,12 +25,14 @@ same way: each image is decoded once per chunk, and a batch of 8-step windows ga
 own 8 x 32 images, where building every window of the chunk first copied each image 8 times.
 
 Decoding PNG/JPEG images is then most of the cost (~100 us per 128x128x3 JPEG), paid again every
-epoch. So a repeating reader over a version with such images that decodes to at most
-`decoded_cache_bytes` (default 512 MB) decodes it once: the first epoch's decoded chunks are
-kept (`Dataset.cache`) and every later epoch serves them in a new order with their rows
-reshuffled (each chunk keeps the episodes it drew in the first epoch). Larger versions, and
-frame stacks (raw frames, which inflate at a few us each), are decoded every epoch as above,
-so memory stays bounded as the data grows. `decoded_cache_bytes=0` turns this off.
+epoch. So a repeating reader over a version with such images decodes it once: the first
+epoch's decoded chunks are kept and every later epoch serves them in a new order with their
+rows reshuffled (each chunk keeps the episodes it drew in the first epoch). They are kept in RAM
+when the version decodes to at most `decoded_cache_bytes` (default 512 MB), else in a local
+temp file when it decodes to at most `decoded_disk_bytes` (default 4 GiB), so the reader's
+memory stays bounded as the data grows (`rlstore.reading.decoded_cache`). Larger versions, and
+frame stacks (raw frames, which inflate at a few us each), are decoded every epoch as above.
+Both budgets 0 turn this off.
 """
 from __future__ import annotations
 
@@ -39,11 +41,11 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from rlstore.chunks import chunk_episodes_for, decoded_step_bytes
+from rlstore.chunks import chunk_episodes_for
 from rlstore.frames import observation_stack
-from rlstore.images import IMAGE_FORMATS
 from rlstore.names import DatasetRef
 from rlstore.nest import flatten, unflatten
+from rlstore.reading import decoded_cache
 from rlstore.reading.decoding import decode_episodes
 from rlstore.reading.records import AUTOTUNE, episode_records, shard_files
 from rlstore.reading.transforms import (episode_firsts, episode_sequences, episode_transitions, frame_sources,
@@ -51,7 +53,8 @@ from rlstore.reading.transforms import (episode_firsts, episode_sequences, episo
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
-DECODED_CACHE_BYTES = 512 << 20  # PNG/JPEG versions decoding to at most this are decoded once, then kept
+DECODED_CACHE_BYTES = decoded_cache.RAM_BYTES  # PNG/JPEG versions decoding to at most this are kept in RAM
+DECODED_DISK_BYTES = decoded_cache.DISK_BYTES  # ... else, up to this, in a temp file
 
 
 def _records(store: Store, ref: str | DatasetRef, shuffle: bool, seed: int, repeat: bool, shuffle_buffer: int):
@@ -99,6 +102,7 @@ def _rows(
     shuffle_buffer: int,
     chunk_episodes: int | None,
     decoded_cache_bytes: int,
+    decoded_disk_bytes: int,
 ) -> tf.data.Dataset:
     """Batches of the rows `to_rows` makes from chunks of whole episodes laid end to end.
 
@@ -111,8 +115,8 @@ def _rows(
     frame_stack = observation_stack(schema)
     late = _late_fields(schema)
     per_chunk = chunk_episodes or chunk_episodes_for(manifest)
-    cached = repeat and _keeps_decoded(manifest, decoded_cache_bytes, per_chunk)
-    records = episode_records(shard_files(store, ref), shuffle=shuffle, seed=seed, repeat=repeat and not cached,
+    kept = decoded_cache.placement(manifest, per_chunk, decoded_cache_bytes, decoded_disk_bytes) if repeat else None
+    records = episode_records(shard_files(store, ref), shuffle=shuffle, seed=seed, repeat=repeat and kept is None,
                               shuffle_buffer=shuffle_buffer)
 
     def decoded(serialized: tf.Tensor) -> Any:
@@ -138,14 +142,14 @@ def _rows(
         return (rows, *chunk[1:]) if late else rows
 
     chunks = records.batch(per_chunk).map(decoded, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if cached:  # every later epoch reuses the first one's decoded chunks, in a new order, rows reshuffled
-        chunks = chunks.cache()
-        if shuffle:
-            chunks = chunks.shuffle(-(-manifest.num_episodes // per_chunk), seed=seed + 2, reshuffle_each_iteration=True)
-        chunks = chunks.repeat()
+    spill_directory = None
+    if kept:  # every later epoch reuses the first one's decoded chunks, in a new order, rows reshuffled
+        chunks, spill_directory = decoded_cache.repeated(chunks, kept, -(-manifest.num_episodes // per_chunk), shuffle,
+                                                         seed + 2)
     chunks = chunks.enumerate().map(shuffled, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not late:
-        return chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE)
+        return decoded_cache.remove_with(chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE),
+                                         spill_directory)
 
     def batches(rows: dict[str, Any], sources: dict[str, tf.Tensor], episode_first: tf.Tensor) -> tf.data.Dataset:
         size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
@@ -172,22 +176,8 @@ def _rows(
 
         return tf.data.Dataset.range(count).map(batch)
 
-    return chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
-                             deterministic=True).prefetch(AUTOTUNE)
-
-
-def _keeps_decoded(manifest, budget: int, per_chunk: int) -> bool:
-    """Whether a repeating reader decodes the version once and keeps it: only when it has
-    PNG/JPEG images, whose decoding costs more than the rest of the reader (~100 us per
-    128x128x3 JPEG, ~2.4 of them per 8-step window of a 40-step episode, every epoch), only
-    when all of it decoded fits `budget` bytes, so memory stays bounded however large the data,
-    and only when it fills at least one chunk of `per_chunk` episodes: kept chunks hold one
-    epoch's episodes, while a repeating reader's chunks otherwise run across epochs, and a
-    chunk with fewer rows than a batch yields no batch (a version smaller than one batch would
-    then repeat forever yielding nothing)."""
-    images = any(spec.encoding in IMAGE_FORMATS for spec in manifest.schema.steps.values())
-    fits = decoded_step_bytes(manifest) * manifest.num_steps <= budget
-    return images and fits and manifest.num_episodes >= per_chunk
+    return decoded_cache.remove_with(chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE,
+                                                      deterministic=True).prefetch(AUTOTUNE), spill_directory)
 
 
 def _late_fields(schema) -> list[str]:
@@ -237,12 +227,13 @@ def steps(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
     decoded_cache_bytes: int = DECODED_CACHE_BYTES,
+    decoded_disk_bytes: int = DECODED_DISK_BYTES,
 ) -> tf.data.Dataset:
     """Batches of single RLDS steps (every step, last steps included), e.g. for BC; stacked
     observations are rebuilt as in `transitions`."""
     return _rows(store, ref, lambda rows: rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
-                 decoded_cache_bytes=decoded_cache_bytes)
+                 decoded_cache_bytes=decoded_cache_bytes, decoded_disk_bytes=decoded_disk_bytes)
 
 
 def transitions(
@@ -258,6 +249,7 @@ def transitions(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
     decoded_cache_bytes: int = DECODED_CACHE_BYTES,
+    decoded_disk_bytes: int = DECODED_DISK_BYTES,
 ) -> tf.data.Dataset:
     """Batches of n-step transitions {observation, action, reward, discount, next_observation}.
 
@@ -269,7 +261,7 @@ def transitions(
     to_rows = partial(episode_transitions, n_step=n_step, gamma=gamma)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
-                 decoded_cache_bytes=decoded_cache_bytes)
+                 decoded_cache_bytes=decoded_cache_bytes, decoded_disk_bytes=decoded_disk_bytes)
 
 
 def sequences(
@@ -287,10 +279,11 @@ def sequences(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     chunk_episodes: int | None = None,
     decoded_cache_bytes: int = DECODED_CACHE_BYTES,
+    decoded_disk_bytes: int = DECODED_DISK_BYTES,
 ) -> tf.data.Dataset:
     """Batches of [batch, burn_in + length, ...] step sequences with `mask` and `is_demo`
     (layout and padding as in `transforms.episode_sequences`)."""
     to_rows = partial(episode_sequences, length=length, period=period, burn_in=burn_in, is_demo=is_demo)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
-                 decoded_cache_bytes=decoded_cache_bytes)
+                 decoded_cache_bytes=decoded_cache_bytes, decoded_disk_bytes=decoded_disk_bytes)
