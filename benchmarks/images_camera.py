@@ -7,11 +7,12 @@ Then, on the version's files:
   * reader: `rlstore.reading.sequences(length=8, period=1, batch_size=32)`: every 8-step window,
     each JPEG decoded once per chunk of episodes (not once per window it appears in), chunks
     decoded in parallel by tf.data, pulled inside a `tf.function`. With its defaults the first
-    epoch's decoded chunks are kept for later epochs (`rlstore.reading.decoded_cache`): in RAM
-    when the version decodes to at most 512 MB (the `--quick` 24 episodes: 94 MB), else in a
-    temp file (the full 200 episodes: 787 MB), `placement` says which. The `--quick` run also
-    times the temp-file case on its version (`spilled`, `decoded_cache_bytes=0`), and every run
-    the reader decoding every epoch (`decoding_every_epoch`, both budgets 0);
+    epoch's decoded chunks are kept for later epochs (`rlstore.reading.decoded_cache`): all in
+    RAM when the version decodes to at most 512 MB (the `--quick` 24 episodes: 94 MB), else
+    512 MB of them in RAM and the rest spilled to temp files (the full 200 episodes: 787 MB,
+    `placement` "disk", `spilled_share` about 0.35). The `--quick` run also times its version
+    all spilled (`spilled`, `decoded_cache_bytes=0`), and every run the reader decoding every
+    epoch (`decoding_every_epoch`, both budgets 0);
   * baseline, same run, same files: the stock TFDS path, `builder_from_directories(segments)
     .as_dataset` + `rlds.transformations.batch(size=8, shift=1)` per episode + `.batch(32)`.
 `ratio_vs_stock` is the reader's windows/s over the baseline's (target: >= 5). `cpu_us_per_window`
@@ -211,7 +212,7 @@ def measure_camera(episodes: int, seconds: float, rounds: int,
         "stored_bytes_per_step": round(stored_bytes / manifest.num_steps),
         "ingest_steps_per_s": round(manifest.num_steps / ingest_seconds),
         "decoded_bytes": size, "ram_budget_bytes": RAM_BYTES, "disk_budget_bytes": DISK_BYTES,
-        "placement": kept, "spilled_share": 1.0 if kept == "disk" else 0.0,
+        "placement": kept, "spilled_share": round(max(0, size - RAM_BYTES) / size, 3) if kept == "disk" else 0.0,
         "reader_windows_per_s": round(rates["reader"]),
         **({"spilled": {"reader_windows_per_s": round(rates["spilled"]),
                         "ratio_vs_stock": round(rates["spilled"] / rates["stock"], 2)}} if "spilled" in rates else {}),

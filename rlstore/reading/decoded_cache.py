@@ -28,7 +28,6 @@ import os
 import shutil
 import tempfile
 import weakref
-from functools import partial
 
 import tensorflow as tf
 
@@ -59,47 +58,82 @@ def placement(manifest: Manifest, per_chunk: int, ram_bytes: int, disk_bytes: in
     size = decoded_bytes(manifest)
     if size <= ram_bytes:
         return "memory"
-    if size <= disk_bytes and size <= shutil.disk_usage(tempfile.gettempdir()).free // 2:
+    spilled = size - ram_bytes
+    if spilled <= disk_bytes and spilled <= shutil.disk_usage(tempfile.gettempdir()).free // 2:
         return "disk"
     return None
 
 
-def repeated(chunks: tf.data.Dataset, where: str, count: int, shuffle: bool,
-             seed: int) -> tuple[tf.data.Dataset, str | None]:
+def repeated(chunks: tf.data.Dataset, where: str, count: int, shuffle: bool, seed: int,
+             ram_bytes: int) -> tuple[tf.data.Dataset, str | None]:
     """`chunks` (one epoch's `count` decoded chunks) forever: the first epoch decodes them and
     keeps them where `placement` said, every later one serves the kept chunks in a new order
-    (if `shuffle`). Also returns the temp directory holding the files (if any), for
-    `remove_with`."""
-    if where == "memory":
-        kept = chunks.cache()
-        return (kept.shuffle(count, seed=seed, reshuffle_each_iteration=True) if shuffle else kept).repeat(), None
-    directory = tempfile.mkdtemp(prefix="rlstore-decoded-")
-    order = tf.data.Dataset.range(count)
+    (if `shuffle`). Also returns the temp directory holding spilled files (if any), for
+    `remove_with`.
+
+    Spilling keeps chunks in RAM until they add up to `ram_bytes` and writes the rest to files,
+    one `Dataset.cache` file per chunk (a single cache file reads only front to back, and
+    shuffling its chunks would need a buffer holding all of them). The RAM cache then holds
+    the kept chunks and an empty stand-in for each spilled one, so the chunk order can be
+    shuffled in RAM, and the stand-ins are read back from their files after the shuffle. Each
+    iterator writes files of its own (numbered in `owners`): two iterators draw their chunks in
+    different orders, so one's files cannot complete another's kept chunks."""
+    kept = chunks.cache() if where == "memory" else None
+    directory = None
+    if kept is None:
+        directory = tempfile.mkdtemp(prefix="rlstore-decoded-")
+        with tf.init_scope():
+            owners = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+        def mark(state, item):
+            total, owner = state
+            index, chunk = item
+            owner = tf.cond(owner < 0, lambda: owners.assign_add(1), lambda: owner)
+            total += _nbytes(chunk)
+            prefix = tf.strings.join([directory, "/", tf.strings.as_string(owner), "-", tf.strings.as_string(index)])
+            return (total, owner), (prefix, total > ram_bytes, chunk)
+
+        def spill(prefix, on_disk, chunk):
+            return prefix, on_disk, tf.cond(on_disk, lambda: _stand_in(_through_file(chunk, prefix)), lambda: chunk)
+
+        kept = (chunks.enumerate().scan((tf.constant(0, tf.int64), tf.constant(-1, tf.int64)), mark)
+                .map(spill, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache())
     if shuffle:
-        order = order.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    written = chunks.enumerate().flat_map(lambda index, chunk: tf.data.Dataset.from_tensors(chunk).cache(
-        _chunk_file(directory, index)))
-    read = order.interleave(partial(_read_chunk, chunks, directory), cycle_length=2, num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True)
-    return written.concatenate(read.repeat()), directory
+        kept = kept.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    kept = kept.repeat()
+    if directory is None:
+        return kept, None
+    return kept.map(_unspilled, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), directory
 
 
-def _chunk_file(directory: str, index: tf.Tensor) -> tf.Tensor:
-    """The file prefix of decoded chunk `index`: one `Dataset.cache` file of one element each,
-    so that later epochs can read the chunks in any order (a single cache file reads only
-    front to back, and shuffling its chunks would need a buffer holding all of them)."""
-    return tf.strings.join([directory, "/chunk-", tf.strings.as_string(index)])
+def _nbytes(chunk) -> tf.Tensor:
+    """Bytes of a decoded chunk's tensors (text counted by its characters)."""
+    sizes = [tf.reduce_sum(tf.cast(tf.strings.length(leaf), tf.int64)) if leaf.dtype == tf.string else
+             tf.size(leaf, out_type=tf.int64) * leaf.dtype.size for leaf in tf.nest.flatten(chunk)]
+    return tf.add_n(sizes)
 
 
-def _read_chunk(chunks: tf.data.Dataset, directory: str, index: tf.Tensor) -> tf.data.Dataset:
-    """Decoded chunk `index`, read back from its file. `chunks` is only its element spec: a
-    complete cache file is read without touching the cached dataset (`take(0)`, never run). A
-    missing file would silently cache nothing, so its absence is an error."""
-    prefix = _chunk_file(directory, index)
-    found = tf.size(tf.io.matching_files(tf.strings.join([prefix, ".index"])))
-    with tf.control_dependencies([tf.debugging.assert_equal(found, 1, message="rlstore: a decoded chunk's file is gone")]):
-        prefix = tf.identity(prefix)
-    return chunks.take(0).cache(prefix)
+def _through_file(chunk, prefix: tf.Tensor):
+    """`chunk`, after writing it to the cache file `prefix` (complete once this returns: the
+    one-element dataset is read to its end)."""
+    return tf.data.Dataset.from_tensors(chunk).cache(prefix).get_single_element()
+
+
+def _stand_in(chunk):
+    """An empty chunk of the same structure, dtypes and ranks, kept in RAM for a spilled one."""
+    return tf.nest.map_structure(lambda leaf: leaf[:0] if leaf.shape.rank else leaf, chunk)
+
+
+def _unspilled(prefix: tf.Tensor, on_disk: tf.Tensor, chunk):
+    """The chunk itself: kept in RAM, or read back from its complete cache file (which then
+    never touches the stand-in it is given). A missing file would silently give the empty
+    stand-in, so its absence is an error."""
+    def read():
+        found = tf.size(tf.io.matching_files(tf.strings.join([prefix, ".index"])))
+        with tf.control_dependencies([tf.debugging.assert_equal(found, 1, message="a decoded chunk's file is gone")]):
+            return tf.data.Dataset.from_tensors(chunk).cache(tf.identity(prefix)).get_single_element()
+
+    return tf.cond(on_disk, read, lambda: chunk)
 
 
 def remove_with(dataset: tf.data.Dataset, directory: str | None) -> tf.data.Dataset:

@@ -145,7 +145,7 @@ def _rows(
     spill_directory = None
     if kept:  # every later epoch reuses the first one's decoded chunks, in a new order, rows reshuffled
         chunks, spill_directory = decoded_cache.repeated(chunks, kept, -(-manifest.num_episodes // per_chunk), shuffle,
-                                                         seed + 2)
+                                                         seed + 2, decoded_cache_bytes)
     chunks = chunks.enumerate().map(shuffled, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not late:
         return decoded_cache.remove_with(chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE),
