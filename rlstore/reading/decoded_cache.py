@@ -120,8 +120,11 @@ def _through_file(chunk, prefix: tf.Tensor):
 
 
 def _stand_in(chunk):
-    """An empty chunk of the same structure, dtypes and ranks, kept in RAM for a spilled one."""
-    return tf.nest.map_structure(lambda leaf: leaf[:0] if leaf.shape.rank else leaf, chunk)
+    """An empty chunk of the same structure, dtypes and ranks, kept in RAM for a spilled one.
+    New tensors, not `leaf[:0]`: a slice shares its tensor's buffer, so it would keep the
+    whole spilled chunk in RAM."""
+    return tf.nest.map_structure(
+        lambda leaf: tf.zeros(tf.concat([[0], tf.shape(leaf)[1:]], 0), leaf.dtype) if leaf.shape.rank else leaf, chunk)
 
 
 def _unspilled(prefix: tf.Tensor, on_disk: tf.Tensor, chunk):
