@@ -20,8 +20,9 @@ is each contender's least process CPU time per window in those timed windows (`t
 steadier than wall time on a loaded machine). Reader memory (the issue's "peak memory stays
 bounded as the dataset grows"): the peak RSS of a fresh process reading 3 epochs with the
 defaults from a version of a quarter of the episodes and from the whole version, and from the
-whole version with the RAM budget raised to hold it all (what spilling saves), with the bytes
-of its temp-file cache and whether that was removed when the process ended. Also reported: the
+whole version all spilled (RAM budget 0) and all in RAM (the RAM budget raised to hold it: what
+spilling saves), each with the bytes of its temp-file cache and whether that was removed when
+the process ended. Also reported: the
 source's and the store's bytes per step (equal up to framing: the bytes are kept) and ingest
 steps/s.
 """
@@ -196,11 +197,12 @@ def measure_camera(episodes: int, seconds: float, rounds: int,
         cpu = {name: round(us, 1) for name, (_, us) in timed.items()}
         log(f"windows/s: {', '.join(f'{name} {rate:,.0f}' for name, rate in rates.items())}; "
             f"CPU us/window: {cpu}")
-        log("reader memory: a quarter of the episodes, all of them, all of them kept in RAM")
+        log("reader memory: a quarter of the episodes, all of them, all of them spilled, all of them in RAM")
         quarter = Store(work / "quarter_store")
         ingest(quarter, "cameras", [str(write_source(work / "quarter_source", max(1, episodes // 4)))])
         memory = {"quarter": reader_memory(quarter.root, work / "tmp_quarter"),
                   "full": reader_memory(store.root, work / "tmp_full"),
+                  "full_all_spilled": reader_memory(store.root, work / "tmp_spilled", ram_bytes=0),
                   "full_in_ram": reader_memory(store.root, work / "tmp_in_ram", ram_bytes=DISK_BYTES)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
