@@ -161,14 +161,17 @@ def _rows(
                 part = tf.nest.map_structure(lambda leaf: tf.ensure_shape(leaf, [batch_size, *leaf.shape[1:]]), part)
             mask = part.get("mask")
             flat = flatten(part)
+            stacked = {}
             for key, indices in flat.items():
                 source = key[len("next_"):] if key.startswith("next_observation") else key
                 if source not in sources:
                     continue
                 if frame_stack > 1 and source == "observation":
-                    flat[key] = _stack_indices(indices, sources[source], episode_first, frame_stack, mask)
+                    stacked[key] = indices
                 else:
                     flat[key] = tf.gather(sources[source], _padded(indices, mask))
+            if stacked:
+                flat.update(_stacks_at(stacked, sources["observation"], episode_first, frame_stack, mask))
             return unflatten(flat)
 
         return tf.data.Dataset.range(count).map(batch)
@@ -185,16 +188,22 @@ def _late_fields(schema) -> list[str]:
     return [key for key, spec in schema.steps.items() if spec.stack > 1 or spec.is_image]
 
 
-def _stack_indices(indices: tf.Tensor, padded_frames: tf.Tensor, episode_first: tf.Tensor, frame_stack: int,
-                   mask: tf.Tensor | None) -> tf.Tensor:
-    """The stacked observations at step indices of any shape ([B] rows, [B, L] sequences);
-    sequence padding (mask 0) becomes all-zero stacks, as unstacked padding is zeros: its
-    slots all point at `with_zero_frame`'s zero frame, so no masking pass follows the gather."""
-    sources = frame_sources(episode_first, tf.reshape(indices, [-1]), frame_stack)
-    if mask is not None:
-        sources = tf.where(tf.reshape(mask > 0, [-1, 1]), sources, tf.zeros_like(sources))
-    flat = gather_stacks(padded_frames, sources)
-    return tf.reshape(flat, tf.concat([tf.shape(indices), tf.shape(flat)[1:]], 0))
+def _stacks_at(indices: dict[str, tf.Tensor], padded_frames: tf.Tensor, episode_first: tf.Tensor, frame_stack: int,
+               mask: tf.Tensor | None) -> dict[str, tf.Tensor]:
+    """The stacked observations at each of `indices` (step indices of any shape: [B] rows,
+    [B, L] sequences), built by ONE `gather_stacks` call: a transition's observation and next
+    observation cost one XLA launch, not two (each launch is a hand-over to XLA's host thread
+    and back). Sequence padding (mask 0) becomes all-zero stacks, as unstacked padding is
+    zeros: its slots all point at `with_zero_frame`'s zero frame, so no masking pass follows."""
+    parts = []
+    for steps in indices.values():
+        sources = frame_sources(episode_first, tf.reshape(steps, [-1]), frame_stack)
+        if mask is not None:
+            sources = tf.where(tf.reshape(mask > 0, [-1, 1]), sources, tf.zeros_like(sources))
+        parts.append(sources)
+    stacks = tf.split(gather_stacks(padded_frames, tf.concat(parts, 0)), [tf.shape(part)[0] for part in parts])
+    return {key: tf.reshape(flat, tf.concat([tf.shape(steps), tf.shape(flat)[1:]], 0))
+            for (key, steps), flat in zip(indices.items(), stacks)}
 
 
 def _padded(indices: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
