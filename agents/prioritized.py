@@ -24,6 +24,16 @@ def sample_info(sample: reverb.ReplaySample) -> dict[str, tf.Tensor]:
             "table_size": tf.cast(sample.info.table_size, tf.float32)}
 
 
+def without_text(observation: Any) -> Any:
+    """A sampled observation without its text keys (MiniGrid's mission): demonstration tables keep
+    what their version stores, actors record no text, and networks read none, so rows of both
+    tables concatenate once text is dropped."""
+    if not isinstance(observation, Mapping):
+        return observation
+    return {key: without_text(value) for key, value in observation.items()
+            if isinstance(value, Mapping) or value.dtype != tf.string}
+
+
 def importance_weights(probability: tf.Tensor, table_size: tf.Tensor, exponent: float | tf.Tensor) -> tf.Tensor:
     """(N·P(i))^-β per row, divided by the batch's largest (each row with its own table's N and P)."""
     weight = tf.pow(table_size * probability, -exponent)

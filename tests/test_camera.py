@@ -156,13 +156,14 @@ def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_stor
     assert sorted(seen) == sorted(expected)
 
 
-@pytest.mark.parametrize("kept", ["memory", "disk", None])
+@pytest.mark.parametrize("kept", ["memory", "split", "disk", None])
 def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store, stock_windows, kept, tmp_path,
                                                                     monkeypatch):
-    """With `repeat`, a JPEG version is decoded once and kept in RAM (default, small version), or
-    spilled to a temp file (`decoded_cache_bytes=0`), or decoded every epoch (both budgets 0):
-    every window of every epoch equals the stock decode either way, later epochs come in a new
-    order, and the spilled files live in a temp dir of their own that goes with the reader."""
+    """With `repeat`, a JPEG version is decoded once and kept in RAM (default, small version),
+    partly in RAM and the rest spilled to temp files (a RAM budget of half of it), all spilled
+    (`decoded_cache_bytes=0`), or decoded every epoch (both budgets 0): every window of every
+    epoch equals the stock decode either way, later epochs come in a new order, and the
+    spilled files live in a temp dir of their own that goes with the reader."""
     import gc
     import tempfile
 
@@ -171,12 +172,12 @@ def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     expected = stock_windows
-    budgets = {"memory": {}, "disk": {"decoded_cache_bytes": 0},
-               None: {"decoded_cache_bytes": 0, "decoded_disk_bytes": 0}}[kept]
     manifest = camera_store.manifest("cams")
+    budgets = {"memory": {}, "split": {"decoded_cache_bytes": decoded_cache.decoded_bytes(manifest) // 2},
+               "disk": {"decoded_cache_bytes": 0}, None: {"decoded_cache_bytes": 0, "decoded_disk_bytes": 0}}[kept]
     ram, disk = decoded_cache.RAM_BYTES, decoded_cache.DISK_BYTES
     assert decoded_cache.placement(manifest, 2, budgets.get("decoded_cache_bytes", ram),
-                                   budgets.get("decoded_disk_bytes", disk)) == kept
+                                   budgets.get("decoded_disk_bytes", disk)) == {"split": "disk"}.get(kept, kept)
     assert decoded_cache.placement(manifest, 6, ram, disk) is None  # < 1 chunk
     batches = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=2, seed=3, chunk_episodes=2, **budgets)
     epochs = batches.take(4 * len(expected) // 2)
@@ -184,11 +185,14 @@ def test_repeated_epochs_of_windows_equal_stock_kept_decoded_or_not(camera_store
     assert len(set(order)) > len(expected) // 2  # not one epoch's batches replayed: rows were reshuffled
     assert {key for keys in order for key in keys} == set(expected)
     spilled = list(tmp_path.glob("rlstore-decoded-*"))
-    assert len(spilled) == (kept == "disk")
-    if kept == "disk":  # 5 episodes in chunks of 2: 3 chunk files, which a second iteration reads from its start
-        assert len(list(spilled[0].glob("chunk-*.index"))) == 3
+    assert len(spilled) == (kept in ("split", "disk"))
+    if spilled:  # 5 episodes in chunks of 2: 3 chunks, each in RAM or in a file of the first iterator's (1-*)
+        files = sorted(path.name for path in spilled[0].iterdir())
+        assert sum(name.startswith("1-") and name.endswith(".index") for name in files) == 3 if kept == "disk" else \
+            0 < sum(name.endswith(".index") for name in files) < 3
         again = [tuple(_check_windows(batch, expected)) for batch in epochs.as_numpy_iterator()]
         assert {key for keys in again for key in keys} == set(expected)
+        assert sorted(path.name for path in spilled[0].iterdir()) == files  # a later iterator reuses them
     del batches, epochs
     gc.collect()
     assert not list(tmp_path.glob("rlstore-decoded-*"))

@@ -48,9 +48,10 @@ def store(tmp_path_factory) -> Store:
     return _catch_demos(tmp_path_factory.mktemp("dqfd_online") / "store")
 
 
-def _context(store: Store, run_dir: Path, config: DQfDConfig) -> RunContext:
-    return RunContext(agent="dqfd", run_id="test", store=store, env="catch", env_seed=0, demos="catch_expert@1",
-                      config=config, seed=0, specs=specs_from_environment(make_environment("catch")),
+def _context(store: Store, run_dir: Path, config: DQfDConfig, env: str = "catch",
+             demos: str = "catch_expert@1") -> RunContext:
+    return RunContext(agent="dqfd", run_id="test", store=store, env=env, env_seed=0, demos=demos,
+                      config=config, seed=0, specs=specs_from_environment(make_environment(env)),
                       run=RunDirectory.at(run_dir), actors=1, env_steps=1000, write_back=None, commit_every=1,
                       eval_every=0, eval_episodes=1)
 
@@ -138,6 +139,41 @@ def test_priorities_change_in_reverb_after_a_learner_step(tables):
     assert 0 < len(changed[replay.DEMO_TABLE]) <= 8 and 0 < len(changed[replay.REPLAY_TABLE]) <= 24
     assert all(p >= config.demo_priority_bonus + config.priority_epsilon for p in changed[replay.DEMO_TABLE].values())
     assert all(p >= config.priority_epsilon for p in changed[replay.REPLAY_TABLE].values())
+
+
+def test_demonstrations_with_mission_text_mix_with_the_actors_rows(tmp_path):
+    """MiniGrid demonstrations keep their mission text, in the store and in the demonstration
+    table; actors record none. A learner step samples both tables into one batch: text is dropped
+    from the rows (the networks read none). Before, the demonstration table took the actors'
+    signature and the learner's first sample failed on the extra text tensors."""
+    spec = "gym:MiniGrid-MemoryS7-v0"
+    store = Store(tmp_path / "store")
+    env = make_environment(spec, seed=0)
+    episodes = list(run_episodes(env, make_expert(spec, env), 4))
+    publish_episodes(store, "memory_expert", episodes)
+    steps = [episode["steps"] for episode in episodes]
+    # the agent table's rate limiter takes min_replay_size to 2 x min_replay_size inserts before a sample
+    items = sum(len(episode["action"]) for episode in steps)
+    config = DQfDConfig(batch_size=8, hidden_sizes=(16,), demo_ratio=0.25, pretrain_steps=0,
+                        min_replay_size=items // 2 + 1, samples_per_insert=100.0)
+    agent = DQfDOnline(_context(store, tmp_path / "run", config, env=spec, demos="memory_expert@1"))
+    server = reverb.Server(agent.make_replay_tables())
+    address = f"localhost:{server.port}"
+    try:
+        agent.fill_replay(address)
+        demo = reverb.Client(address).sample(replay.DEMO_TABLE, 1, emit_timesteps=False, unpack_as_table_signature=True)
+        assert "mission" in next(demo).data["observation"]
+        inserter = ReplayInserter(address, replay.layout(config))
+        inserter.add(steps)  # as an actor inserts them
+        inserter.close()
+        batch = next(iter(replay.sampled_batches(address, replay.BatchSplit.of(config))))
+        assert sorted(batch["observation"]) == ["direction", "image"]
+        assert batch["is_demo"].numpy().tolist() == [True] * 2 + [False] * 6
+        learner = agent.make_learner(address)
+        learner.run(1)
+        assert int(learner.steps.numpy()) == 1
+    finally:
+        server.stop()
 
 
 # ---- `rlstore run dqfd` end to end ------------------------------------------------------------

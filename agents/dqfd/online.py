@@ -54,7 +54,9 @@ class DQfDOnline:
     # ---- replay process ----------------------------------------------------------------------
 
     def make_replay_tables(self) -> list[reverb.Table]:
-        return replay.make_tables(self._config, self._context.specs, self._num_demo_items, self._context.frame_stack)
+        demo_schema = self._context.store.manifest(self._demos).schema if self._demos else None
+        return replay.make_tables(self._config, self._context.specs, demo_schema, self._num_demo_items,
+                                  self._context.frame_stack)
 
     def fill_replay(self, address: str) -> None:
         if self._demos:

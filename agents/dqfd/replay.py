@@ -16,8 +16,11 @@ agent). `demo_ratio` 0 leaves out the demonstration table: plain prioritized n-s
 Both tables hold the same items: n-step `transitions` rows with the 1-step target of the same
 step (`Layout(one_step=True)`), made by the same functions for bulk-loaded demonstrations
 (rlstore.replay.loading) and for the actors' episodes (rlstore.writeback.replay.layout_rows).
-Their signature comes from the schema of the episodes actors record, so a demonstration
-version with other dtypes is refused at load time instead of mixing two kinds of rows.
+The agent table's signature comes from the schema of the episodes actors record; the
+demonstration table's from the demonstration version's own schema, so it can hold what actors do
+not record (MiniGrid's mission text). Sampled rows drop text keys and take float32 rewards and
+discounts, so the two tables' rows concatenate (the run checked before that the demonstrations'
+observations and actions are the environment's).
 
 A sampled batch carries, per row, its table's `probability` and `table_size` and its `key`:
 the learner turns them into importance weights (per table, with the annealed β) and sends the
@@ -33,10 +36,11 @@ import tensorflow as tf
 
 from rlstore.agents.dqfd.config import DQfDConfig
 from rlstore.agents.online.context import actor_schema
-from rlstore.agents.prioritized import SAMPLE_TIMEOUT_MS, sample_info
+from rlstore.agents.prioritized import SAMPLE_TIMEOUT_MS, sample_info, without_text
 from rlstore.agents.specs import DataSpecs
 from rlstore.replay import TRANSITIONS, Layout, TableOptions, sample_dataset
 from rlstore.replay.tables import make_table, transition_signature
+from rlstore.schema import Schema
 
 DEMO_TABLE = "demonstrations"
 REPLAY_TABLE = TRANSITIONS  # the actors' ReplayInserter fills the table named after the row kind
@@ -76,14 +80,16 @@ def demo_layout(config: DQfDConfig, num_items: int) -> Layout:
     return dataclasses.replace(layout(config), options=options)
 
 
-def make_tables(config: DQfDConfig, specs: DataSpecs, num_demo_items: int, frame_stack: int = 1) -> list[reverb.Table]:
-    """`frame_stack` k > 1: observations are frames stored once and items reference their stacks
-    (rlstore.replay.stacked), for demonstrations and the actors' episodes alike."""
+def make_tables(config: DQfDConfig, specs: DataSpecs, demo_schema: Schema | None, num_demo_items: int,
+                frame_stack: int = 1) -> list[reverb.Table]:
+    """The agent table and, with `demo_schema` (the demonstration version's), the demonstration
+    table. `frame_stack` k > 1: observations are frames stored once and items reference their
+    stacks (rlstore.replay.stacked), for demonstrations and the actors' episodes alike."""
     signature = transition_signature(actor_schema(specs, frame_stack), one_step=True)
     tables = [make_table(REPLAY_TABLE, layout(config).options, signature, preload=0)]
-    if config.demo_ratio > 0:
-        tables.append(make_table(DEMO_TABLE, demo_layout(config, num_demo_items).options, signature,
-                                 preload=num_demo_items))
+    if demo_schema is not None:
+        tables.append(make_table(DEMO_TABLE, demo_layout(config, num_demo_items).options,
+                                 transition_signature(demo_schema, one_step=True), preload=num_demo_items))
     return tables
 
 
@@ -110,9 +116,13 @@ def _rows(sample: reverb.ReplaySample, is_demo: bool) -> dict[str, Any]:
     """A sampled item batch as DQfD rows: its 1-step target as `reward`..., n-step as `n_step_*`."""
     item = sample.data
     size = tf.shape(item["action"])[0]
-    return {"observation": item["observation"], "action": item["action"],
-            "reward": item["one_step_reward"], "discount": item["one_step_discount"],
-            "next_observation": item["one_step_next_observation"],
-            "n_step_reward": item["reward"], "n_step_discount": item["discount"],
-            "n_step_next_observation": item["next_observation"],
+    return {"observation": without_text(item["observation"]), "action": item["action"],
+            "reward": _float32(item["one_step_reward"]), "discount": _float32(item["one_step_discount"]),
+            "next_observation": without_text(item["one_step_next_observation"]),
+            "n_step_reward": _float32(item["reward"]), "n_step_discount": _float32(item["discount"]),
+            "n_step_next_observation": without_text(item["next_observation"]),
             "is_demo": tf.fill([size], is_demo), **sample_info(sample)}
+
+
+def _float32(column: tf.Tensor) -> tf.Tensor:
+    return tf.cast(column, tf.float32)

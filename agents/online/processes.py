@@ -35,6 +35,11 @@ LIFELINE_ENV = "RLSTORE_LIFELINE_FD"
 _POLL_SECONDS = 0.1
 _TAIL_LINES = 12
 
+# How long a clean stop may take, all children together: actors commit their last episodes, the
+# learner writes its final checkpoint. 20 s was too short at load 10+ on 2 cores (a learner was
+# SIGKILLed mid-stop and the run failed); a hung child still dies, only later.
+STOP_TIMEOUT_S = 60.0
+
 
 class ProcessGroup:
     """Children started with `start`, supervised with `wait`, stopped with `stop` (always, on exit)."""
@@ -84,7 +89,7 @@ class ProcessGroup:
                 return False
             time.sleep(_POLL_SECONDS)
 
-    def stop(self, timeout: float = 20.0, order: Sequence[str] | None = None) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_S, order: Sequence[str] | None = None) -> None:
         """SIGINT to every live child (those named in `order` first, each waited for in turn,
         then the rest together), then SIGKILL to any still alive after `timeout` seconds."""
         deadline = time.monotonic() + timeout

@@ -25,7 +25,7 @@ import reverb
 import tensorflow as tf
 
 from rlstore.agents.online.context import actor_schema as agent_schema
-from rlstore.agents.prioritized import PriorityWriter, importance_weights, sample_info
+from rlstore.agents.prioritized import PriorityWriter, importance_weights, sample_info, without_text
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.specs import DataSpecs
 from rlstore import reading
@@ -88,15 +88,8 @@ def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:
     rows = dict(sample.data)
     for name in _FLOAT_FIELDS:
         rows[name] = tf.cast(rows[name], tf.float32)
-    rows["observation"] = _without_text(rows["observation"])
+    rows["observation"] = without_text(rows["observation"])
     return {**rows, **sample_info(sample)}
-
-
-def _without_text(observation: Any) -> Any:
-    if not isinstance(observation, dict):
-        return observation
-    return {key: _without_text(value) for key, value in observation.items()
-            if isinstance(value, dict) or value.dtype != tf.string}
 
 
 def replay_batches(address: str, config: R2D3Config, with_demos: bool, seed: int,

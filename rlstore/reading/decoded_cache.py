@@ -1,26 +1,26 @@
-"""Where a repeating reader keeps a PNG/JPEG version once decoded: in RAM, in a local temp file,
-or nowhere (decoded again every epoch).
+"""Where a repeating reader keeps a PNG/JPEG version once decoded: in RAM, partly in local temp
+files, or nowhere (decoded again every epoch).
 
 Decoding images is most of an image reader's cost (~100 us per 128x128x3 JPEG, ~2.4 of them per
 8-step window, every epoch), so a repeating reader decodes a version once and serves later
 epochs from the decoded chunks, as tf.data's `Dataset.cache` and TFDS's "cache after decoding"
 advice do:
-  * in RAM (`Dataset.cache()`) when the version decodes to at most `ram_bytes`
+  * all in RAM (`Dataset.cache()`) when the version decodes to at most `ram_bytes`
     (`decoded_cache_bytes`, default 512 MB);
-  * else in a file (`Dataset.cache(filename)`: TensorFlow's tensor bundle, the raw decoded
-    tensors) in a fresh directory under the system temp dir (`tempfile.gettempdir()`, so
-    `TMPDIR` moves it; never inside the store) when it decodes to at most `disk_bytes`
-    (`decoded_disk_bytes`, default 4 GiB) and to at most half that file system's free space.
-    The first epoch writes it, later epochs read it back: a file read and a copy, several times
-    cheaper than decoding, served by the OS page cache at near-RAM speed where it fits, while
-    the reader's own resident memory stays that of a few chunks however large the version.
-    The directory goes when the dataset and every iterator over it are gone, or at the latest
-    when the process exits (a killed process leaves `rlstore-decoded-*` behind in the temp dir);
+  * else chunks in RAM up to `ram_bytes` and the rest spilled to files, one
+    `Dataset.cache(filename)` file per chunk (TensorFlow's tensor bundle: the raw decoded
+    tensors), when that rest is at most `disk_bytes` (`decoded_disk_bytes`, default 4 GiB) and
+    at most half the free space there. The files go in a fresh `rlstore-decoded-*` directory
+    under the system temp dir (`tempfile.gettempdir()`, so `TMPDIR` moves it; never inside the
+    store). The first epoch writes them, later epochs read them back: a file read and a copy
+    (~55 us of CPU per 8-step window of two 128x128x3 cameras, against ~290 us to decode it),
+    served by the OS page cache where it fits, while the reader's own memory stays the RAM
+    budget plus a few chunks however large the version. The directory goes when the dataset
+    and every iterator over it are gone, or at the latest when the process exits (a killed
+    process leaves it behind in the temp dir);
   * nowhere otherwise, and for frame stacks (raw frames inflate at a few us each).
-The file is one per dataset object: the first iterator writes it and later ones read it, so
-a dataset is decoded once however often it is iterated. While that first epoch is being
-written, a second iterator over the same dataset object fails with TensorFlow's "concurrent
-caching iterator" error: build one reader per concurrent iterator.
+What the first iterator to finish its first epoch kept serves every later iterator over the
+same dataset object; iterators whose first epochs overlap each write files of their own.
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ import os
 import shutil
 import tempfile
 import weakref
-from functools import partial
 
 import tensorflow as tf
 
@@ -46,7 +45,8 @@ def decoded_bytes(manifest: Manifest) -> int:
 
 
 def placement(manifest: Manifest, per_chunk: int, ram_bytes: int, disk_bytes: int) -> str | None:
-    """'memory', 'disk' or None (decoded every epoch) for a repeating reader's decoded chunks.
+    """Where a repeating reader keeps its decoded chunks: 'memory' (all in RAM), 'disk' (in RAM
+    up to `ram_bytes`, the rest in temp files) or None (decoded every epoch).
 
     Only versions with PNG/JPEG images, whose decoding costs more than the rest of the reader,
     and only when they fill at least one chunk of `per_chunk` episodes: kept chunks hold one
@@ -59,47 +59,85 @@ def placement(manifest: Manifest, per_chunk: int, ram_bytes: int, disk_bytes: in
     size = decoded_bytes(manifest)
     if size <= ram_bytes:
         return "memory"
-    if size <= disk_bytes and size <= shutil.disk_usage(tempfile.gettempdir()).free // 2:
+    spilled = size - ram_bytes
+    if spilled <= disk_bytes and spilled <= shutil.disk_usage(tempfile.gettempdir()).free // 2:
         return "disk"
     return None
 
 
-def repeated(chunks: tf.data.Dataset, where: str, count: int, shuffle: bool,
-             seed: int) -> tuple[tf.data.Dataset, str | None]:
+def repeated(chunks: tf.data.Dataset, where: str, count: int, shuffle: bool, seed: int,
+             ram_bytes: int) -> tuple[tf.data.Dataset, str | None]:
     """`chunks` (one epoch's `count` decoded chunks) forever: the first epoch decodes them and
     keeps them where `placement` said, every later one serves the kept chunks in a new order
-    (if `shuffle`). Also returns the temp directory holding the files (if any), for
-    `remove_with`."""
-    if where == "memory":
-        kept = chunks.cache()
-        return (kept.shuffle(count, seed=seed, reshuffle_each_iteration=True) if shuffle else kept).repeat(), None
-    directory = tempfile.mkdtemp(prefix="rlstore-decoded-")
-    order = tf.data.Dataset.range(count)
+    (if `shuffle`). Also returns the temp directory holding spilled files (if any), for
+    `remove_with`.
+
+    Spilling keeps chunks in RAM until they add up to `ram_bytes` and writes the rest to files,
+    one `Dataset.cache` file per chunk (a single cache file reads only front to back, and
+    shuffling its chunks would need a buffer holding all of them). The RAM cache then holds
+    the kept chunks and an empty stand-in for each spilled one, so the chunk order can be
+    shuffled in RAM, and the stand-ins are read back from their files after the shuffle. Each
+    iterator writes files of its own (numbered in `owners`): two iterators draw their chunks in
+    different orders, so one's files cannot complete another's kept chunks."""
+    kept = chunks.cache() if where == "memory" else None
+    directory = None
+    if kept is None:
+        directory = tempfile.mkdtemp(prefix="rlstore-decoded-")
+        with tf.init_scope():
+            owners = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+        def mark(state, item):
+            total, owner = state
+            index, chunk = item
+            owner = tf.cond(owner < 0, lambda: owners.assign_add(1), lambda: owner)
+            total += _nbytes(chunk)
+            prefix = tf.strings.join([directory, "/", tf.strings.as_string(owner), "-", tf.strings.as_string(index)])
+            return (total, owner), (prefix, total > ram_bytes, chunk)
+
+        def spill(prefix, on_disk, chunk):
+            return prefix, on_disk, tf.cond(on_disk, lambda: _stand_in(_through_file(chunk, prefix)), lambda: chunk)
+
+        kept = (chunks.enumerate().scan((tf.constant(0, tf.int64), tf.constant(-1, tf.int64)), mark)
+                .map(spill, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache())
     if shuffle:
-        order = order.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    written = chunks.enumerate().flat_map(lambda index, chunk: tf.data.Dataset.from_tensors(chunk).cache(
-        _chunk_file(directory, index)))
-    read = order.interleave(partial(_read_chunk, chunks, directory), cycle_length=2, num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True)
-    return written.concatenate(read.repeat()), directory
+        kept = kept.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    kept = kept.repeat()
+    if directory is None:
+        return kept, None
+    return kept.map(_unspilled, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), directory
 
 
-def _chunk_file(directory: str, index: tf.Tensor) -> tf.Tensor:
-    """The file prefix of decoded chunk `index`: one `Dataset.cache` file of one element each,
-    so that later epochs can read the chunks in any order (a single cache file reads only
-    front to back, and shuffling its chunks would need a buffer holding all of them)."""
-    return tf.strings.join([directory, "/chunk-", tf.strings.as_string(index)])
+def _nbytes(chunk) -> tf.Tensor:
+    """Bytes of a decoded chunk's tensors (text counted by its characters)."""
+    sizes = [tf.reduce_sum(tf.cast(tf.strings.length(leaf), tf.int64)) if leaf.dtype == tf.string else
+             tf.size(leaf, out_type=tf.int64) * leaf.dtype.size for leaf in tf.nest.flatten(chunk)]
+    return tf.add_n(sizes)
 
 
-def _read_chunk(chunks: tf.data.Dataset, directory: str, index: tf.Tensor) -> tf.data.Dataset:
-    """Decoded chunk `index`, read back from its file. `chunks` is only its element spec: a
-    complete cache file is read without touching the cached dataset (`take(0)`, never run). A
-    missing file would silently cache nothing, so its absence is an error."""
-    prefix = _chunk_file(directory, index)
-    found = tf.size(tf.io.matching_files(tf.strings.join([prefix, ".index"])))
-    with tf.control_dependencies([tf.debugging.assert_equal(found, 1, message="rlstore: a decoded chunk's file is gone")]):
-        prefix = tf.identity(prefix)
-    return chunks.take(0).cache(prefix)
+def _through_file(chunk, prefix: tf.Tensor):
+    """`chunk`, after writing it to the cache file `prefix` (complete once this returns: the
+    one-element dataset is read to its end)."""
+    return tf.data.Dataset.from_tensors(chunk).cache(prefix).get_single_element()
+
+
+def _stand_in(chunk):
+    """An empty chunk of the same structure, dtypes and ranks, kept in RAM for a spilled one.
+    New tensors, not `leaf[:0]`: a slice shares its tensor's buffer, so it would keep the
+    whole spilled chunk in RAM."""
+    return tf.nest.map_structure(
+        lambda leaf: tf.zeros(tf.concat([[0], tf.shape(leaf)[1:]], 0), leaf.dtype) if leaf.shape.rank else leaf, chunk)
+
+
+def _unspilled(prefix: tf.Tensor, on_disk: tf.Tensor, chunk):
+    """The chunk itself: kept in RAM, or read back from its complete cache file (which then
+    never touches the stand-in it is given). A missing file would silently give the empty
+    stand-in, so its absence is an error."""
+    def read():
+        found = tf.size(tf.io.matching_files(tf.strings.join([prefix, ".index"])))
+        with tf.control_dependencies([tf.debugging.assert_equal(found, 1, message="a decoded chunk's file is gone")]):
+            return tf.data.Dataset.from_tensors(chunk).cache(tf.identity(prefix)).get_single_element()
+
+    return tf.cond(on_disk, read, lambda: chunk)
 
 
 def remove_with(dataset: tf.data.Dataset, directory: str | None) -> tf.data.Dataset:

@@ -28,11 +28,11 @@ Decoding PNG/JPEG images is then most of the cost (~100 us per 128x128x3 JPEG), 
 epoch. So a repeating reader over a version with such images decodes it once: the first
 epoch's decoded chunks are kept and every later epoch serves them in a new order with their
 rows reshuffled (each chunk keeps the episodes it drew in the first epoch). They are kept in RAM
-when the version decodes to at most `decoded_cache_bytes` (default 512 MB), else in a local
-temp file when it decodes to at most `decoded_disk_bytes` (default 4 GiB), so the reader's
-memory stays bounded as the data grows (`rlstore.reading.decoded_cache`). Larger versions, and
-frame stacks (raw frames, which inflate at a few us each), are decoded every epoch as above.
-Both budgets 0 turn this off.
+up to `decoded_cache_bytes` (default 512 MB) and the rest in local temp files up to
+`decoded_disk_bytes` (default 4 GiB), so the reader's memory stays bounded as the data grows
+(`rlstore.reading.decoded_cache`). Larger versions, and frame stacks (raw frames, which inflate
+at a few us each), are decoded every epoch as above. `decoded_cache_bytes=0` spills all of it;
+both budgets 0 turn keeping off.
 """
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def _rows(
     spill_directory = None
     if kept:  # every later epoch reuses the first one's decoded chunks, in a new order, rows reshuffled
         chunks, spill_directory = decoded_cache.repeated(chunks, kept, -(-manifest.num_episodes // per_chunk), shuffle,
-                                                         seed + 2)
+                                                         seed + 2, decoded_cache_bytes)
     chunks = chunks.enumerate().map(shuffled, num_parallel_calls=AUTOTUNE, deterministic=True)
     if not late:
         return decoded_cache.remove_with(chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE),
@@ -230,7 +230,9 @@ def steps(
     decoded_disk_bytes: int = DECODED_DISK_BYTES,
 ) -> tf.data.Dataset:
     """Batches of single RLDS steps (every step, last steps included), e.g. for BC; stacked
-    observations are rebuilt as in `transitions`."""
+    observations are rebuilt as in `transitions`.
+    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of a PNG/JPEG version a repeating reader
+    keeps decoded in RAM, then in temp files (module docstring)."""
     return _rows(store, ref, lambda rows: rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
                  decoded_cache_bytes=decoded_cache_bytes, decoded_disk_bytes=decoded_disk_bytes)
@@ -257,6 +259,8 @@ def transitions(
     `discount` follow `transforms.episode_transitions` (gamma^m is inside `discount`). A
     dataset stored as single frames (`stack` in its schema) gets its stacks rebuilt, padded at
     episode starts as Dopamine pads them (`rlstore.frames`).
+    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of a PNG/JPEG version a repeating reader
+    keeps decoded in RAM, then in temp files (module docstring).
     """
     to_rows = partial(episode_transitions, n_step=n_step, gamma=gamma)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
@@ -282,7 +286,9 @@ def sequences(
     decoded_disk_bytes: int = DECODED_DISK_BYTES,
 ) -> tf.data.Dataset:
     """Batches of [batch, burn_in + length, ...] step sequences with `mask` and `is_demo`
-    (layout and padding as in `transforms.episode_sequences`)."""
+    (layout and padding as in `transforms.episode_sequences`).
+    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of a PNG/JPEG version a repeating reader
+    keeps decoded in RAM, then in temp files (module docstring)."""
     to_rows = partial(episode_sequences, length=length, period=period, burn_in=burn_in, is_demo=is_demo)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
