@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import log, peak_rss_mib, quick_parser  # noqa: E402
 from benchmarks import images_camera  # noqa: E402
-from benchmarks.serve import graph_pull, process_cpu_seconds, timed_rates  # noqa: E402
+from benchmarks.serve import graph_pull, timed_rates  # noqa: E402
 
 from rlstore.quiet import silence  # noqa: E402
 
@@ -159,11 +159,11 @@ def numpy_ceiling(frames: np.ndarray, numbers: np.ndarray, seconds: float, round
                           stack(frames, firsts, check["at"], STACK))
     best, least_cpu = 0.0, float("inf")
     for _ in range(rounds):
-        count, start, cpu = 0, time.perf_counter(), process_cpu_seconds()
+        count, start, cpu = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - start < seconds:
             count += len(batch()["action"])
         best = max(best, count / (time.perf_counter() - start))
-        least_cpu = min(least_cpu, 1e6 * (process_cpu_seconds() - cpu) / count)
+        least_cpu = min(least_cpu, 1e6 * (time.process_time() - cpu) / count)
     return best, least_cpu
 
 

@@ -30,7 +30,6 @@ import contextlib
 import importlib
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -139,19 +138,13 @@ def timed_rates(contenders: dict[str, tuple[tf.data.Dataset | Callable, int]], s
     best = dict.fromkeys(pulls, (0.0, float("inf")))
     for _ in range(rounds):
         for name, (pull, rows) in pulls.items():
-            calls, start, cpu = 0, time.perf_counter(), process_cpu_seconds()
+            calls, start, cpu = 0, time.perf_counter(), time.process_time()
             while (elapsed := time.perf_counter() - start) < seconds:
                 pull()
                 calls += 1
-            rate, cpu_per_row = calls * PULL * rows / elapsed, (process_cpu_seconds() - cpu) / (calls * PULL * rows)
+            rate, cpu_per_row = calls * PULL * rows / elapsed, (time.process_time() - cpu) / (calls * PULL * rows)
             best[name] = (max(best[name][0], rate), min(best[name][1], 1e6 * cpu_per_row))
     return best
-
-
-def process_cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far, all its threads."""
-    times = os.times()
-    return times.user + times.system
 
 
 def stock_rlds(store: Store, ref: str) -> tf.data.Dataset:
