@@ -1,8 +1,9 @@
 """Small data builders shared by the tests (real episodes, real files; nothing mocked)."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -160,3 +161,16 @@ def bucket_keys(url: str, under: str = "") -> list[str]:
     _, bucket, prefix = split_url(url)
     listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{under}")
     return sorted(item["Key"][len(prefix) + 1:] for item in listing.get("Contents", []))
+
+
+def assert_epochs(rows: Sequence[Hashable], epoch: Counter, epochs: int) -> None:
+    """`rows`, `epochs` epochs' worth of a repeating reader's rows (batches of 1), hold each
+    row of `epoch` about `epochs` times, and the second epoch's order is a new one. About: the
+    readers interleave two chunks at a time, so one chunk's rows may run on into the next
+    epoch; each row's count may then be one epoch off, never more."""
+    size = sum(epoch.values())
+    assert len(rows) == epochs * size
+    counts = Counter(rows)
+    assert set(counts) == set(epoch)  # nothing else, nothing lost
+    assert all((epochs - 1) * epoch[row] <= counts[row] <= (epochs + 1) * epoch[row] for row in epoch)
+    assert rows[:size] != rows[size:2 * size]
