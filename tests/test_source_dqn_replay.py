@@ -14,6 +14,7 @@ from rlstore.pipelines.sources.dqn_replay import DqnReplayFormat, read_pickled_i
 from rlstore.store import Store
 from tests.dopamine_fixtures import CAPACITIES, STACK
 from tests.format_fixtures import stock_read
+from tests.helpers import assert_epochs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -241,3 +242,38 @@ def test_tf_stacks_equal_the_numpy_definition(k):
     actual = stacked_gather(frames, {"is_first": is_first, "is_last": is_last}, indices, k).numpy()
     assert actual.shape == (12, 5, 3, k) and np.array_equal(actual, expected)
     assert not expected[indices.tolist().index(4)][..., :-1].any()  # a one-step episode: all padding
+
+
+@pytest.mark.parametrize("kept", ["memory", "disk", None])
+def test_repeated_epochs_of_stacked_transitions_equal_the_first_kept_decoded_or_not(dopamine_store, kept, tmp_path,
+                                                                                   monkeypatch):
+    """With `repeat`, a frame-stacked version is decoded once and its chunks kept in RAM, spilled
+    to temp files (`decoded_cache_bytes=0`), or decoded every epoch (both budgets 0): every
+    epoch holds each transition of the version once, stacks and all (batches of 1 drop
+    nothing), later epochs come in a new order, and the spilled files go with the reader."""
+    import gc
+    import tempfile
+
+    from rlstore.reading import decoded_cache, transitions
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    manifest = dopamine_store.manifest("atari")
+    budgets = {"memory": {}, "disk": {"decoded_cache_bytes": 0},
+               None: {"decoded_cache_bytes": 0, "decoded_disk_bytes": 0}}[kept]
+    assert decoded_cache.placement(manifest, 2, budgets.get("decoded_cache_bytes", decoded_cache.RAM_BYTES),
+                                   budgets.get("decoded_disk_bytes", decoded_cache.DISK_BYTES)) == kept
+
+    def keys(batch):
+        return [_transition_key(*(batch[field][i] for field in ("observation", "action", "reward", "next_observation")),
+                                batch["discount"][i] == 0) for i in range(len(batch["action"]))]
+
+    expected = Counter(key for batch in transitions(dopamine_store, "atari", n_step=1, batch_size=64, shuffle=False,
+                                                    repeat=False).as_numpy_iterator() for key in keys(batch))
+    size = sum(expected.values())
+    batches = transitions(dopamine_store, "atari", n_step=1, batch_size=1, seed=5, chunk_episodes=2, **budgets)
+    order = [key for batch in batches.take(3 * size).as_numpy_iterator() for key in keys(batch)]
+    assert_epochs(order, expected, 3)
+    assert len(list(tmp_path.glob("rlstore-decoded-*"))) == (kept == "disk")
+    del batches
+    gc.collect()
+    assert not list(tmp_path.glob("rlstore-decoded-*"))

@@ -1,10 +1,11 @@
-"""Where a repeating reader keeps a PNG/JPEG version once decoded: in RAM, partly in local temp
+"""Where a repeating reader keeps an image version once decoded: in RAM, partly in local temp
 files, or nowhere (decoded again every epoch).
 
-Decoding images is most of an image reader's cost (~100 us per 128x128x3 JPEG, ~2.4 of them per
-8-step window, every epoch), so a repeating reader decodes a version once and serves later
-epochs from the decoded chunks, as tf.data's `Dataset.cache` and TFDS's "cache after decoding"
-advice do:
+Decoding is most of an image reader's cost, every epoch: ~100 us per 128x128x3 JPEG (~2.4 of
+them per 8-step window), and for frame stacks stored once (`rlstore.frames`) ~12 us per step to
+read a parquet row and inflate its frame, a third of a stacked transition's cost. So a repeating
+reader decodes a version once and serves later epochs from the decoded chunks, as tf.data's
+`Dataset.cache` and TFDS's "cache after decoding" advice do:
   * all in RAM (`Dataset.cache()`) when the version decodes to at most `ram_bytes`
     (`decoded_cache_bytes`, default 512 MB);
   * else chunks in RAM up to `ram_bytes` and the rest spilled to files, one
@@ -18,7 +19,7 @@ advice do:
     budget plus a few chunks however large the version. The directory goes when the dataset
     and every iterator over it are gone, or at the latest when the process exits (a killed
     process leaves it behind in the temp dir);
-  * nowhere otherwise, and for frame stacks (raw frames inflate at a few us each).
+  * nowhere otherwise.
 What the first iterator to finish its first epoch kept serves every later iterator over the
 same dataset object; iterators whose first epochs overlap each write files of their own.
 """
@@ -48,13 +49,14 @@ def placement(manifest: Manifest, per_chunk: int, ram_bytes: int, disk_bytes: in
     """Where a repeating reader keeps its decoded chunks: 'memory' (all in RAM), 'disk' (in RAM
     up to `ram_bytes`, the rest in temp files) or None (decoded every epoch).
 
-    Only versions with PNG/JPEG images, whose decoding costs more than the rest of the reader,
-    and only when they fill at least one chunk of `per_chunk` episodes: kept chunks hold one
+    Only versions with PNG/JPEG images or frame stacks, whose decoding costs as much as the rest
+    of the reader or more (vector steps decode faster than a cache hands them back), and only
+    when they fill at least one chunk of `per_chunk` episodes: kept chunks hold one
     epoch's episodes, while a repeating reader's chunks otherwise run across epochs, and a
     chunk with fewer rows than a batch yields no batch (a version smaller than one batch would
     then repeat forever yielding nothing)."""
-    images = any(spec.encoding in IMAGE_FORMATS for spec in manifest.schema.steps.values())
-    if not images or manifest.num_episodes < per_chunk:
+    costly = any(spec.encoding in IMAGE_FORMATS or spec.stack > 1 for spec in manifest.schema.steps.values())
+    if not costly or manifest.num_episodes < per_chunk:
         return None
     size = decoded_bytes(manifest)
     if size <= ram_bytes:

@@ -25,14 +25,14 @@ same way: each image is decoded once per chunk, and a batch of 8-step windows ga
 own 8 x 32 images, where building every window of the chunk first copied each image 8 times.
 
 Decoding PNG/JPEG images is then most of the cost (~100 us per 128x128x3 JPEG), paid again every
-epoch. So a repeating reader over a version with such images decodes it once: the first
-epoch's decoded chunks are kept and every later epoch serves them in a new order with their
-rows reshuffled (each chunk keeps the episodes it drew in the first epoch). They are kept in RAM
-up to `decoded_cache_bytes` (default 512 MB) and the rest in local temp files up to
+epoch, and a frame stack's parquet row and inflate (~12 us per step) are a third of its
+transition's. So a repeating reader over a version with images or frame stacks decodes it once:
+the first epoch's decoded chunks are kept and every later epoch serves them in a new order with
+their rows reshuffled (each chunk keeps the episodes it drew in the first epoch). They are kept
+in RAM up to `decoded_cache_bytes` (default 512 MB) and the rest in local temp files up to
 `decoded_disk_bytes` (default 4 GiB), so the reader's memory stays bounded as the data grows
-(`rlstore.reading.decoded_cache`). Larger versions, and frame stacks (raw frames, which inflate
-at a few us each), are decoded every epoch as above. `decoded_cache_bytes=0` spills all of it;
-both budgets 0 turn keeping off.
+(`rlstore.reading.decoded_cache`). Larger versions are decoded every epoch as above.
+`decoded_cache_bytes=0` spills all of it; both budgets 0 turn keeping off.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ from rlstore.reading.transforms import (episode_firsts, episode_sequences, episo
 from rlstore.store import Store
 
 DEFAULT_SHUFFLE_BUFFER = 256
-DECODED_CACHE_BYTES = decoded_cache.RAM_BYTES  # PNG/JPEG versions decoding to at most this are kept in RAM
+DECODED_CACHE_BYTES = decoded_cache.RAM_BYTES  # image / frame-stack versions decoding to at most this stay in RAM
 DECODED_DISK_BYTES = decoded_cache.DISK_BYTES  # ... else, up to this, in a temp file
 
 
@@ -231,7 +231,7 @@ def steps(
 ) -> tf.data.Dataset:
     """Batches of single RLDS steps (every step, last steps included), e.g. for BC; stacked
     observations are rebuilt as in `transitions`.
-    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of a PNG/JPEG version a repeating reader
+    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of an image or frame-stack version a repeating reader
     keeps decoded in RAM, then in temp files (module docstring)."""
     return _rows(store, ref, lambda rows: rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
                  shuffle_buffer=shuffle_buffer, chunk_episodes=chunk_episodes,
@@ -259,7 +259,7 @@ def transitions(
     `discount` follow `transforms.episode_transitions` (gamma^m is inside `discount`). A
     dataset stored as single frames (`stack` in its schema) gets its stacks rebuilt, padded at
     episode starts as Dopamine pads them (`rlstore.frames`).
-    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of a PNG/JPEG version a repeating reader
+    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of an image or frame-stack version a repeating reader
     keeps decoded in RAM, then in temp files (module docstring).
     """
     to_rows = partial(episode_transitions, n_step=n_step, gamma=gamma)
@@ -287,7 +287,7 @@ def sequences(
 ) -> tf.data.Dataset:
     """Batches of [batch, burn_in + length, ...] step sequences with `mask` and `is_demo`
     (layout and padding as in `transforms.episode_sequences`).
-    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of a PNG/JPEG version a repeating reader
+    `decoded_cache_bytes` / `decoded_disk_bytes`: how much of an image or frame-stack version a repeating reader
     keeps decoded in RAM, then in temp files (module docstring)."""
     to_rows = partial(episode_sequences, length=length, period=period, burn_in=burn_in, is_demo=is_demo)
     return _rows(store, ref, to_rows, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat,
