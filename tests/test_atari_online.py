@@ -246,14 +246,15 @@ def test_r2d3_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_
     frame per step (with the LSTM states) from which the readers rebuild the env's stacks."""
     from rlstore import reading
     from rlstore.agents.online.run import OnlineOptions, run
+    from rlstore.agents.r2d3 import replay
+    from rlstore.agents.r2d3.config import R2D3Config
     from rlstore.store import Store
 
     root = tmp_path / "store"
     shutil.copytree(dopamine_store.root, root)
     store, out = Store(root), tmp_path / "run"
-    windows = {"sequence_length": 10, "period": 5, "burn_in": 2}
-    config = {**windows, "batch_size": 4, "hidden_sizes": (16,), "lstm_size": 8, "demo_ratio": 0.25,
-              "pretrain_steps": 0, "min_replay_size": 2, "samples_per_insert": 1.0}
+    config = {"sequence_length": 10, "period": 5, "burn_in": 2, "batch_size": 4, "hidden_sizes": (16,),
+              "lstm_size": 8, "demo_ratio": 0.25, "pretrain_steps": 0, "min_replay_size": 2, "samples_per_insert": 1.0}
     options = OnlineOptions(env=GAME, env_steps=60, out=out, demos="atari@1", write_back="atari_r2d3",
                             commit_every=1, eval_every_env_steps=0, final_eval_episodes=1)
     summary = run("r2d3", store, options, config)
@@ -261,10 +262,17 @@ def test_r2d3_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_
     schema = store.manifest("atari_r2d3").schema
     assert (schema.steps["observation"].shape, schema.steps["observation"].stack) == ((84, 84), 4)
     assert {"core_state/0", "core_state/1"} <= set(schema.steps)
-    written = sum(len(rows["mask"]) for rows in reading.sequences(
-        store, "atari_r2d3", length=10, period=5, burn_in=2, batch_size=64, shuffle=False, repeat=False))
+
+    def window_count(ref: str) -> int:  # the readers' windows (stacks built), counted
+        return sum(len(rows["mask"]) for rows in reading.sequences(
+            store, ref, length=10, period=5, burn_in=2, batch_size=64, shuffle=False, repeat=False))
+
     counts = json.loads((out / "logs" / "replay.json").read_text())
-    assert counts["agent_sequences"]["inserts"] == written and counts["sequences"]["size"] > 0
+    assert counts["agent_sequences"]["inserts"] == window_count("atari_r2d3")
+    # The demonstration table's MinSize (counted from the episodes' flags) is every window loaded.
+    demo_windows = window_count("atari@1")
+    assert counts["sequences"]["size"] == demo_windows
+    assert replay.demo_window_count(store, "atari@1", R2D3Config(**config)) == demo_windows
     stored = _stacks_by_episode(store, "atari_r2d3")
     assert len(stored) == store.manifest("atari_r2d3").num_episodes >= 2
     _assert_the_env_gave_these_stacks(stored, GAME, seeds.acting(0, 0))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import reverb
 import tensorflow as tf
 
@@ -33,10 +34,11 @@ from rlstore.agents.online.context import actor_schema as agent_schema
 from rlstore.agents.prioritized import PriorityWriter, importance_weights, sample_info, without_text
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.specs import DataSpecs
-from rlstore import reading
 from rlstore.reading import mix
 from rlstore.reading.mixing import SOURCE_FIELD
+from rlstore.reading.transforms import episode_sequences
 from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
+from rlstore.replay.loading import numpy_episodes
 from rlstore.replay.tables import make_table, sequence_signature
 from rlstore.schema import Schema
 from rlstore.store import Store
@@ -90,11 +92,16 @@ def agent_inserter(address: str, config: R2D3Config, frame_stack: int = 1) -> Re
 
 
 def demo_window_count(store: Store, ref: str, config: R2D3Config) -> int:
-    """How many sequence windows bulk-loading version `ref` puts into the demonstration table
-    (the reader the loader uses, counted; demonstrations are small)."""
-    rows = reading.sequences(store, ref, length=config.sequence_length, period=config.period, burn_in=config.burn_in,
-                             batch_size=4096, shuffle=False, repeat=False)
-    return int(sum(int(tf.shape(batch["mask"])[0]) for batch in rows))
+    """How many sequence windows bulk-loading version `ref` puts into the demonstration table:
+    the loader's windowing (`episode_sequences`) applied to the episodes' first/last flags alone.
+    Why not count the reader's rows: on a frame-stacked version (Atari) they hold every window's
+    stacks, [rows, 40, 84, 84, 4] per batch (GBs), only to be counted."""
+    flags = [{key: steps[key] for key in ("is_first", "is_last")} for steps in numpy_episodes(store, ref)]
+    if not flags:
+        return 0
+    joined = {key: np.concatenate([episode[key] for episode in flags]) for key in ("is_first", "is_last")}
+    windows = episode_sequences(joined, config.sequence_length, config.period, config.burn_in)
+    return int(tf.shape(windows["mask"])[0])
 
 
 def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:
