@@ -38,7 +38,7 @@ from rlstore.reading import mix
 from rlstore.reading.mixing import SOURCE_FIELD
 from rlstore.reading.transforms import episode_sequences
 from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
-from rlstore.replay.loading import numpy_episodes
+from rlstore.replay.loading import episode_steps
 from rlstore.replay.tables import make_table, sequence_signature
 from rlstore.schema import Schema
 from rlstore.store import Store
@@ -96,7 +96,7 @@ def demo_window_count(store: Store, ref: str, config: R2D3Config) -> int:
     the loader's windowing (`episode_sequences`) applied to the episodes' first/last flags alone.
     Why not count the reader's rows: on a frame-stacked version (Atari) they hold every window's
     stacks, [rows, 40, 84, 84, 4] per batch (GBs), only to be counted."""
-    flags = [{key: steps[key] for key in ("is_first", "is_last")} for steps in numpy_episodes(store, ref)]
+    flags = [{key: steps[key] for key in ("is_first", "is_last")} for steps in episode_steps(store, ref)]
     if not flags:
         return 0
     joined = {key: np.concatenate([episode[key] for episode in flags]) for key in ("is_first", "is_last")}
