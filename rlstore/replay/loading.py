@@ -49,7 +49,7 @@ def _rows(store: Store, ref: DatasetRef, layout: Layout, table: str) -> tf.data.
                      burn_in=layout.burn_in, is_demo=layout.is_demo, **common)
 
 
-def episode_steps(store: Store, ref: DatasetRef) -> Iterable[dict[str, Any]]:
+def episode_steps(store: Store, ref: str | DatasetRef) -> Iterable[dict[str, Any]]:
     """The version's episodes' steps (single frames), in the version's order, as numpy arrays."""
     from rlstore.reading import episodes
 
