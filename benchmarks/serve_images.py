@@ -2,19 +2,22 @@
 
 Workload (issue 11, item 5): real ALE Pong frames (random policy, 84x84 grayscale, episodes cut
 at 500 steps) written by Dopamine's replay buffer (`benchmarks/images.py` makes them), ingested
-as `dqn_replay` (frames stored once, stack 4), served as 3-step transitions. Each server runs in
-a process of its own, and its resident memory (VmRSS) is read before and after the version is
-loaded into its one table:
+as `dqn_replay` (frames stored once, stack 4), served as 3-step transitions (`--table
+transitions`, the default) or as R2D3's sequences (`--table sequences`: windows of 40 steps
+every 20 with the LSTM state, `rlstore.agents.r2d3.replay.layout` of the default config; its
+online actors write their episodes through the same writer). Each server runs in a process of
+its own, and its resident memory (VmRSS) is read before and after the version is loaded into
+its one table:
   * shared: `rlstore.replay.load_version`, which appends every frame once and makes each item's
-    `observation` and `next_observation` reference the 4 frame cells of its stack
-    (`rlstore.replay.stacked`);
+    stacked observations reference the frame cells of their stacks (`rlstore.replay.stacked`);
   * baseline, same run: the same rows with their stacks copied into every item (what serving the
-    rows of `rlstore.reading.transitions` as they are would do: 8 frames per item), through the
-    same writer rlstore uses for every other version (`rlstore.replay.writing.RowWriter`).
+    rows of `rlstore.reading.transitions` / `sequences` as they are would do: 8 frames per
+    transition, 40 x 4 per window), through the same writer rlstore uses for every other version
+    (`rlstore.replay.writing.RowWriter`).
 Figures: bytes of server memory per stored frame, both ways, and their ratio; for scale, the raw
 frame (7,056 bytes), the store's shard bytes per frame, and the server memory per item of a
-table holding the same number of items with only the scalar fields (action, reward, discount):
-Reverb's own bookkeeping per item, which no frame layout removes. Prints one JSON line with the load
+table holding the same items without their observations: Reverb's own bookkeeping per item
+plus the item's other fields, which no frame layout removes. Prints one JSON line with the load
 average; progress goes to stderr.
 """
 from __future__ import annotations
@@ -40,8 +43,20 @@ silence()  # before TensorFlow
 FULL = {"frames": 50_000}
 QUICK = {"frames": 6_000}
 N_STEP = 3
-LAYOUT = {"tables": ("transitions",), "n_step": N_STEP}
 SETTLE_SECONDS = 2.0
+ROW_BATCH = {"transitions": 4096, "sequences": 32}  # a batch of copied windows is 32 x 1.1 MB
+
+
+def layout(table: str):
+    """The served layout: 3-step transitions, or R2D3's sequences (its default config)."""
+    from rlstore.replay import Layout
+
+    if table == "transitions":
+        return Layout(tables=("transitions",), n_step=N_STEP)
+    from rlstore.agents.r2d3 import replay
+    from rlstore.agents.r2d3.config import R2D3Config
+
+    return replay.layout(R2D3Config())
 
 
 def rss_bytes(pid: int) -> int:
@@ -51,41 +66,38 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _tables(store_root: str, ref: str, mode: str) -> list:
-    """The table of `LAYOUT` for the version; `copied` gives it whole [84, 84, 4] stacks."""
-    import tensorflow as tf
-
-    from rlstore.replay import Layout
-    from rlstore.replay.tables import make_table, make_tables, preload_bound
+def _tables(store_root: str, ref: str, table: str, mode: str) -> list:
+    """The table for the version: `shared` frames, `copied` whole [(span,) 84, 84, 4] stacks,
+    or `bare` items without their observations."""
+    from rlstore.replay.tables import make_table, make_tables, preload_bound, signature
+    from rlstore.schema import FieldSpec, Schema
     from rlstore.store import Store
 
-    manifest, layout = Store(store_root).manifest(ref), Layout(**LAYOUT)
+    manifest, served = Store(store_root).manifest(ref), layout(table)
     if mode == "shared":
-        return make_tables(manifest, layout)
-    frame = manifest.schema.steps["observation"]
-    stacks = tf.TensorSpec((*frame.shape, frame.stack), tf.uint8)
-    scalar = tf.TensorSpec((), tf.float32)
-    signature = {"action": tf.TensorSpec((), tf.as_dtype(manifest.schema.steps["action"].dtype)),
-                 "reward": scalar, "discount": scalar}
-    if mode == "copied":
-        signature.update(observation=stacks, next_observation=stacks)
-    return [make_table("transitions", layout.options, signature, preload_bound(manifest, layout, "transitions"))]
+        return make_tables(manifest, served)
+    schema, frame = manifest.schema, manifest.schema.steps["observation"]
+    stacked = Schema({**schema.steps, "observation": FieldSpec("uint8", (*frame.shape, frame.stack))}, schema.episode)
+    item = signature(stacked, served, table)  # the items of a version that stored whole stacks
+    if mode == "bare":
+        item = {key: spec for key, spec in item.items() if not key.endswith("observation")}
+    return [make_table(table, served.table_options(table), item, preload_bound(manifest, served, table))]
 
 
-def _serve(store_root: str, ref: str, mode: str) -> None:
+def _serve(store_root: str, ref: str, table: str, mode: str) -> None:
     """Child process: a bare Reverb server holding the (empty) table; prints its port, then
     serves until stdin closes."""
     import reverb
 
-    server = reverb.Server(_tables(store_root, ref, mode))
+    server = reverb.Server(_tables(store_root, ref, table, mode))
     print(server.port, flush=True)
     sys.stdin.read()
     server.stop()
 
 
 @contextlib.contextmanager
-def server_process(store_root: Path, ref: str, mode: str):
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(store_root), ref, mode],
+def server_process(store_root: Path, ref: str, table: str, mode: str):
+    child = subprocess.Popen([sys.executable, __file__, "--serve", str(store_root), ref, table, mode],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = int(child.stdout.readline())
@@ -95,18 +107,29 @@ def server_process(store_root: Path, ref: str, mode: str):
         child.wait(timeout=60)
 
 
-def fill_copied(address: str, store, ref: str) -> int:
-    """The baseline: every item holds its own two stacks, rows from the reader as they are."""
+def fill_rows(address: str, store, ref: str, table: str, observations: bool) -> int:
+    """The reader's rows as they are, one item each: with their observations (the baseline: every
+    item holds its own stacks) or without (Reverb's bookkeeping and the other fields)."""
     import tree
 
-    from rlstore.reading import transitions
+    from rlstore.reading import sequences, transitions
+    from rlstore.replay.tables import with_core_state
     from rlstore.replay.writing import RowWriter
 
-    writer, count = RowWriter(address, "transitions"), 0
+    served = layout(table)
+    if table == "transitions":
+        rows = transitions(store, ref, n_step=N_STEP, batch_size=ROW_BATCH[table], shuffle=False, repeat=False)
+    else:
+        rows = sequences(store, ref, length=served.sequence_length, period=served.sequence_period,
+                         burn_in=served.burn_in, batch_size=ROW_BATCH[table], shuffle=False, repeat=False)
+    writer, count = RowWriter(address, table), 0
     try:
-        for batch in transitions(store, ref, n_step=N_STEP, batch_size=4096, shuffle=False,
-                                 repeat=False).as_numpy_iterator():
-            writer.insert("transitions", 1.0, [list(column) for column in tree.flatten(batch)])
+        for batch in rows.as_numpy_iterator():
+            if table != "transitions":
+                batch = with_core_state(batch, served)
+            if not observations:
+                batch = {key: value for key, value in batch.items() if not key.endswith("observation")}
+            writer.insert(table, 1.0, [list(column) for column in tree.flatten(batch)])
             count += len(batch["action"])
         writer.flush()
     finally:
@@ -114,24 +137,8 @@ def fill_copied(address: str, store, ref: str) -> int:
     return count
 
 
-def fill_scalars(address: str, items: int, action_dtype: str) -> int:
-    """Items of the three scalar fields alone: what Reverb's bookkeeping costs per item."""
-    import numpy as np
-
-    from rlstore.replay.writing import RowWriter
-
-    writer = RowWriter(address, "transitions")
-    try:
-        writer.insert("transitions", 1.0, [np.zeros(items, action_dtype), np.zeros(items, np.float32),
-                                           np.zeros(items, np.float32)])
-        writer.flush()
-    finally:
-        writer.close()
-    return items
-
-
-def measured_fill(store_root: Path, ref: str, mode: str, fill) -> dict:
-    with server_process(store_root, ref, mode) as (pid, address):
+def measured_fill(store_root: Path, ref: str, table: str, mode: str, fill) -> dict:
+    with server_process(store_root, ref, table, mode) as (pid, address):
         time.sleep(SETTLE_SECONDS)
         before = rss_bytes(pid)
         started = time.perf_counter()
@@ -143,10 +150,10 @@ def measured_fill(store_root: Path, ref: str, mode: str, fill) -> dict:
             "rss_after_mib": round(after / 2**20, 1), "growth_bytes": after - before}
 
 
-def measure(frames: int) -> dict:
+def measure(frames: int, table: str) -> dict:
     from benchmarks.images import dopamine_checkpoint
     from rlstore.pipelines.ingest import ingest
-    from rlstore.replay import Layout, load_version
+    from rlstore.replay import load_version
     from rlstore.store import Store
 
     with tempfile.TemporaryDirectory(prefix="rlstore-bench-serve-images-") as temp:
@@ -158,33 +165,40 @@ def measure(frames: int) -> dict:
             manifest = ingest(store, "pong", [str(work / "replay")])
         ref = f"{manifest.name}@{manifest.version}"
         shard_bytes = sum(s["bytes"] for segment in manifest.segments for s in segment["shards"])
-        log("shared frames: load_version into a fresh server process")
-        shared = measured_fill(store.root, ref, "shared",
-                               lambda address: load_version(address, store, ref, Layout(**LAYOUT))["transitions"])
+        log(f"shared frames: load_version of {table} into a fresh server process")
+        shared = measured_fill(store.root, ref, table, "shared",
+                               lambda address: load_version(address, store, ref, layout(table))[table])
         log("baseline: the same rows with copied stacks into a fresh server process")
-        copied = measured_fill(store.root, ref, "copied", lambda address: fill_copied(address, store, ref))
-        log("for scale: as many items of the scalar fields alone")
-        scalars = measured_fill(store.root, ref, "scalars", lambda address: fill_scalars(
-            address, shared["items"], manifest.schema.steps["action"].dtype))
+        copied = measured_fill(store.root, ref, table, "copied",
+                               lambda address: fill_rows(address, store, ref, table, observations=True))
+        log("for scale: the same items without their observations")
+        bare = measured_fill(store.root, ref, table, "bare",
+                             lambda address: fill_rows(address, store, ref, table, observations=False))
     steps = manifest.num_steps
     shared_per_frame, copied_per_frame = shared["growth_bytes"] / steps, copied["growth_bytes"] / steps
-    return {"frames": frames, "stored_steps": steps, "episodes": manifest.num_episodes, "n_step": N_STEP,
+    served = layout(table)
+    shape = {"n_step": N_STEP} if table == "transitions" else {
+        "sequence_length": served.sequence_length, "period": served.sequence_period, "burn_in": served.burn_in,
+        "core_state_shapes": served.core_state_shapes}
+    return {"table": table, **shape, "frames": frames, "stored_steps": steps, "episodes": manifest.num_episodes,
             "server_bytes_per_frame": round(shared_per_frame, 1),
             "copied_stacks_server_bytes_per_frame": round(copied_per_frame, 1),
             "ratio_copied_vs_shared": round(copied_per_frame / max(shared_per_frame, 1.0), 2),
             "raw_frame_bytes": 84 * 84, "store_bytes_per_frame": round(shard_bytes / steps, 1),
-            "item_bookkeeping_bytes": round(scalars["growth_bytes"] / scalars["items"], 1),
-            "shared": shared, "copied": copied, "scalars_only": scalars}
+            "item_bookkeeping_bytes": round(bare["growth_bytes"] / bare["items"], 1),
+            "shared": shared, "copied": copied, "without_observations": bare}
 
 
 def main() -> None:
     parser = quick_parser(__doc__, f"{QUICK['frames']:,} frames instead of {FULL['frames']:,}")
-    parser.add_argument("--serve", nargs=3, metavar=("STORE", "REF", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--table", choices=("transitions", "sequences"), default="transitions",
+                        help="serve 3-step transitions (default) or R2D3's sequences")
+    parser.add_argument("--serve", nargs=4, metavar=("STORE", "REF", "TABLE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         return _serve(*args.serve)
     budget = QUICK if args.quick else FULL
-    report = {"benchmark": "serve_images", "quick": args.quick, **measure(budget["frames"]),
+    report = {"benchmark": "serve_images", "quick": args.quick, **measure(budget["frames"], args.table),
               "load_average": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(report))
 

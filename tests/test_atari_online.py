@@ -1,9 +1,10 @@
 """Online agents on Atari (`--env atari:<Game>`): real ALE with Dopamine's preprocessing, frame
 stacks built by the store's stacking rule (`rlstore.frames.push`), actors that write back one
-frame per step (the layout of a `dqn_replay` ingest) and insert Reverb items that share frames.
-End to end: `rlstore run dqfd` on real ALE Breakout, real Reverb, real store, with a
-`dqn_replay` ingest of Dopamine-written checkpoints as demonstrations; the stacks read back from
-the write-back versions equal the observations the environment gave the actor."""
+frame per step (the layout of a `dqn_replay` ingest) and insert Reverb items (DQfD's
+transitions, R2D3's sequences) that share frames. End to end: `rlstore run dqfd` and an R2D3
+run on real ALE Breakout, real Reverb, real store, with a `dqn_replay` ingest of
+Dopamine-written checkpoints as demonstrations; the stacks read back from the write-back
+versions equal the observations the environment gave the actor."""
 from __future__ import annotations
 
 import json
@@ -122,6 +123,22 @@ def _stacks_by_episode(store, ref: str) -> list[dict[str, np.ndarray]]:
     return [{key: value[a:b] for key, value in rows.items()} for a, b in zip(starts, starts[1:])]
 
 
+def _assert_the_env_gave_these_stacks(stored: list[dict[str, np.ndarray]], game: str, seed: int) -> None:
+    """The actor's environment, replayed with its seed and the stored actions, shows the stored
+    stacks (`_stacks_by_episode`) step by step, and ends each episode where and as it was stored."""
+    env = make_environment(game, seed=seed)
+    for episode in stored:
+        timestep = env.reset()
+        for t in range(len(episode["action"])):
+            assert np.array_equal(episode["observation"][t], timestep.observation), t
+            if timestep.last():
+                break
+            timestep = env.step(episode["action"][t])
+        assert timestep.last() and t == len(episode["action"]) - 1
+        assert bool(episode["is_terminal"][-1]) == (timestep.discount == 0.0)
+    env.close()
+
+
 def _columns(batches) -> dict[str, list[np.ndarray]]:
     columns: dict[str, list[np.ndarray]] = {}
     for batch in batches:
@@ -157,17 +174,108 @@ def test_dqfd_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_
     assert {s["shard_format"] for s in store.manifest("atari_online").segments} == {"parquet"}  # and where
     stored = _stacks_by_episode(store, "atari_online")
     assert len(stored) == store.manifest("atari_online").num_episodes >= 3
-    # The actor's environment, replayed with its seed and the stored actions, shows the same stacks.
-    env = make_environment(GAME, seed=seeds.acting(0, 0))
-    for episode in stored:
-        timestep = env.reset()
-        for t in range(len(episode["action"])):
-            assert np.array_equal(episode["observation"][t], timestep.observation), t
-            if timestep.last():
-                break
-            timestep = env.step(episode["action"][t])
-        assert bool(episode["is_terminal"][-1]) == (timestep.discount == 0.0)
-    env.close()
+    _assert_the_env_gave_these_stacks(stored, GAME, seeds.acting(0, 0))
+
+
+def test_r2d3_actor_sequences_share_frames_and_are_the_stacks_the_actor_saw():
+    """R2D3's actor path on real ALE: the adder appends each episode's frames once and its
+    sequences reference them; sampled windows [span, 84, 84, 4] are, byte for byte, the stacks
+    the environment gave (zero frames before the first step, zero stacks past the end, mask 0),
+    and each starts from the LSTM state recorded with its first step."""
+    import reverb
+    import tensorflow as tf
+
+    from rlstore.agents.online.context import specs_from_environment
+    from rlstore.agents.r2d3 import replay
+    from rlstore.agents.r2d3.config import R2D3Config
+    from rlstore.agents.r2d3.online import core_state_extras
+    from rlstore.replay import sample_dataset
+    from rlstore.writeback.adder import Adder
+
+    game, span = "atari:Breakout?max_steps=20", 12
+    config = R2D3Config(batch_size=6, sequence_length=10, period=5, burn_in=2, lstm_size=3, min_replay_size=1,
+                        samples_per_insert=4.0)
+    env = make_environment(game, seed=5)
+    server = reverb.Server(replay.tables(config, specs_from_environment(env), None, frame_stack=4))
+    try:
+        address = f"localhost:{server.port}"
+        adder = Adder(replay.agent_inserter(address, config, frame_stack=4), frame_stack=4)
+        rng, seen, actions = np.random.default_rng(0), [], []
+        for episode in range(2):  # the state recorded with step t of episode e is all 1000 e + t
+            timestep = env.reset()
+            adder.observe_first(timestep)
+            seen.append([timestep.observation])
+            actions.append([])
+            while not timestep.last():
+                state = [np.full((1, 3), 1000 * episode + len(seen[-1]) - 1, np.float32)] * 2
+                actions[-1].append(np.int32(rng.integers(4)))  # the env's action dtype, as actors give it
+                timestep = env.step(actions[-1][-1])
+                adder.observe(actions[-1][-1], timestep, extras=core_state_extras(state))
+                seen[-1].append(timestep.observation)
+        adder.close()
+        env.close()
+        assert [len(observations) for observations in seen] == [21, 21]
+        table = reverb.Client(address).server_info()[replay.AGENT_TABLE]
+        assert table.current_size == 6  # windows start at steps 0, 5 and 10 of each episode
+        assert [(spec.shape, spec.dtype) for spec in table.signature["observation"]] == [((span, 84, 84), tf.uint8)] * 4
+        drawn = set()
+        for sample in sample_dataset(address, replay.AGENT_TABLE, 6, rate_limiter_timeout_ms=10_000).take(10):
+            data = {field: np.asarray(value) for field, value in sample.data.items()}
+            assert data["observation"].shape == (6, span, 84, 84, 4)
+            for index in range(6):
+                marker = int(data["core_state"][0][index, 0])
+                episode, start = divmod(marker, 1000)
+                real = seen[episode][start:start + span]
+                want = np.zeros((span, 84, 84, 4), np.uint8)
+                want[:len(real)] = real
+                assert np.array_equal(data["observation"][index], want), (episode, start)
+                np.testing.assert_array_equal(data["mask"][index], np.arange(span) < len(real))
+                taken = actions[episode][start:start + span]
+                np.testing.assert_array_equal(data["action"][index][:len(taken)], taken)
+                assert not data["is_demo"][index] and (data["core_state"][1][index] == marker).all()
+                drawn.add(marker)
+    finally:
+        server.stop()
+    assert drawn == {0, 5, 10, 1000, 1005, 1010}
+
+
+def test_r2d3_runs_online_on_atari_and_writes_back_frames_that_rebuild_what_the_actor_saw(dopamine_store, tmp_path):
+    """An R2D3 run on real ALE Breakout with the `dqn_replay` ingest as demonstrations (replay,
+    learner and actor processes): the learner trains on batches mixing both tables' stacked
+    sequences, every episode's windows reach the agent table, and the write-back stores one
+    frame per step (with the LSTM states) from which the readers rebuild the env's stacks."""
+    from rlstore import reading
+    from rlstore.agents.online.run import OnlineOptions, run
+    from rlstore.agents.r2d3 import replay
+    from rlstore.agents.r2d3.config import R2D3Config
+    from rlstore.store import Store
+
+    root = tmp_path / "store"
+    shutil.copytree(dopamine_store.root, root)
+    store, out = Store(root), tmp_path / "run"
+    config = {"sequence_length": 10, "period": 5, "burn_in": 2, "batch_size": 4, "hidden_sizes": (16,),
+              "lstm_size": 8, "demo_ratio": 0.25, "pretrain_steps": 0, "min_replay_size": 2, "samples_per_insert": 1.0}
+    options = OnlineOptions(env=GAME, env_steps=60, out=out, demos="atari@1", write_back="atari_r2d3",
+                            commit_every=1, eval_every_env_steps=0, final_eval_episodes=1)
+    summary = run("r2d3", store, options, config)
+    assert summary["env_steps"] >= 60 and summary["learner_steps"] > 0
+    schema = store.manifest("atari_r2d3").schema
+    assert (schema.steps["observation"].shape, schema.steps["observation"].stack) == ((84, 84), 4)
+    assert {"core_state/0", "core_state/1"} <= set(schema.steps)
+
+    def window_count(ref: str) -> int:  # the readers' windows (stacks built), counted
+        return sum(len(rows["mask"]) for rows in reading.sequences(
+            store, ref, length=10, period=5, burn_in=2, batch_size=64, shuffle=False, repeat=False))
+
+    counts = json.loads((out / "logs" / "replay.json").read_text())
+    assert counts["agent_sequences"]["inserts"] == window_count("atari_r2d3")
+    # The demonstration table's MinSize (counted from the episodes' flags) is every window loaded.
+    demo_windows = window_count("atari@1")
+    assert counts["sequences"]["size"] == demo_windows
+    assert replay.demo_window_count(store, "atari@1", R2D3Config(**config)) == demo_windows
+    stored = _stacks_by_episode(store, "atari_r2d3")
+    assert len(stored) == store.manifest("atari_r2d3").num_episodes >= 2
+    _assert_the_env_gave_these_stacks(stored, GAME, seeds.acting(0, 0))
 
 
 def test_record_on_atari_stores_each_frame_once_and_reads_back_what_the_env_gave(tmp_path, capsys):
@@ -194,16 +302,8 @@ def test_record_on_atari_stores_each_frame_once_and_reads_back_what_the_env_gave
 
     stored = _stacks_by_episode(store, "pong")
     assert [len(episode["action"]) for episode in stored] == [101] * 3
-    env = make_environment(game, seed=3)
-    for episode in stored:
-        timestep = env.reset()
-        for t, action in enumerate(episode["action"]):
-            assert np.array_equal(episode["observation"][t], timestep.observation), t
-            if timestep.last():
-                break
-            timestep = env.step(action)
-        assert timestep.last() and not episode["is_terminal"][-1]  # cut by max_steps: a truncation
-    env.close()
+    _assert_the_env_gave_these_stacks(stored, game, seed=3)
+    assert not any(episode["is_terminal"][-1] for episode in stored)  # cut by max_steps: truncations
 
     builder = tfds.builder_from_directories(store.segment_dirs("pong"))
     single = [episode["steps"].batch(1000).get_single_element()["observation"].numpy()

@@ -28,10 +28,9 @@ from rlstore.agents.r2d3.acting import RecurrentPolicy, actor_epsilon
 from rlstore.agents.r2d3.builder import R2D3Builder
 from rlstore.agents.r2d3.learning import R2D3Learner
 from rlstore.agents.statistics import compute_statistics
-from rlstore.replay import SEQUENCES, load_version
+from rlstore.replay import load_version
 from rlstore.writeback import WriteBack
 from rlstore.writeback.adder import Adder
-from rlstore.writeback.replay import ReplayInserter
 
 EXPLORATION_SEED_STRIDE = 7919
 
@@ -43,17 +42,15 @@ class R2D3Online:
     def __init__(self, context: RunContext):
         if not context.specs.action.discrete:
             raise AgentError(f"R2D3 needs discrete actions; {context.env!r} has continuous ones")
-        if context.frame_stack > 1:
-            raise AgentError(f"R2D3 online on frame-stacked observations ({context.env!r}) is not supported yet "
-                             "(its actors do not write stacked sequences back); use dqfd")
         self._context = context
 
     def make_replay_tables(self) -> list:
         context = self._context
         if not context.demos:
-            return replay.tables(context.config, context.specs, None)
+            return replay.tables(context.config, context.specs, None, frame_stack=context.frame_stack)
         return replay.tables(context.config, context.specs, context.store.manifest(context.demos).schema,
-                             replay.demo_window_count(context.store, context.demos, context.config))
+                             replay.demo_window_count(context.store, context.demos, context.config),
+                             frame_stack=context.frame_stack)
 
     def fill_replay(self, address: str) -> None:
         if self._context.demos:
@@ -64,9 +61,12 @@ class R2D3Online:
 
     def make_adder(self, replay_address: str, writer: WriteBack | None) -> Adder:
         """The agent's sequences, each with the LSTM state recorded with its first step (the
-        actor's extras), into the agent table; with a writer, the episodes into the store."""
-        layout = replay.layout(self._context.config, is_demo=False)
-        return Adder(ReplayInserter(replay_address, layout, into={SEQUENCES: replay.AGENT_TABLE}), writer)
+        actor's extras), into the agent table; with a writer, the episodes into the store. On
+        frame-stacked envs (`atari:`) one frame per step, in Reverb (each episode's frames once,
+        the sequences referencing them) and in the store."""
+        frame_stack = self._context.frame_stack
+        return Adder(replay.agent_inserter(replay_address, self._context.config, frame_stack), writer,
+                     frame_stack=frame_stack)
 
     def make_actor(self, index: int, adder: Adder) -> "OnlineActor":
         return OnlineActor(self._context, index, adder)

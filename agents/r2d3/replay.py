@@ -9,6 +9,11 @@
     agent_sequences   the actors' sequences, with the LSTM state each starts from; prioritized,
                       FIFO at `replay_size`, rate-limited to `samples_per_insert`
 
+On frame-stacked envs (`atari:` games) both tables hold frames once and sequences referencing
+them (rlstore.replay.stacked): the demonstrations as any stacked version is served, the actors'
+episodes through the same writer (`agent_inserter`); the learner samples [batch, time, 84, 84, k]
+stacks from either.
+
 Both tables hold `rlstore.replay.tables` sequence items of the same layout (`burn_in +
 sequence_length` steps every `period`), so a batch can mix them. Every batch takes the share
 `demo_ratio` of its rows from the demonstrations, exactly (rlstore.reading.mix: a smooth
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import reverb
 import tensorflow as tf
 
@@ -28,13 +34,15 @@ from rlstore.agents.online.context import actor_schema as agent_schema
 from rlstore.agents.prioritized import PriorityWriter, importance_weights, sample_info, without_text
 from rlstore.agents.r2d3.config import R2D3Config
 from rlstore.agents.specs import DataSpecs
-from rlstore import reading
 from rlstore.reading import mix
 from rlstore.reading.mixing import SOURCE_FIELD
+from rlstore.reading.transforms import episode_sequences
 from rlstore.replay import SEQUENCES, Layout, TableOptions, sample_dataset
+from rlstore.replay.loading import episode_steps
 from rlstore.replay.tables import make_table, sequence_signature
 from rlstore.schema import Schema
 from rlstore.store import Store
+from rlstore.writeback.replay import ReplayInserter
 
 DEMO_TABLE = SEQUENCES
 AGENT_TABLE = "agent_sequences"
@@ -60,12 +68,14 @@ def agent_options(config: R2D3Config) -> TableOptions:
 
 
 def tables(config: R2D3Config, specs: DataSpecs, demo_schema: Schema | None,
-           demo_items: int = 1) -> list[reverb.Table]:
+           demo_items: int = 1, frame_stack: int = 1) -> list[reverb.Table]:
     """The agent table and, with demonstrations (their version's schema), the demonstration table,
-    which lets the learner sample once it holds `demo_items` windows (`demo_window_count`)."""
+    which lets the learner sample once it holds `demo_items` windows (`demo_window_count`).
+    `frame_stack` k > 1 (`atari:` envs): the actors' observations are frames stored once, which
+    their sequences reference (rlstore.replay.stacked), as a stacked demonstration version's do."""
     sequences = layout(config)
-    agent = make_table(AGENT_TABLE, agent_options(config), sequence_signature(agent_schema(specs), sequences),
-                       preload=0)
+    agent = make_table(AGENT_TABLE, agent_options(config),
+                       sequence_signature(agent_schema(specs, frame_stack), sequences), preload=0)
     if demo_schema is None:
         return [agent]
     options = dataclasses.replace(sequences.options, min_size=max(demo_items, 1))
@@ -73,12 +83,25 @@ def tables(config: R2D3Config, specs: DataSpecs, demo_schema: Schema | None,
     return [demos, agent]
 
 
+def agent_inserter(address: str, config: R2D3Config, frame_stack: int = 1) -> ReplayInserter:
+    """Where the actors' adders put their sequences: the agent table, `is_demo` False, each with
+    the LSTM state recorded with its first step. `frame_stack` k > 1 (`atari:` envs): each
+    episode's frames are appended once and the sequences reference them (rlstore.replay.stacked)."""
+    return ReplayInserter(address, layout(config, is_demo=False), into={SEQUENCES: AGENT_TABLE},
+                          frame_stack=frame_stack)
+
+
 def demo_window_count(store: Store, ref: str, config: R2D3Config) -> int:
-    """How many sequence windows bulk-loading version `ref` puts into the demonstration table
-    (the reader the loader uses, counted; demonstrations are small)."""
-    rows = reading.sequences(store, ref, length=config.sequence_length, period=config.period, burn_in=config.burn_in,
-                             batch_size=4096, shuffle=False, repeat=False)
-    return int(sum(int(tf.shape(batch["mask"])[0]) for batch in rows))
+    """How many sequence windows bulk-loading version `ref` puts into the demonstration table:
+    the loader's windowing (`episode_sequences`) applied to the episodes' first/last flags alone.
+    Why not count the reader's rows: on a frame-stacked version (Atari) they hold every window's
+    stacks, [rows, 40, 84, 84, 4] per batch (GBs), only to be counted."""
+    flags = [{key: steps[key] for key in ("is_first", "is_last")} for steps in episode_steps(store, ref)]
+    if not flags:
+        return 0
+    joined = {key: np.concatenate([episode[key] for episode in flags]) for key in ("is_first", "is_last")}
+    windows = episode_sequences(joined, config.sequence_length, config.period, config.burn_in)
+    return int(tf.shape(windows["mask"])[0])
 
 
 def _rows(sample: reverb.ReplaySample) -> dict[str, Any]:

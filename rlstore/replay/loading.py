@@ -49,7 +49,7 @@ def _rows(store: Store, ref: DatasetRef, layout: Layout, table: str) -> tf.data.
                      burn_in=layout.burn_in, is_demo=layout.is_demo, **common)
 
 
-def _numpy_episodes(store: Store, ref: DatasetRef) -> Iterable[dict[str, Any]]:
+def episode_steps(store: Store, ref: str | DatasetRef) -> Iterable[dict[str, Any]]:
     """The version's episodes' steps (single frames), in the version's order, as numpy arrays."""
     from rlstore.reading import episodes
 
@@ -140,7 +140,7 @@ def load_version(address: str, store: Store, ref: str | DatasetRef, layout: Layo
         item_signature = signature(schema, layout, kind)  # refuses what cannot be served
         if frame_stack > 1:  # frames once, items referencing them (rlstore.replay.stacked)
             counts[table] = load_stacked(address, table, layout, frame_stack, layout.table_options(kind).initial_priority,
-                                         _numpy_episodes(store, ref), _insert_budget(client.server_info()[table]),
+                                         episode_steps(store, ref), _insert_budget(client.server_info()[table]),
                                          kind=kind)
             continue
         rows = _rows(store, ref, layout, kind)
