@@ -21,10 +21,10 @@ steadier than wall time on a loaded machine). Reader memory (the issue's "peak m
 bounded as the dataset grows"): the peak RSS of a fresh process reading 3 epochs with the
 defaults from a version of a quarter of the episodes and from the whole version, and from the
 whole version all spilled (RAM budget 0) and all in RAM (the RAM budget raised to hold it: what
-spilling saves), each with the bytes of its temp-file cache and whether that was removed when
-the process ended. Also reported: the
-source's and the store's bytes per step (equal up to framing: the bytes are kept) and ingest
-steps/s.
+spilling saves; the full run only, as each is a TensorFlow process of its own), each with the
+bytes of its temp-file cache and whether that was removed when the process ended. Also
+reported: the source's and the store's bytes per step (equal up to framing: the bytes are kept)
+and ingest steps/s.
 """
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ WINDOW = 8
 BATCH = 32
 EPISODE_STEPS = 40
 TARGETS = {"ratio_vs_stock": 5.0}
-FULL = {"episodes": 200, "seconds": 3.0, "rounds": 3}
-QUICK = {"episodes": 24, "seconds": 1.0, "rounds": 2}
+FULL = {"episodes": 200, "seconds": 3.0, "rounds": 3, "memory_cases": ("quarter", "full", "all_spilled", "in_ram")}
+QUICK = {"episodes": 24, "seconds": 1.0, "rounds": 2, "memory_cases": ("quarter", "full")}  # each case: a TF process
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:
@@ -164,9 +164,11 @@ def camera_peak_rss(root: str, ram_bytes: int) -> None:
                       "placement": placement(manifest, chunk_episodes_for(manifest), ram_bytes, DISK_BYTES)}))
 
 
-def measure_camera(episodes: int, seconds: float, rounds: int,
+def measure_camera(episodes: int, seconds: float, rounds: int, memory_cases: tuple[str, ...],
                    hold: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
-    """The camera figures; `hold()` is entered around the timed reads only (e.g. a flock)."""
+    """The camera figures; `hold()` is entered around the timed reads only (e.g. a flock).
+    `memory_cases`: which reader-memory runs to make, of quarter, full (the growth figure needs
+    both), all_spilled and in_ram (what spilling saves; `--quick` skips them)."""
     from rlstore.pipelines.ingest import ingest
 
     work = Path(tempfile.mkdtemp(prefix="rlstore-bench-camera-"))
@@ -197,13 +199,13 @@ def measure_camera(episodes: int, seconds: float, rounds: int,
         cpu = {name: round(us, 1) for name, (_, us) in timed.items()}
         log(f"windows/s: {', '.join(f'{name} {rate:,.0f}' for name, rate in rates.items())}; "
             f"CPU us/window: {cpu}")
-        log("reader memory: a quarter of the episodes, all of them, all of them spilled, all of them in RAM")
+        log(f"reader memory: {', '.join(memory_cases)}")
         quarter = Store(work / "quarter_store")
         ingest(quarter, "cameras", [str(write_source(work / "quarter_source", max(1, episodes // 4)))])
-        memory = {"quarter": reader_memory(quarter.root, work / "tmp_quarter"),
-                  "full": reader_memory(store.root, work / "tmp_full"),
-                  "full_all_spilled": reader_memory(store.root, work / "tmp_spilled", ram_bytes=0),
-                  "full_in_ram": reader_memory(store.root, work / "tmp_in_ram", ram_bytes=DISK_BYTES)}
+        cases = {"quarter": (quarter.root, RAM_BYTES), "full": (store.root, RAM_BYTES), "all_spilled": (store.root, 0),
+                 "in_ram": (store.root, DISK_BYTES)}
+        memory = {("full_" + case if case in ("all_spilled", "in_ram") else case):
+                  reader_memory(cases[case][0], work / f"tmp_{case}", ram_bytes=cases[case][1]) for case in memory_cases}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = decoded_bytes(manifest)
