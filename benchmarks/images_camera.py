@@ -57,7 +57,8 @@ WINDOW = 8
 BATCH = 32
 EPISODE_STEPS = 40
 TARGETS = {"ratio_vs_stock": 5.0}
-FULL = {"episodes": 200, "seconds": 3.0, "rounds": 3, "memory_cases": ("quarter", "full", "all_spilled", "in_ram")}
+FULL = {"episodes": 200, "seconds": 3.0, "rounds": 3,
+        "memory_cases": ("quarter", "full", "full_all_spilled", "full_in_ram")}
 QUICK = {"episodes": 24, "seconds": 1.0, "rounds": 2, "memory_cases": ("quarter", "full")}  # each case: a TF process
 
 
@@ -168,7 +169,7 @@ def measure_camera(episodes: int, seconds: float, rounds: int, memory_cases: tup
                    hold: Callable[[], ContextManager] = contextlib.nullcontext) -> dict:
     """The camera figures; `hold()` is entered around the timed reads only (e.g. a flock).
     `memory_cases`: which reader-memory runs to make, of quarter, full (the growth figure needs
-    both), all_spilled and in_ram (what spilling saves; `--quick` skips them)."""
+    both), full_all_spilled and full_in_ram (what spilling saves; `--quick` skips them)."""
     from rlstore.pipelines.ingest import ingest
 
     work = Path(tempfile.mkdtemp(prefix="rlstore-bench-camera-"))
@@ -202,10 +203,10 @@ def measure_camera(episodes: int, seconds: float, rounds: int, memory_cases: tup
         log(f"reader memory: {', '.join(memory_cases)}")
         quarter = Store(work / "quarter_store")
         ingest(quarter, "cameras", [str(write_source(work / "quarter_source", max(1, episodes // 4)))])
-        cases = {"quarter": (quarter.root, RAM_BYTES), "full": (store.root, RAM_BYTES), "all_spilled": (store.root, 0),
-                 "in_ram": (store.root, DISK_BYTES)}
-        memory = {("full_" + case if case in ("all_spilled", "in_ram") else case):
-                  reader_memory(cases[case][0], work / f"tmp_{case}", ram_bytes=cases[case][1]) for case in memory_cases}
+        cases = {"quarter": (quarter.root, RAM_BYTES), "full": (store.root, RAM_BYTES),
+                 "full_all_spilled": (store.root, 0), "full_in_ram": (store.root, DISK_BYTES)}
+        memory = {case: reader_memory(cases[case][0], work / f"tmp_{case}", ram_bytes=cases[case][1])
+                  for case in memory_cases}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = decoded_bytes(manifest)
