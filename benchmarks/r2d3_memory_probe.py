@@ -47,7 +47,7 @@ from rlstore.quiet import silence  # noqa: E402
 
 silence()  # before TensorFlow
 
-ENV = "gym:MiniGrid-MemoryS9-v0"
+ENV = "gym:MiniGrid-MemoryS9-v0"  # the default --env
 EVAL_SEED = 5_000
 CHANCE_SEED = 1_000  # env seeds of the `--chance` episodes
 LEFT, RIGHT = 0, 1
@@ -55,7 +55,8 @@ KEY = 5  # MiniGrid's object code of a key
 RIDGE = 1e-2  # the cue read-out's regularisation
 
 
-def record(episodes: int, one_order: bool = False, seed: int = 0, random_end: bool = False) -> list[dict]:
+def record(env_spec: str, episodes: int, one_order: bool = False, seed: int = 0,
+           random_end: bool = False) -> list[dict]:
     """Expert episodes as RLDS step dicts (SAR alignment), cues balanced, env seeds from `seed`; with
     `one_order` only those whose upper end holds the key (the cue alone then decides the turn);
     with `random_end` the expert looks at the cue, then walks to either end with even odds (what
@@ -64,7 +65,7 @@ def record(episodes: int, one_order: bool = False, seed: int = 0, random_end: bo
     from rlstore.envs.cues import BalancedCues, hidden_cue
     from rlstore.envs.minigrid_experts import MemoryExpert
 
-    env = BalancedCues(make_environment(ENV, seed=seed))
+    env = BalancedCues(make_environment(env_spec, seed=seed))
     expert, game, coin = MemoryExpert(env), env.gym_env.unwrapped, np.random.default_rng(seed)
     recorded = []
     while len(recorded) < episodes:
@@ -130,13 +131,13 @@ def cue_readout(network, train: dict[str, np.ndarray], held: dict[str, np.ndarra
     return round(float(((x_held @ weights > 0) == (y_held > 0)).mean()), 3)
 
 
-def evaluate(network, episodes: int) -> float:
+def evaluate(network, env_spec: str, episodes: int) -> float:
     """Greedy success rate on fresh episodes from the tuning seeds."""
     import tensorflow as tf
 
     from rlstore.envs import make_environment
 
-    env = make_environment(ENV, seed=EVAL_SEED)
+    env = make_environment(env_spec, seed=EVAL_SEED)
     step = tf.function(network.__call__)
     successes = 0
     for _ in range(episodes):
@@ -155,6 +156,7 @@ def evaluate(network, episodes: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20 demos, 200 updates, 10 evaluation episodes")
+    parser.add_argument("--env", default=ENV, help=f"a MiniGrid memory task (default: {ENV})")
     parser.add_argument("--demos", type=int, default=20, help="expert episodes to train on (default: 20)")
     parser.add_argument("--loss", choices=("r2d3", "bc"), default="r2d3")
     parser.add_argument("--updates", type=int, default=2000)
@@ -196,8 +198,8 @@ def main() -> None:
     specs = DataSpecs({"image": ArraySpec((7, 7, 3), "uint8", True), "direction": ArraySpec((), "int64")},
                       ActionSpec((), "int64", 7))
 
-    log(f"recording {args.demos} + {args.held_out} held-out expert episodes of {ENV}")
-    episodes = record(args.demos + args.held_out, args.one_order)
+    log(f"recording {args.demos} + {args.held_out} held-out expert episodes of {args.env}")
+    episodes = record(args.env, args.demos + args.held_out, args.one_order)
 
     def sequences(chosen: list[dict], is_demo: bool = True) -> dict[str, np.ndarray]:
         windows = [episode_sequences(tf.nest.map_structure(tf.constant, episode), config.sequence_length,
@@ -206,7 +208,7 @@ def main() -> None:
 
     data, held = sequences(episodes[:args.demos]), sequences(episodes[args.demos:]) if args.held_out else None
     end, junction, acting = positions(data)
-    chance = sequences(record(args.chance, seed=CHANCE_SEED, random_end=True), is_demo=False) if args.chance else None
+    chance = sequences(record(args.env, args.chance, seed=CHANCE_SEED, random_end=True), is_demo=False) if args.chance else None
     demo_rows = round(config.demo_ratio * config.batch_size)
 
     tf.random.set_seed(args.seed)
@@ -256,11 +258,11 @@ def main() -> None:
                 point["held_out_junction"] = round(float(
                     (tf.argmax(greedy(held), axis=-1).numpy() == held["action"])[held_junction].mean()), 3)
                 point["cue_in_state"] = cue_readout(networks.online, data, held)
-            point["success"] = evaluate(networks.online, args.eval_episodes)
+            point["success"] = evaluate(networks.online, args.env, args.eval_episodes)
             log(json.dumps(point))
             points.append(point)
     print(json.dumps({
-        "benchmark": "r2d3_memory_probe", "quick": args.quick, "env": ENV, "demos": args.demos,
+        "benchmark": "r2d3_memory_probe", "quick": args.quick, "env": args.env, "demos": args.demos,
         "demo_env_seeds": f"0.. (balanced cues), {len(end)} windows", "eval_env_seed": EVAL_SEED,
         "held_out": args.held_out, "eval_episodes": args.eval_episodes, "one_order": args.one_order, "loss": args.loss,
         "chance": args.chance, "chance_env_seed": CHANCE_SEED if args.chance else None,
