@@ -11,7 +11,9 @@ Shuffling is therefore three-level: shard order and an episode buffer (`records`
 within a chunk. A batch mixes rows from about `chunk_episodes` episodes (by default as many as
 decode to ~16 MB, at most 128; see `rlstore.chunks`); raise it for more mixing at the cost
 of memory. Same seed, same batches: every random op is seeded and every parallel stage keeps
-its order.
+its order. The shard and chunk shuffles are tf.data's, which combine `seed` with TensorFlow's
+global seed (`tf.random.set_seed`, which training sets from its `--seed`): two processes with
+different global seeds get different orders from the same `seed`.
 
 Frame-stacked datasets (`stack` > 1 in the schema: one frame stored per step, see
 `rlstore.frames`) would multiply a chunk's memory by the rows' 2k frames each. So their rows
