@@ -121,11 +121,12 @@ def write_source(directory: Path, episodes: int) -> Path:
 
     tfds.disable_progress_bar()
     rng = np.random.default_rng(0)
-    tfds.dataset_builders.store_as_tfds_dataset(
-        name="robot_cameras", version="1.0.0", features=_features(),
-        split_datasets={"train": [(i, _episode(i, rng)) for i in range(episodes)]},
-        data_dir=str(directory), file_format="tfrecord",
-        download_config=tfds.download.DownloadConfig(max_examples_per_split=None))
+    with contextlib.redirect_stdout(io.StringIO()):  # TFDS prints "Downloading and preparing dataset ..."
+        tfds.dataset_builders.store_as_tfds_dataset(
+            name="robot_cameras", version="1.0.0", features=_features(),
+            split_datasets={"train": [(i, _episode(i, rng)) for i in range(episodes)]},
+            data_dir=str(directory), file_format="tfrecord",
+            download_config=tfds.download.DownloadConfig(max_examples_per_split=None))
     return directory / "robot_cameras" / "1.0.0"
 
 

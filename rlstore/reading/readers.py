@@ -11,7 +11,9 @@ Shuffling is therefore three-level: shard order and an episode buffer (`records`
 within a chunk. A batch mixes rows from about `chunk_episodes` episodes (by default as many as
 decode to ~16 MB, at most 128; see `rlstore.chunks`); raise it for more mixing at the cost
 of memory. Same seed, same batches: every random op is seeded and every parallel stage keeps
-its order.
+its order. The shard and chunk shuffles are tf.data's, which combine `seed` with TensorFlow's
+global seed (`tf.random.set_seed`, which training sets from its `--seed`): two processes with
+different global seeds get different orders from the same `seed`.
 
 Frame-stacked datasets (`stack` > 1 in the schema: one frame stored per step, see
 `rlstore.frames`) would multiply a chunk's memory by the rows' 2k frames each. So their rows
@@ -129,12 +131,14 @@ def _rows(
         rows = to_rows(steps)
         if not late:
             return rows
+        if frame_stack > 1:
+            rows = _with_stack_sources(rows, episode_firsts(steps), frame_stack)
         for key in sources:
             if frame_stack > 1 and key == "observation":
                 sources[key] = with_zero_frame(sources[key])
             elif "mask" in rows:  # sequence padding gathers this all-zero row (see `_padded`)
                 sources[key] = tf.concat([tf.zeros_like(sources[key][:1]), sources[key]], 0)
-        return rows, sources, episode_firsts(steps)
+        return rows, sources
 
     def shuffled(index: tf.Tensor, chunk: Any) -> Any:
         rows = chunk[0] if late else chunk
@@ -151,7 +155,7 @@ def _rows(
         return decoded_cache.remove_with(chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE),
                                          spill_directory)
 
-    def batches(rows: dict[str, Any], sources: dict[str, tf.Tensor], episode_first: tf.Tensor) -> tf.data.Dataset:
+    def batches(rows: dict[str, Any], sources: dict[str, tf.Tensor]) -> tf.data.Dataset:
         size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
         count = size // batch_size if repeat else -(-size // batch_size)
 
@@ -163,7 +167,7 @@ def _rows(
             flat = flatten(part)
             stacked = {}
             for key, indices in flat.items():
-                source = key[len("next_"):] if key.startswith("next_observation") else key
+                source = _source_of(key)
                 if source not in sources:
                     continue
                 if frame_stack > 1 and source == "observation":
@@ -171,7 +175,7 @@ def _rows(
                 else:
                     flat[key] = tf.gather(sources[source], _padded(indices, mask))
             if stacked:
-                flat.update(_stacks_at(stacked, sources["observation"], episode_first, frame_stack, mask))
+                flat.update(_stacks_at(stacked, sources["observation"]))
             return unflatten(flat)
 
         return tf.data.Dataset.range(count).map(batch)
@@ -188,22 +192,39 @@ def _late_fields(schema) -> list[str]:
     return [key for key, spec in schema.steps.items() if spec.stack > 1 or spec.is_image]
 
 
-def _stacks_at(indices: dict[str, tf.Tensor], padded_frames: tf.Tensor, episode_first: tf.Tensor, frame_stack: int,
-               mask: tf.Tensor | None) -> dict[str, tf.Tensor]:
-    """The stacked observations at each of `indices` (step indices of any shape: [B] rows,
-    [B, L] sequences), built by ONE `gather_stacks` call: a transition's observation and next
-    observation cost one XLA launch, not two (each launch is a hand-over to XLA's host thread
-    and back). Sequence padding (mask 0) becomes all-zero stacks, as unstacked padding is
-    zeros: its slots all point at `with_zero_frame`'s zero frame, so no masking pass follows."""
-    parts = []
-    for steps in indices.values():
+def _source_of(key: str) -> str:
+    """The step field a row field is made of: `next_observation...` rows are observations."""
+    return key[len("next_"):] if key.startswith("next_observation") else key
+
+
+def _with_stack_sources(rows: dict[str, Any], episode_first: tf.Tensor, frame_stack: int) -> dict[str, Any]:
+    """`rows` with each stacked-observation field's step indices ([R] rows, [R, L] sequences)
+    replaced by the [..., k] indices of its stack's frames in `with_zero_frame(frames)`. Made
+    once per chunk, as one vectorised op over all its rows, because per batch the same few ops
+    cost ~2 us of a transition's ~16. Sequence padding (mask 0) points every slot at the zero
+    frame, so padded steps become all-zero stacks, as unstacked padding is zeros, with no
+    masking pass after the gather."""
+    flat = flatten(rows)
+    mask = flat.get("mask")
+    for key, steps in flat.items():
+        if _source_of(key) != "observation":
+            continue
         sources = frame_sources(episode_first, tf.reshape(steps, [-1]), frame_stack)
         if mask is not None:
             sources = tf.where(tf.reshape(mask > 0, [-1, 1]), sources, tf.zeros_like(sources))
-        parts.append(sources)
+        flat[key] = tf.reshape(sources, tf.concat([tf.shape(steps), [frame_stack]], 0))
+    return unflatten(flat)
+
+
+def _stacks_at(stack_sources: dict[str, tf.Tensor], padded_frames: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The stacked observations of a batch from their frames' indices ([B, k] rows, [B, L, k]
+    sequences; `_with_stack_sources`), built by ONE `gather_stacks` call: a transition's
+    observation and next observation cost one XLA launch, not two (each launch is a hand-over
+    to XLA's host thread and back)."""
+    parts = [tf.reshape(sources, [-1, sources.shape[-1]]) for sources in stack_sources.values()]
     stacks = tf.split(gather_stacks(padded_frames, tf.concat(parts, 0)), [tf.shape(part)[0] for part in parts])
-    return {key: tf.reshape(flat, tf.concat([tf.shape(steps), tf.shape(flat)[1:]], 0))
-            for (key, steps), flat in zip(indices.items(), stacks)}
+    return {key: tf.reshape(flat, tf.concat([tf.shape(sources)[:-1], tf.shape(flat)[1:]], 0))
+            for (key, sources), flat in zip(stack_sources.items(), stacks)}
 
 
 def _padded(indices: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:
