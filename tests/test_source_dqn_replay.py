@@ -277,3 +277,28 @@ def test_repeated_epochs_of_stacked_transitions_equal_the_first_kept_decoded_or_
     del batches
     gc.collect()
     assert not list(tmp_path.glob("rlstore-decoded-*"))
+
+
+def test_a_spilled_chunk_whose_file_is_gone_is_an_error_naming_it(dopamine_store, tmp_path, monkeypatch):
+    """Later epochs read spilled chunks back from their files; one deleted under a live reader
+    (a temp-dir cleaner, say) stops it with an error naming the file, rather than an epoch
+    quietly served without that chunk."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from rlstore.reading import transitions
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    size = dopamine_store.manifest("atari").num_steps  # more than one epoch of transitions
+    batches = iter(transitions(dopamine_store, "atari", n_step=1, batch_size=1, seed=5, chunk_episodes=2,
+                               decoded_cache_bytes=0))
+    for _ in range(size):
+        next(batches)
+    spilled = list(tmp_path.glob("rlstore-decoded-*/*"))
+    assert spilled
+    for path in spilled:
+        path.unlink()
+    with pytest.raises(tf.errors.UnknownError, match="a decoded chunk's file is gone: .*rlstore-decoded-"):
+        for _ in range(10 * size):  # tf.data may have read a few chunks ahead before the files went
+            next(batches)

@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import weakref
+from typing import NoReturn
 
 import numpy as np
 import tensorflow as tf
@@ -154,7 +155,25 @@ def _mapped(path: bytes) -> np.ndarray:
     try:
         return np.load(path.decode(), mmap_mode="c", allow_pickle=False)
     except FileNotFoundError:
-        raise FileNotFoundError(f"a decoded chunk's file is gone: {path.decode()}") from None
+        _missing(path)
+
+
+def _serialized(path: bytes) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        _missing(path)
+
+
+def _missing(path: bytes) -> NoReturn:
+    """A spilled file is gone. Its directory goes with its reader (`remove_with`), but tf.data's
+    background threads can still be reading ahead for a moment after that: they end quietly
+    (StopIteration is an unlogged end of input). Gone while its reader lives, it is an error."""
+    name = path.decode()
+    if os.path.dirname(name) in _removed:
+        raise StopIteration
+    raise FileNotFoundError(f"a decoded chunk's file is gone: {name}")
 
 
 def _stand_in(chunk):
@@ -173,7 +192,8 @@ def _unspilled(prefix: tf.Tensor, on_disk: tf.Tensor, chunk):
         for number, leaf in enumerate(tf.nest.flatten(chunk)):
             if leaf.shape.rank:
                 path = _leaf_path(prefix, number)
-                stored = (tf.io.parse_tensor(tf.io.read_file(path), tf.string) if leaf.dtype == tf.string else
+                stored = (tf.io.parse_tensor(tf.numpy_function(_serialized, [path], tf.string, stateful=False),
+                                             tf.string) if leaf.dtype == tf.string else
                           tf.numpy_function(_mapped, [path], leaf.dtype, stateful=False))
                 leaf = tf.ensure_shape(stored, [None, *leaf.shape[1:]])
             leaves.append(leaf)
@@ -192,4 +212,8 @@ def remove_with(dataset: tf.data.Dataset, directory: str | None) -> tf.data.Data
 
 def _remove(directory: str, owner: int) -> None:
     if os.getpid() == owner:
+        _removed.add(directory)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+_removed: set[str] = set()  # spill directories whose readers are gone (`_missing`)
