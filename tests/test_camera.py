@@ -152,10 +152,11 @@ def test_camera_windows_equal_stock_decoded_windows_padding_included(camera_stor
     from rlstore import reading
 
     expected = stock_windows
-    seen = [key for batch in reading.sequences(camera_store, "cams", **WINDOWS, batch_size=3, shuffle=False,
-                                               repeat=False).as_numpy_iterator()
-            for key in _check_windows(batch, expected)]
+    windows = reading.sequences(camera_store, "cams", **WINDOWS, batch_size=3, shuffle=False, repeat=False)
+    seen = [key for batch in windows.as_numpy_iterator() for key in _check_windows(batch, expected)]
     assert sorted(seen) == sorted(expected)
+    # its parallelism is tf.data's (two batches at once), not each gather's over TF's intra-op threads
+    assert windows.options().threading.max_intra_op_parallelism == 1
 
 
 @pytest.mark.parametrize("kept", ["memory", "split", "disk", None])
