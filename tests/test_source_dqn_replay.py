@@ -234,13 +234,13 @@ def test_tf_stacks_equal_the_numpy_definition(k):
     from rlstore.reading.transforms import stacked_gather
 
     rng = np.random.default_rng(k)
-    frames = rng.integers(1, 256, size=(12, 5, 3), dtype=np.uint8)
-    is_first = np.isin(np.arange(12), [0, 4, 5])  # episodes of 4, 1 and 7 steps
-    is_last = np.isin(np.arange(12), [3, 4, 11])
-    indices = rng.permutation(12)
+    frames = rng.integers(1, 256, size=(19, 5, 3), dtype=np.uint8)
+    is_first = np.isin(np.arange(19), [0, 4, 5])  # episodes of 4, 1 and 14 steps
+    is_last = np.isin(np.arange(19), [3, 4, 18])
+    indices = rng.permutation(19)  # 19 stacks: XLA's input padded to a bucket of 20, the extra one cut off
     expected = stack(frames, episode_firsts(is_first), indices, k)
     actual = stacked_gather(frames, {"is_first": is_first, "is_last": is_last}, indices, k).numpy()
-    assert actual.shape == (12, 5, 3, k) and np.array_equal(actual, expected)
+    assert actual.shape == (19, 5, 3, k) and np.array_equal(actual, expected)
     assert not expected[indices.tolist().index(4)][..., :-1].any()  # a one-step episode: all padding
 
 
