@@ -190,9 +190,10 @@ def _one_thread_per_op() -> tf.data.Options:
     """Options that run each op of the pipeline on the thread that calls it. An image batch is
     two large gathers (8-step windows of two 128x128x3 cameras: 25 MB a batch) and TensorFlow
     splits each over its intra-op threads, while tf.data already builds two batches at once
-    (`interleave`) on a machine of 2 cores: unsplit, a window cost 9-14% less CPU and came 9-17%
-    faster (`benchmarks/images.py`, camera). Frame stacks gain nothing from it: their gather is
-    one XLA call."""
+    (`interleave`) on a machine of 2 cores. Unsplit, an 8-step window of a 48-episode camera
+    version kept in RAM cost 9-14% less CPU and came 9-17% faster with other work on the machine
+    (load ~2.5); on an idle machine it made no difference (`benchmarks/images.py --quick --only
+    camera`: 122 vs 125 us). Frame stacks gain nothing from it: their gather is one XLA call."""
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
     return options
