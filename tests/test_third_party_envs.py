@@ -100,3 +100,26 @@ def test_bad_gym_id_is_one_readable_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: bad environment spec 'gym:NoSuchEnv-v0'")
     assert "Traceback" not in err and "valid forms: catch" in err and "gym:MiniGrid-MemoryS9-v0" in err
+
+
+def test_minigrid_memory_recording_comes_in_twins_that_differ_only_in_the_cue():
+    """Each layout twice, with either start-room object: the expert walks the same route and turns
+    the other way at the junction, so only the remembered cue tells the two episodes' turns apart."""
+    spec = "gym:MiniGrid-MemoryS13Random-v0"
+    env = balance_cues(make_environment(spec, seed=0))
+    episodes = [episode["steps"] for episode in run_episodes(env, make_policy("expert", spec, env), 6)]
+    for first, twin in zip(episodes[::2], episodes[1::2]):
+        assert first["reward"].sum() > 0.9 and twin["reward"].sum() > 0.9
+        np.testing.assert_array_equal(first["action"][:-3], twin["action"][:-3])
+        assert {first["action"][-3], twin["action"][-3]} == {0, 1}  # up and down at the split
+        np.testing.assert_array_equal(first["observation"]["image"][-3], twin["observation"]["image"][-3])
+    assert len(env.counts) == 4 and set(env.counts.values()) <= {1, 2}
+
+
+def test_fixed_size_minigrid_memory_recording_has_no_twins():
+    """A fixed size has few layouts, and twins would halve the distinct ones (S9: R2D3 0.90 -> 0.61)."""
+    spec = "gym:MiniGrid-MemoryS9-v0"
+    env = balance_cues(make_environment(spec, seed=0))
+    episodes = [episode["steps"] for episode in run_episodes(env, make_policy("expert", spec, env), 6)]
+    routes = [episode["action"][:-3] for episode in episodes]  # a twin walks its first's route
+    assert not all(np.array_equal(first, twin) for first, twin in zip(routes[::2], routes[1::2]))

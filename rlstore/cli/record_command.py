@@ -40,8 +40,9 @@ def register(commands) -> None:
     record.add_argument("--seed", type=int, default=0, help="environment and policy seed (default: 0)")
     record.add_argument("--cues", choices=("balanced", "natural"), default="balanced",
                         help="memory tasks (tmaze, MiniGrid memory): 'balanced' (default) shows every hidden cue "
-                             "equally often, skipping the reset of an episode whose cue is ahead; 'natural' keeps "
-                             "the env's own draws")
+                             "equally often, skipping the reset of an episode whose cue is ahead (MiniGrid memory, Random "
+                             "sizes: in twins, each layout twice with either start-room object); 'natural' keeps the env's "
+                             "own draws")
     record.add_argument("--run-id", help="run id recorded in lineage and episode ids (default: time + random)")
     record.set_defaults(run=_record)
 

@@ -49,7 +49,7 @@ class GymAdapter(dm_env.Environment):
         else:
             observation, _ = self._env.reset(seed=self._seed)
             self._seeded = True
-        return dm_env.restart(self._cast(observation))
+        return dm_env.restart(self.observe(observation))
 
     def step(self, action) -> dm_env.TimeStep:
         if self._reset_next_step:
@@ -57,7 +57,7 @@ class GymAdapter(dm_env.Environment):
         observation, reward, terminated, truncated, _ = self._env.step(
             _to_gym_action(self._env.action_space, action)
         )
-        observation, reward = self._cast(observation), float(reward)
+        observation, reward = self.observe(observation), float(reward)
         if terminated:
             self._reset_next_step = True
             return dm_env.termination(reward=reward, observation=observation)
@@ -75,7 +75,9 @@ class GymAdapter(dm_env.Environment):
     def close(self) -> None:
         self._env.close()
 
-    def _cast(self, observation):
+    def observe(self, observation: Any) -> Any:
+        """A gymnasium observation as this adapter's timesteps carry it (cast to the spec): for a
+        wrapper that changed the game's state after a reset and needs the view regenerated."""
         return _cast_to_spec(self._observation_spec, observation)
 
 
