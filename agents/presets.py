@@ -25,6 +25,16 @@ records the preset's name under `online.preset` and the resulting config in full
               doubled to quadrupled them: 30k env steps gave 353-667 episodes, ε 0.1 gives
               ~2,000), and 96 samples per insert gives ~10k updates in 30k env steps.
               MiniGrid-MemoryS9, seed 0: success 0.65 -> 0.84 (benchmarks/r2d3_quality.py).
+    memory_random
+              r2d3 on gym:MiniGrid-Memory*Random* (hallways of random length): the memory preset,
+              with sequences of 16 steps every 8 (not 40 every 20) and a 256-unit LSTM. The
+              expert's episodes there are 6-14 steps on S13Random (tests/test_presets.py), so
+              one window still holds each demonstration whole from its zero state, and an
+              update runs 2.3x as fast as a 40-step one (96 vs 42 updates/s with 64 units),
+              which pays for 256 units (43 updates/s). With the cue-twin demonstrations
+              (rlstore.envs.cues), MiniGrid-MemoryS13Random seed 0 at 100k env steps: 0.77
+              (memory preset) -> 0.90. S9 keeps the memory preset. S17Random's longest
+              demonstrations (21 steps) need `--sequence-length 24 --period 12`.
     minatar   dqfd on gym:MinAtar/*: a 128-unit layer after the conv torso (MinAtar's DQN
               baseline, Young & Tian 2019), batches of 64 and a target sync every 500 updates,
               so updates keep pace with acting on a small machine.
@@ -52,14 +62,20 @@ def _memory_task(spec: EnvSpec) -> bool:
     return spec.kind == "tmaze" or (spec.kind == "gym" and spec.gym_id.startswith("MiniGrid-Memory"))
 
 
+def _memory_random_task(spec: EnvSpec) -> bool:
+    return _memory_task(spec) and spec.kind == "gym" and "Random" in spec.gym_id
+
+
 def _minatar(spec: EnvSpec) -> bool:
     return spec.kind == "gym" and spec.gym_id.startswith("MinAtar/")
 
 
-PRESETS: tuple[Preset, ...] = (
-    Preset("memory", "r2d3", _memory_task,
-           {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 96.0, "target_update_period": 100,
-            "supervised_weight": 1.0, "margin": 0.1, "epsilon": 0.1, "pretrain_steps": 1500, "image_codes": 11}),
+_MEMORY = {"demo_ratio": 0.25, "gamma": 0.9, "samples_per_insert": 96.0, "target_update_period": 100,
+           "supervised_weight": 1.0, "margin": 0.1, "epsilon": 0.1, "pretrain_steps": 1500, "image_codes": 11}
+
+PRESETS: tuple[Preset, ...] = (  # the first one that applies is chosen
+    Preset("memory_random", "r2d3", _memory_random_task, {**_MEMORY, "sequence_length": 16, "period": 8, "lstm_size": 256}),
+    Preset("memory", "r2d3", _memory_task, _MEMORY),
     Preset("minatar", "dqfd", _minatar, {"hidden_sizes": (128,), "batch_size": 64, "target_update_period": 500}),
 )
 NAMES = ("auto", "none")  # what `rlstore run --preset` accepts
