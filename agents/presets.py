@@ -5,7 +5,7 @@ A run's config is the agent's defaults, then the preset its env spec selects (if
 flags the user gave: a flag always wins, and `--preset none` turns presets off. `run.json`
 records the preset's name under `online.preset` and the resulting config in full.
 
-    memory    r2d3 on memory tasks (tmaze, gym:MiniGrid-Memory*): demonstrations a quarter of
+    memory    r2d3 on memory tasks (tmaze, fixed-size gym:MiniGrid-Memory*): demonstrations a quarter of
               every batch (the paper's 1/256 needs billions of steps to pay off), γ 0.9 (the
               reward comes a few dozen steps after the cue), 64 samples per inserted sequence
               and a target sync every 100 updates, so the learner replays demonstrations often

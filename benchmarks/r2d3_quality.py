@@ -2,8 +2,8 @@
 
 Variants (every one an online run through `rlstore.agents.online.run`, i.e. what `rlstore run`
 does: a Reverb replay process, a learner process and one actor process on loopback), all with
-the CLI's defaults and the per-suite preset the env spec selects (`memory` for r2d3:
-rlstore/agents/presets.py), the same env-step budget and the same seeds:
+the CLI's defaults and the per-suite preset the env spec selects (`memory` or, on the
+Random sizes, `memory_random` for r2d3: rlstore/agents/presets.py), the same env-step budget and the same seeds:
   r2d3   `run r2d3 --demos D` with the task's expert demonstrations (scripted expert → npz logs →
          Beam ingest; every hidden cue shown equally often)
   r2d2   the same agent without demonstrations (R2D2)
