@@ -44,13 +44,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rlstore.quiet import silence  # noqa: E402
+
+silence()  # before TensorFlow (the camera half and the serving helpers import it)
+
 from benchmarks.common import log, peak_rss_mib, quick_parser  # noqa: E402
 from benchmarks import images_camera  # noqa: E402
 from benchmarks.serve import graph_pull, timed_rates  # noqa: E402
-
-from rlstore.quiet import silence  # noqa: E402
-
-silence()  # before TensorFlow
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

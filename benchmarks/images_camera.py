@@ -41,15 +41,19 @@ from pathlib import Path
 from functools import partial
 from typing import Callable, ContextManager
 
-import numpy as np
-import tensorflow as tf
+from rlstore.quiet import silence
 
-from benchmarks.common import log, peak_rss_mib
-from benchmarks.serve import graph_pull, timed_rates
-from rlstore.chunks import chunk_episodes_for
-from rlstore.reading import sequences
-from rlstore.reading.decoded_cache import DISK_BYTES, RAM_BYTES, decoded_bytes, placement
-from rlstore.store import Store
+silence()  # before TensorFlow, also when run on its own
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.common import log, peak_rss_mib  # noqa: E402
+from benchmarks.serve import graph_pull, timed_rates  # noqa: E402
+from rlstore.chunks import chunk_episodes_for  # noqa: E402
+from rlstore.reading import sequences  # noqa: E402
+from rlstore.reading.decoded_cache import DISK_BYTES, RAM_BYTES, decoded_bytes, placement  # noqa: E402
+from rlstore.store import Store  # noqa: E402
 
 SIZE = 128
 CAMERAS = ("image", "wrist_image")
