@@ -312,3 +312,14 @@ def test_record_on_atari_stores_each_frame_once_and_reads_back_what_the_env_gave
     rebuilt = [frames.stack(s, np.zeros(len(s), np.int64), np.arange(len(s)), 4) for s in single]
     expected = sorted(e["observation"].tobytes() for e in stored)
     assert sorted(r.tobytes() for r in rebuilt) == expected
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_ale_prints_its_banner_only_where_no_entry_point_asked_for_quiet(quiet):
+    """ALE prints its version banner once per process; the CLI, the online run's processes and
+    the benchmarks call `silence()`, and then it stays out of their logs."""
+    script = ("from rlstore.quiet import silence; silence()\n" if quiet else "") + (
+        "from rlstore.envs.atari import make_ale\nmake_ale('Pong', sticky=False, frameskip=4).reset(seed=0)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert ("A.L.E: Arcade Learning Environment" in done.stderr) is not quiet, done.stderr

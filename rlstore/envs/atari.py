@@ -28,6 +28,7 @@ import dm_env
 import numpy as np
 from dm_env import specs
 
+from rlstore import quiet
 from rlstore.frames import push
 
 FRAME_SHAPE = (84, 84)
@@ -85,6 +86,8 @@ def make_ale(game: str, sticky: bool, frameskip: int):
         raise ImportError(f"Atari needs ale-py (pip install 'rlstore[atari]'): {error}") from error
     import gymnasium as gym
 
+    if quiet.silenced():  # else ALE prints its version banner on every env it makes
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
     gym.register_envs(ale_py)
     # ALE's own limit (v5: 108,000 frames) ends no episode before max_steps does.
     return gym.make(f"ALE/{game}-v5", obs_type="grayscale", frameskip=frameskip,
