@@ -31,6 +31,29 @@ def test_minatar_frames_and_expert_beats_random(game, channels):
     assert mean_return(spec, "expert", 2) > mean_return(spec, "random", 2) + 1
 
 
+def test_freeway_expert_acts_on_the_frame_alone():
+    """Demonstrations an agent can imitate: states that look the same get the same action, whatever
+    the timers the frame does not show (when each car and the chicken can next move)."""
+    import copy
+
+    from rlstore.envs.minatar_experts import freeway
+
+    env = make_environment("gym:MinAtar/Freeway-v1", seed=0)
+    env.reset()
+    game = env.gym_env.unwrapped.game.env
+    actions = []
+    for _ in range(300):
+        twin = copy.deepcopy(game)
+        twin.move_timer = 3 - twin.move_timer
+        for car in twin.cars:
+            car[2] = abs(car[3]) - car[2]
+        assert np.array_equal(twin.state(), game.state())
+        actions.append(freeway(game))
+        assert freeway(twin) == actions[-1]
+        env.step(int(np.random.default_rng(len(actions)).integers(3)))
+    assert {"u", "n"} <= set(actions)
+
+
 def test_minatar_gets_the_suites_time_limit():
     env = make_environment("gym:MinAtar/Breakout-v1", seed=0)
     assert env.gym_env.spec.max_episode_steps == 2500
