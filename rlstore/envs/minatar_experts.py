@@ -35,6 +35,7 @@ import numpy as np
 from rlstore.envs.gym_adapter import GymAdapter
 
 DEATH_PENALTY = 100.0
+CHICKEN_COLUMN = 4  # Freeway's chicken runs up this column
 
 
 class MinAtarExpert:
@@ -76,6 +77,8 @@ def _landing_column(game) -> int:
 
 
 def freeway(game) -> str:
+    """The frame-only rule of the module docstring: up if the lane above stays clear, down if
+    this lane may not and the one below does, else wait."""
     view = game.state()
     row = int(np.flatnonzero(view[:, CHICKEN_COLUMN, 0])[0])
     cars = _freeway_cars(view)
@@ -84,9 +87,6 @@ def freeway(game) -> str:
     if _car_may_reach_chicken(cars.get(row), frames=2) and not _car_may_reach_chicken(cars.get(row + 1), frames=3):
         return "d"
     return "n"
-
-
-CHICKEN_COLUMN = 4
 
 
 def _freeway_cars(view: np.ndarray) -> dict[int, tuple[int, int, int]]:
