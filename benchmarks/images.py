@@ -36,7 +36,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ from rlstore.quiet import silence  # noqa: E402
 
 silence()  # before TensorFlow (the camera half and the serving helpers import it)
 
-from benchmarks.common import log, peak_rss_mib, quick_parser  # noqa: E402
+from benchmarks.common import children_stdout, log, peak_rss_mib, quick_parser  # noqa: E402
 from benchmarks import images_camera  # noqa: E402
 from benchmarks.serve import graph_pull, timed_rates  # noqa: E402
 
@@ -70,7 +69,7 @@ BATCH = 32
 EPISODE_STEPS = 500
 TARGETS = {"ratio_vs_stock": 10.0, "fraction_of_ceiling": 0.25, "storage_ratio_vs_dopamine": 3.0}
 FULL = {"frames": 200_000, "seconds": 3.0, "rounds": 3}
-QUICK = {"frames": 10_000, "seconds": 1.0, "rounds": 2}  # with the camera part, under a minute
+QUICK = {"frames": 8_000, "seconds": 1.0, "rounds": 2}  # with the camera part, under a minute
 
 
 def dopamine_checkpoint(directory: Path, frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,11 +183,11 @@ def quarter_version(root: Path, source: Store) -> Store:
     return store
 
 
-def reader_peak_rss(root: Path) -> float:
-    """Peak RSS (MiB) of a fresh process that reads 200 batches of stacked 3-step transitions."""
-    output = subprocess.run([sys.executable, __file__, "--read-peak-rss", str(root)], check=True,
-                            capture_output=True, text=True).stdout
-    return float(output.strip().splitlines()[-1])
+def reader_peak_rss(roots: dict[str, Path]) -> dict[str, float]:
+    """Peak RSS (MiB) of a fresh process per store root that reads 200 batches of stacked
+    3-step transitions from it (the processes run side by side)."""
+    outputs = children_stdout([([sys.executable, __file__, "--read-peak-rss", str(root)], None) for root in roots.values()])
+    return {name: float(output.strip().splitlines()[-1]) for name, output in zip(roots, outputs)}
 
 
 def _read_peak_rss(root: str) -> None:
@@ -257,7 +256,7 @@ def measure(frames: int, seconds: float, rounds: int, lock: str | None = None) -
         log(f"reader {rates['reader']:,.0f}/s (tfrecord+zlib {rates['tfrecord_zlib']:,.0f}/s), "
             f"stock {rates['stock']:,.0f}/s, numpy ceiling {ceiling:,.0f}/s")
         log("reader peak memory on the version and on its first quarter")
-        memory = {"quarter": reader_peak_rss(quarter_version(work / "quarter", store).root), "full": reader_peak_rss(store.root)}
+        memory = reader_peak_rss({"quarter": quarter_version(work / "quarter", store).root, "full": store.root})
     finally:
         shutil.rmtree(work, ignore_errors=True)
     per_frame = shard_bytes / manifest.num_steps
@@ -290,7 +289,7 @@ def measure(frames: int, seconds: float, rounds: int, lock: str | None = None) -
 
 def main() -> None:
     parser = quick_parser(__doc__, f"{QUICK['frames']:,} frames and shorter windows (under a minute)")
-    parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 10,000 with --quick)")
+    parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 8,000 with --quick)")
     parser.add_argument("--timing-lock", metavar="FILE",
                         help="hold an exclusive flock on FILE during the timed reads only (shared machines)")
     parser.add_argument("--only", choices=("atari", "camera"),

@@ -33,7 +33,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,7 +47,7 @@ silence()  # before TensorFlow, also when run on its own
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import log, peak_rss_mib  # noqa: E402
+from benchmarks.common import children_stdout, log, peak_rss_mib  # noqa: E402
 from benchmarks.serve import graph_pull, timed_rates  # noqa: E402
 from rlstore.chunks import chunk_episodes_for  # noqa: E402
 from rlstore.reading import sequences  # noqa: E402
@@ -144,17 +143,19 @@ def stock_windows(store: Store, ref: str) -> tf.data.Dataset:
     return windows.repeat().batch(BATCH, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def reader_memory(root: Path, scratch: Path, ram_bytes: int = RAM_BYTES) -> dict:
-    """Peak RSS (MiB) of a fresh process reading 3 epochs of windows from the store at `root`,
-    the bytes of its temp-file cache (under a TMPDIR of its own) and whether that was gone
-    once the process ended."""
-    scratch.mkdir(parents=True)
-    env = {**os.environ, "TMPDIR": str(scratch)}
-    output = subprocess.run([sys.executable, str(Path(__file__).with_name("images.py")), "--camera-peak-rss", str(root),
-                             "--camera-ram-bytes", str(ram_bytes)], check=True, capture_output=True, text=True,
-                            env=env).stdout
-    figures = json.loads(output.strip().splitlines()[-1])
-    return {**figures, "disk_cache_removed": not any(scratch.glob("rlstore-decoded-*"))}
+def reader_memory(cases: dict[str, tuple[Path, int]], work: Path) -> dict[str, dict]:
+    """Per case (store root, RAM budget): peak RSS (MiB) of a fresh process reading 3 epochs of
+    windows from that store, the bytes of its temp-file cache (under a TMPDIR of its own) and
+    whether that was gone once the process ended. The processes run side by side."""
+    scratches = {case: work / f"tmp_{case}" for case in cases}
+    for scratch in scratches.values():
+        scratch.mkdir(parents=True)
+    outputs = children_stdout([([sys.executable, str(Path(__file__).with_name("images.py")), "--camera-peak-rss",
+                                 str(root), "--camera-ram-bytes", str(ram_bytes)], {"TMPDIR": str(scratches[case])})
+                               for case, (root, ram_bytes) in cases.items()])
+    return {case: {**json.loads(output.strip().splitlines()[-1]),
+                   "disk_cache_removed": not any(scratches[case].glob("rlstore-decoded-*"))}
+            for case, output in zip(cases, outputs)}
 
 
 def camera_peak_rss(root: str, ram_bytes: int) -> None:
@@ -210,8 +211,7 @@ def measure_camera(episodes: int, seconds: float, rounds: int, memory_cases: tup
         ingest(quarter, "cameras", [str(write_source(work / "quarter_source", max(1, episodes // 4)))])
         cases = {"quarter": (quarter.root, RAM_BYTES), "full": (store.root, RAM_BYTES),
                  "full_all_spilled": (store.root, 0), "full_in_ram": (store.root, DISK_BYTES)}
-        memory = {case: reader_memory(cases[case][0], work / f"tmp_{case}", ram_bytes=cases[case][1])
-                  for case in memory_cases}
+        memory = reader_memory({case: cases[case] for case in memory_cases}, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     size = decoded_bytes(manifest)
