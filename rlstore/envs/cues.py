@@ -41,12 +41,11 @@ def hidden_cue(env: dm_env.Environment) -> Hashable | None:
     env = _task(env)
     if isinstance(env, TMaze):
         return ("up", "down")[env.cue]
-    if isinstance(env, GymAdapter):
-        game = env.gym_env.unwrapped
-        if type(game).__name__ == "MemoryEnv":
-            cue_object = game.grid.get(*_cue_cell(game))
-            arm = "up" if game.success_pos[1] < game.height // 2 else "down"
-            return (cue_object.type, arm)
+    game = _memory_game(env)
+    if game is not None:
+        cue_object = game.grid.get(*_cue_cell(game))
+        arm = "up" if game.success_pos[1] < game.height // 2 else "down"
+        return (cue_object.type, arm)
     return None
 
 
@@ -55,7 +54,7 @@ def cue_values(env: dm_env.Environment) -> int | None:
     env = _task(env)
     if isinstance(env, TMaze):
         return 2
-    if isinstance(env, GymAdapter) and type(env.gym_env.unwrapped).__name__ == "MemoryEnv":
+    if _memory_game(env) is not None:
         return 4  # key or ball in the start room, times the up or down end of the split
     return None
 
@@ -63,6 +62,14 @@ def cue_values(env: dm_env.Environment) -> int | None:
 def _task(env: dm_env.Environment) -> dm_env.Environment:
     """The task under a step cost (which changes its speed, not its cues)."""
     return env.environment if isinstance(env, StepCost) else env
+
+
+def _memory_game(env: dm_env.Environment) -> Any | None:
+    """The MiniGrid MemoryEnv game under `env`'s gym adapter, or None."""
+    env = _task(env)
+    if isinstance(env, GymAdapter) and type(env.gym_env.unwrapped).__name__ == "MemoryEnv":
+        return env.gym_env.unwrapped
+    return None
 
 
 class BalancedCues(EnvWrapper):
@@ -116,12 +123,8 @@ class BalancedCues(EnvWrapper):
 
 def _memory_adapter(env: dm_env.Environment) -> GymAdapter | None:
     """The adapter over a MiniGrid memory game of random hallway lengths (recorded in twins), else None."""
-    env = _task(env)
-    if isinstance(env, GymAdapter):
-        game = env.gym_env.unwrapped
-        if type(game).__name__ == "MemoryEnv" and game.random_length:
-            return env
-    return None
+    game = _memory_game(env)
+    return _task(env) if game is not None and game.random_length else None
 
 
 def _cue_cell(game: Any) -> tuple[int, int]:
