@@ -25,8 +25,8 @@ def test_stacked_frames_are_stacked_images_to_the_networks(dopamine_store):
 
 def test_bc_cli_learns_from_atari_frames(dopamine_store, tmp_path, capsys):
     out = tmp_path / "bc"
-    code = main(["--store", str(dopamine_store.root), "train", "bc", "--dataset", "atari", "--steps", "60",
-                 "--log-every", "20", "--batch-size", "32", "--hidden-sizes", "32", "--learning-rate", "1e-3",
+    code = main(["--store", str(dopamine_store.root), "train", "bc", "--dataset", "atari", "--steps", "120",
+                 "--log-every", "40", "--batch-size", "32", "--hidden-sizes", "32", "--learning-rate", "1e-3",
                  "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     rows = read_csv(out / "logs" / "train.csv")
@@ -38,7 +38,7 @@ def test_bc_cli_learns_from_atari_frames(dopamine_store, tmp_path, capsys):
 
 def test_dqfd_learns_from_atari_frames(dopamine_store, tmp_path):
     out = tmp_path / "dqfd"
-    train("dqfd", dopamine_store, "atari", out, Schedule(steps=60, log_every=20),
+    train("dqfd", dopamine_store, "atari", out, Schedule(steps=120, log_every=40),
           config={**SMALL, "n_step": 3}, progress=False)
     rows = read_csv(out / "logs" / "train.csv")
     assert rows[-1]["margin_loss"] < rows[0]["margin_loss"]

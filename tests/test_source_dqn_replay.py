@@ -279,6 +279,37 @@ def test_repeated_epochs_of_stacked_transitions_equal_the_first_kept_decoded_or_
     assert not list(tmp_path.glob("rlstore-decoded-*"))
 
 
+def test_stacks_gathered_for_several_batches_at_once_cut_the_same_batches(dopamine_store, monkeypatch):
+    """Frame stacks are built for a group of batches per gather and then cut into batches. An
+    epoch read once: the same batches in the same order, each chunk's short last batch its own
+    (a batch size that divides no chunk). Repeating: the same batches with the same static
+    shape; a group is handed on whole, so two chunks' batches alternate by the group."""
+    from rlstore.reading import readers
+
+    group_of_4 = 4 * 24 * 2 * 84 * 84 * STACK  # transitions: 2 stacks a row
+
+    def read(group_bytes, **options):
+        monkeypatch.setattr(readers, "STACK_GROUP_BYTES", group_bytes)
+        return readers.transitions(dopamine_store, "atari", n_step=3, batch_size=24, seed=3, **options)
+
+    def batch_keys(batches):
+        return [b"".join(np.ascontiguousarray(batch[key]).tobytes() for key in sorted(batch)) for batch in batches]
+
+    once = [batch_keys(read(group_bytes, chunk_episodes=2, repeat=False).as_numpy_iterator())
+            for group_bytes in (0, group_of_4)]
+    assert once[0] == once[1] and len(set(once[0])) == len(once[0])
+    rows = dopamine_store.manifest("atari").num_steps - dopamine_store.manifest("atari").num_episodes
+    assert sum(len(key) for key in once[0]) < len(once[0]) * len(once[0][0])  # some batches are short
+
+    # one chunk an epoch: the first two epochs' chunks, interleaved by the batch or by the group
+    per_chunk = rows // 24
+    repeated = [read(group_bytes, chunk_episodes=6) for group_bytes in (0, group_of_4)]
+    assert repeated[0].element_spec == repeated[1].element_spec
+    assert repeated[1].element_spec["observation"].shape == (24, 84, 84, STACK)
+    epochs = [batch_keys(batches.take(2 * per_chunk).as_numpy_iterator()) for batches in repeated]
+    assert epochs[0] != epochs[1] and sorted(epochs[0]) == sorted(epochs[1])
+
+
 def test_a_spilled_chunk_whose_file_is_gone_is_an_error_naming_it(dopamine_store, tmp_path, monkeypatch):
     """Later epochs read spilled chunks back from their files; one deleted under a live reader
     (a temp-dir cleaner, say) stops it with an error naming the file, rather than an epoch

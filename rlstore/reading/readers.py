@@ -17,8 +17,9 @@ different global seeds get different orders from the same `seed`.
 
 Frame-stacked datasets (`stack` > 1 in the schema: one frame stored per step, see
 `rlstore.frames`) would multiply a chunk's memory by the rows' 2k frames each. So their rows
-are made over step *indices* (cheap), shuffled, batched within the chunk, and only then are each
-batch's stacks gathered from the chunk's frames (`transforms.gather_stacks`): every frame is
+are made over step *indices* (cheap), shuffled, and only then are the stacks of a few batches'
+rows at a time gathered from the chunk's frames (`transforms.gather_stacks`, one call per ~32 MB
+of stacks, `_batches_per_gather`) and cut into batches: every frame is
 decoded once per chunk, a chunk holds single frames only, and peak memory stays that of a few
 chunks however large the dataset. Batches never span chunks: with `repeat`, each chunk's last
 partial batch is dropped (a different one each epoch, since chunks are reshuffled); without
@@ -57,6 +58,7 @@ from rlstore.store import Store
 DEFAULT_SHUFFLE_BUFFER = 256
 DECODED_CACHE_BYTES = decoded_cache.RAM_BYTES  # image / frame-stack versions decoding to at most this stay in RAM
 DECODED_DISK_BYTES = decoded_cache.DISK_BYTES  # ... else, up to this, in a temp file
+STACK_GROUP_BYTES = 32 << 20  # frame stacks built by one gather, then cut into batches (`_batches_per_gather`)
 
 
 def _records(store: Store, ref: str | DatasetRef, shuffle: bool, seed: int, repeat: bool, shuffle_buffer: int):
@@ -155,14 +157,19 @@ def _rows(
         return decoded_cache.remove_with(chunks.rebatch(batch_size, drop_remainder=repeat).prefetch(AUTOTUNE),
                                          spill_directory)
 
+    images = any(schema.steps[key].is_image for key in late)
+
     def batches(rows: dict[str, Any], sources: dict[str, tf.Tensor]) -> tf.data.Dataset:
+        group = 1
+        if frame_stack > 1 and not images:
+            group = _batches_per_gather(rows, sources["observation"], frame_stack, batch_size)
         size = tf.shape(tf.nest.flatten(rows)[0], out_type=tf.int64)[0]
         count = size // batch_size if repeat else -(-size // batch_size)
+        end = count * batch_size if repeat else size
 
-        def batch(number: tf.Tensor) -> dict[str, Any]:
-            part = tf.nest.map_structure(lambda leaf: leaf[number * batch_size:(number + 1) * batch_size], rows)
-            if repeat:  # every batch is whole: say so statically, as `rebatch` does for unstacked data
-                part = tf.nest.map_structure(lambda leaf: tf.ensure_shape(leaf, [batch_size, *leaf.shape[1:]]), part)
+        def gathered(number: tf.Tensor) -> dict[str, Any]:
+            start = number * group * batch_size
+            part = tf.nest.map_structure(lambda leaf: leaf[start:tf.minimum(start + group * batch_size, end)], rows)
             mask = part.get("mask")
             flat = flatten(part)
             stacked = {}
@@ -178,12 +185,16 @@ def _rows(
                 flat.update(_stacks_at(stacked, sources["observation"]))
             return unflatten(flat)
 
-        return tf.data.Dataset.range(count).map(batch)
+        groups = tf.data.Dataset.range(-(-count // group)).map(gathered)
+        return groups if repeat else groups.rebatch(batch_size)  # a chunk's short last batch stays its own
 
     batched = chunks.interleave(batches, cycle_length=2, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if any(schema.steps[key].is_image for key in late):
+    if images:
         batched = batched.with_options(_one_thread_per_op())
-    return decoded_cache.remove_with(batched.prefetch(AUTOTUNE), spill_directory)
+    batched = batched.prefetch(AUTOTUNE)
+    if repeat:  # groups of whole batches: cut after the hand-over, in the caller's thread (`_batches_per_gather`)
+        batched = batched.rebatch(batch_size, drop_remainder=True)
+    return decoded_cache.remove_with(batched, spill_directory)
 
 
 def _one_thread_per_op() -> tf.data.Options:
@@ -197,6 +208,29 @@ def _one_thread_per_op() -> tf.data.Options:
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
     return options
+
+
+def _batches_per_gather(rows: dict[str, Any], frames: tf.Tensor, frame_stack: int, batch_size: int) -> int:
+    """How many batches of frame stacks one `gather_stacks` call builds: as many as hold about
+    `STACK_GROUP_BYTES` of stacks (18 batches of 32 Pong transitions, 84x84x4 stacks).
+
+    Why: each element a tf.data stage hands to another thread costs ~100 us of CPU, and an XLA
+    call ~200 us more however few stacks it makes; a batch of 32 transitions is only ~250 us
+    of stacks. So a repeating reader builds a group of batches in one call, hands the group
+    over once, and cuts it into batches last, with `rebatch` in the caller's thread (cheap
+    slices). Every group holds whole batches, so the batches and their static shapes are
+    exactly those of one call per batch; only two chunks' batches now alternate by the group,
+    not by the batch. Without `repeat` a chunk's last batch may be short, so each group is cut
+    before the hand-over, which keeps that batch its own and the order unchanged.
+    Camera images are never grouped: their gather costs in proportion to its bytes (~25 MB a
+    batch of 8-step windows), and a group would only hold more of them in memory at once."""
+    per_row = [leaf.shape[1:-1].num_elements() for key, leaf in flatten(rows).items()
+               if _source_of(key) == "observation"]
+    frame_bytes = frames.shape[1:].num_elements()
+    if None in per_row or frame_bytes is None:  # windows or frames of unknown size: one call per batch
+        return 1
+    stack_bytes = frame_bytes * frames.dtype.size * frame_stack
+    return max(1, STACK_GROUP_BYTES // max(sum(per_row) * batch_size * stack_bytes, 1))
 
 
 def _late_fields(schema) -> list[str]:
