@@ -298,11 +298,11 @@ def test_stacks_gathered_for_several_batches_at_once_cut_the_same_batches(dopami
     once = [batch_keys(read(group_bytes, chunk_episodes=2, repeat=False).as_numpy_iterator())
             for group_bytes in (0, group_of_4)]
     assert once[0] == once[1] and len(set(once[0])) == len(once[0])
-    rows = dopamine_store.manifest("atari").num_steps - dopamine_store.manifest("atari").num_episodes
     assert sum(len(key) for key in once[0]) < len(once[0]) * len(once[0][0])  # some batches are short
 
     # one chunk an epoch: the first two epochs' chunks, interleaved by the batch or by the group
-    per_chunk = rows // 24
+    manifest = dopamine_store.manifest("atari")
+    per_chunk = (manifest.num_steps - manifest.num_episodes) // 24  # whole batches of transitions
     repeated = [read(group_bytes, chunk_episodes=6) for group_bytes in (0, group_of_4)]
     assert repeated[0].element_spec == repeated[1].element_spec
     assert repeated[1].element_spec["observation"].shape == (24, 84, 84, STACK)
