@@ -69,7 +69,7 @@ BATCH = 32
 EPISODE_STEPS = 500
 TARGETS = {"ratio_vs_stock": 10.0, "fraction_of_ceiling": 0.25, "storage_ratio_vs_dopamine": 3.0}
 FULL = {"frames": 200_000, "seconds": 3.0, "rounds": 3}
-QUICK = {"frames": 8_000, "seconds": 1.0, "rounds": 2}  # with the camera part, under a minute
+QUICK = {"frames": 4_000, "seconds": 0.75, "rounds": 2}  # with the camera part, under a minute
 
 
 def dopamine_checkpoint(directory: Path, frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +289,7 @@ def measure(frames: int, seconds: float, rounds: int, lock: str | None = None) -
 
 def main() -> None:
     parser = quick_parser(__doc__, f"{QUICK['frames']:,} frames and shorter windows (under a minute)")
-    parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 8,000 with --quick)")
+    parser.add_argument("--frames", type=int, help="Pong frames to play (default: 200,000; 4,000 with --quick)")
     parser.add_argument("--timing-lock", metavar="FILE",
                         help="hold an exclusive flock on FILE during the timed reads only (shared machines)")
     parser.add_argument("--only", choices=("atari", "camera"),

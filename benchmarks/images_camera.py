@@ -8,7 +8,7 @@ Then, on the version's files:
     each JPEG decoded once per chunk of episodes (not once per window it appears in), chunks
     decoded in parallel by tf.data, pulled inside a `tf.function`. With its defaults the first
     epoch's decoded chunks are kept for later epochs (`rlstore.reading.decoded_cache`): all in
-    RAM when the version decodes to at most 512 MB (the `--quick` 24 episodes: 94 MB), else
+    RAM when the version decodes to at most 512 MB (the `--quick` 16 episodes: 63 MB), else
     512 MB of them in RAM and the rest spilled to temp files (the full 200 episodes: 787 MB,
     `placement` "disk", `spilled_share` about 0.35). The `--quick` run also times its version
     all spilled (`spilled`, `decoded_cache_bytes=0`), and every run the reader decoding every
@@ -62,7 +62,7 @@ EPISODE_STEPS = 40
 TARGETS = {"ratio_vs_stock": 5.0}
 FULL = {"episodes": 200, "seconds": 3.0, "rounds": 3,
         "memory_cases": ("quarter", "full", "full_all_spilled", "full_in_ram")}
-QUICK = {"episodes": 24, "seconds": 1.0, "rounds": 2, "memory_cases": ("quarter", "full")}  # each case: a TF process
+QUICK = {"episodes": 16, "seconds": 0.75, "rounds": 2, "memory_cases": ("quarter", "full")}  # each case: a TF process
 
 
 def _jpeg(pixels: np.ndarray) -> bytes:
