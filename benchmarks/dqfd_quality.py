@@ -24,7 +24,7 @@ logs → Beam ingest.
 
   minatar tasks       breakout, freeway, space_invaders: `gym:MinAtar/<Game>-v1` (10x10xn boolean frames,
                       the conv torso; the `minatar` preset: rlstore/agents/presets.py), 20 expert
-                      demonstration episodes; variants `dqfd` (demo ratio 0.25, the default) and `ratio_0`
+                      demonstration episodes; variants `dqfd` (the preset: demo ratio 0.5, 15,000 pre-training updates) and `ratio_0`
                       (`--demo-ratio 0`, no demonstrations: prioritized double DQN), 100,000 env steps,
                       seeds 0-2 (issue 13). Figures: the mean evaluation return over the run (5
                       evaluations of 10 episodes from env seed 5,000 + seed, plus the final one of 30
