@@ -4,6 +4,9 @@ Chunks are short (CHUNK updates) so actors get fresh weights often and a stop re
 within a chunk; the agent's learner returns early when its replay has nothing to sample (the
 rate limiter holds it back because actors have stopped inserting), so the loop never hangs in
 Reverb. Metrics are averaged over LOG_EVERY updates into logs/train.csv (and TensorBoard);
+until the actors start (pre-training on demonstrations: minutes with the `minatar` preset's
+15,000 updates) a progress line reaches the terminal every PRETRAIN_REPORT_EVERY updates, so a
+run that acts no env steps yet is not mistaken for a hung one;
 checkpoints are written every CHECKPOINT_EVERY updates or the run's `checkpoint_every` seconds,
 whichever comes first, and always when the role stops, so the
 run directory serves `rlstore eval` / `export` like a `train` run's. A learner that finds a
@@ -29,6 +32,7 @@ from rlstore.agents.online.variables import VariableServer
 
 CHUNK = 25
 LOG_EVERY = 250
+PRETRAIN_REPORT_EVERY = 2500
 CHECKPOINT_EVERY = 2000
 
 
@@ -77,8 +81,11 @@ def _train(learner, context: RunContext, port: int, stop: threading.Event) -> in
                 sums[name] = sums.get(name, 0.0) + value * done
             if step - logged >= LOG_EVERY:
                 row = logger.train_progress(step, {name: total / (step - logged) for name, total in sums.items()})
-                print(f"[learner] step {step}: loss {row.get('loss', float('nan')):.4f}, "
-                      f"{row['updates_per_s']:.0f} updates/s", file=sys.stderr, flush=True)
+                line = (f"[learner] step {step}: loss {row.get('loss', float('nan')):.4f}, "
+                        f"{row['updates_per_s']:.0f} updates/s")
+                print(line, file=sys.stderr, flush=True)
+                if published is None and step // PRETRAIN_REPORT_EVERY > logged // PRETRAIN_REPORT_EVERY:
+                    print(f"{line} (pre-training on demonstrations; the actors start after it)", flush=True)
                 sums, logged = {}, step
             if step > saved and (step - saved >= CHECKPOINT_EVERY or time.perf_counter() - saved_at >= every):
                 checkpointer.save(step)
