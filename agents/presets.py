@@ -41,15 +41,10 @@ records the preset's name under `online.preset` and the resulting config in full
               baseline, Young & Tian 2019), batches of 64 and a target sync every 500 updates,
               so updates keep pace with acting on a small machine. Demonstrations half of every
               batch and 15,000 pre-training updates (DQfD's defaults: a quarter, 1,000): after
-              1,000 the greedy policy scores ~1 on Breakout, after 15,000 with half the batch
-              from the expert it starts at ~15 and imitation keeps pulling it along while it
-              learns from its own play. Breakout, tuning seed 7, 100k env steps, final return
-              (30 episodes): 1,000 / 0.25 -> 14-16 (seeds 0-2); 5,000 / 0.25 -> 23.3; 15,000 /
-              0.25 -> 27.0; 5,000 / 0.5 -> 26.6; 15,000 / 0.5 -> 37.5, the preset. On the
-              rows' seeds 0-2 it ends at 36.5 / 28.0 / 26.2 (half the demonstrators: 28.7) and
-              updates 39.8k times instead of 17.6k: half the batch from the demonstrations
-              leaves 32 agent rows per update for the same samples per insert
-              (benchmarks/dqfd_quality.py; README, Benchmarks).
+              1,000 the greedy policy scored ~1 on Breakout when the actors started; after
+              15,000 with half the batch from the expert it starts at ~15, and imitation keeps
+              pulling it along while it learns from its own play. The tuning runs and the rows
+              are in the README (Benchmarks, dqfd_quality.py).
 
 Images (MiniGrid's 7x7 view, MinAtar's 10x10xn frames) go through the conv torso in every
 config: that is the observation encoder's rule (rlstore.agents.specs.is_image), not a preset.
